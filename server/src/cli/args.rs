@@ -1,0 +1,118 @@
+//! Command-line arguments. Every flag that has a configuration key overrides it; see
+//! [`crate::config`] for the precedence.
+
+use std::path::PathBuf;
+
+use chrono::NaiveDate;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// bhavstore: BSE bhavcopy ingestion, SQL catalog and feature store.
+#[derive(Debug, Parser)]
+#[command(name = "bhavstore", version, about, long_about = None, propagate_version = true)]
+#[command(after_help = "Configuration precedence: defaults < YAML (--config) < BHAVSTORE_* environment < flags.\n\
+S3 storage reads the standard AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION and AWS_ALLOW_HTTP.")]
+pub struct Cli {
+    /// YAML configuration file (unknown keys are an error).
+    #[arg(long, global = true, env = "BHAVSTORE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Storage root: a directory, file:///abs/path or s3://bucket/prefix [default: ./data].
+    #[arg(long, global = true, value_name = "URL")]
+    pub storage: Option<String>,
+
+    /// Log filter, e.g. info, debug, bhavstore=debug [default: info; RUST_LOG wins].
+    #[arg(long, global = true, value_name = "FILTER")]
+    pub log: Option<String>,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Download one trading day's bhavcopy from BSE, store its raw bytes and load it.
+    Ingest(IngestArgs),
+    /// Download a range of trading days (resumable: days already stored are skipped).
+    Backfill(BackfillArgs),
+    /// Load bhavcopy files, zips or directories you already have (no network needed).
+    Import(ImportArgs),
+    /// Run SQL on the catalog (tables: bhavcopy, bhavcopy_quarantine).
+    Query(QueryArgs),
+}
+
+/// Where to download from.
+#[derive(Debug, Args)]
+pub struct SourceArgs {
+    /// Base URL replacing https://www.bseindia.com (a mirror, or a local test server).
+    #[arg(long, value_name = "URL")]
+    pub source_url: Option<String>,
+}
+
+/// `ingest`.
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Trade date, YYYY-MM-DD.
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub date: NaiveDate,
+    #[command(flatten)]
+    pub source: SourceArgs,
+}
+
+/// `backfill`.
+#[derive(Debug, Args)]
+pub struct BackfillArgs {
+    /// First date, YYYY-MM-DD (with --to).
+    #[arg(long, value_name = "YYYY-MM-DD", requires = "to", conflicts_with = "days")]
+    pub from: Option<NaiveDate>,
+    /// Last date, YYYY-MM-DD, inclusive (with --from).
+    #[arg(long, value_name = "YYYY-MM-DD", requires = "from")]
+    pub to: Option<NaiveDate>,
+    /// The last N calendar days up to today (India time), instead of --from/--to.
+    #[arg(long, value_name = "N", required_unless_present = "from")]
+    pub days: Option<u32>,
+    /// Days downloaded at once [default: 4]. The request rate limit is shared by all of them.
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Do not ask for Saturdays and Sundays (BSE holds rare weekend sessions).
+    #[arg(long)]
+    pub skip_weekends: bool,
+    /// Ask BSE again for days already stored; a changed file becomes a new revision.
+    #[arg(long)]
+    pub refetch: bool,
+    /// Exit with an error when BSE cannot be reached (by default that is reported, not failed).
+    #[arg(long)]
+    pub strict: bool,
+    #[command(flatten)]
+    pub source: SourceArgs,
+}
+
+/// `import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Files (.csv, .zip) or directories (walked recursively for .csv and .zip).
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+}
+
+/// Output formats of `query`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// An aligned text table.
+    Table,
+    /// CSV with a header line.
+    Csv,
+    /// A JSON array of objects.
+    Json,
+}
+
+/// `query`.
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// The SQL to run.
+    pub sql: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+}

@@ -1,0 +1,321 @@
+//! The `bhavstore` command: configuration layering, logging, the runtime and each subcommand.
+
+mod args;
+mod log;
+mod output;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use chrono::{FixedOffset, NaiveDate, Utc};
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tracing::{error, info, warn};
+
+pub use args::{Cli, Command, OutputFormat};
+
+use crate::config::Config;
+use crate::ingest::{BackfillOptions, DayOutcome, Ingested, Ingestor, backfill, import};
+use crate::source::BseClient;
+use crate::storage::Storage;
+use crate::{catalog, paths};
+
+/// Entry point of the binary.
+#[must_use]
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match build_config(&cli) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    log::init(&config.log.level);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli, config)) {
+        Ok(code) => code,
+        Err(e) => {
+            error!("{e}");
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Layers defaults < YAML < `BHAVSTORE_*` < flags.
+pub fn build_config(cli: &Cli) -> Result<Config, String> {
+    let mut config = match &cli.config {
+        Some(path) => Config::from_yaml_file(path).map_err(|e| e.to_string())?,
+        None => Config::default(),
+    };
+    let unknown = config.apply_env(std::env::vars()).map_err(|e| e.to_string())?;
+    for var in unknown {
+        eprintln!("warning: ignoring unknown environment variable {var}");
+    }
+    if let Some(s) = &cli.storage {
+        config.storage.url.clone_from(s);
+    }
+    if let Some(l) = &cli.log {
+        config.log.level.clone_from(l);
+    }
+    match &cli.command {
+        Command::Ingest(a) => apply_source(&mut config, a.source.source_url.as_ref()),
+        Command::Backfill(a) => {
+            apply_source(&mut config, a.source.source_url.as_ref());
+            if let Some(j) = a.jobs {
+                config.backfill.jobs = j;
+            }
+            if a.skip_weekends {
+                config.backfill.skip_weekends = true;
+            }
+        }
+        Command::Import(_) | Command::Query(_) => {}
+    }
+    config.validate().map_err(|e| e.to_string())?;
+    Ok(config)
+}
+
+fn apply_source(config: &mut Config, url: Option<&String>) {
+    if let Some(u) = url {
+        config.source.base_url.clone_from(u);
+    }
+}
+
+async fn run(cli: Cli, config: Config) -> Result<ExitCode, String> {
+    let storage = Storage::open(&config.storage).map_err(|e| e.to_string())?;
+    match cli.command {
+        Command::Ingest(a) => ingest(&config, storage, a.date).await,
+        Command::Backfill(a) => run_backfill(&config, storage, &a).await,
+        Command::Import(a) => run_import(storage, &a.paths).await,
+        Command::Query(a) => run_query(&storage, &a.sql, a.format).await,
+    }
+}
+
+/// Today's date in India, where BSE's trading day is.
+#[must_use]
+pub fn today_ist() -> NaiveDate {
+    let ist = FixedOffset::east_opt(5 * 3600 + 30 * 60).expect("valid offset");
+    Utc::now().with_timezone(&ist).date_naive()
+}
+
+async fn ingest(config: &Config, storage: Storage, date: NaiveDate) -> Result<ExitCode, String> {
+    let client = BseClient::new(&config.source).map_err(|e| e.to_string())?;
+    let ingestor = Ingestor::new(storage);
+    match ingestor.fetch_day(&client, date).await.map_err(|e| e.to_string())? {
+        DayOutcome::Fetched { report, superseded } => {
+            println!(
+                "{date}: loaded {} rows, {} quarantined, of {} data lines ({}, raw sha256 {})",
+                report.rows_loaded, report.rows_quarantined, report.data_lines, report.source_format, report.raw_sha256
+            );
+            if let Some(old) = superseded {
+                println!(
+                    "{date}: BSE's file changed since it was last stored; revision {} now wins over sha256 {old}",
+                    report.revision
+                );
+            }
+        }
+        DayOutcome::Unchanged => println!("{date}: unchanged (identical bytes already stored)"),
+        DayOutcome::NoFilePublished => {
+            println!("{date}: no file published by BSE (holiday, weekend, or not yet published)")
+        }
+        other => println!("{date}: {}", outcome_word(&other)),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn stop_on_signal() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        warn!("signal received: finishing the days in flight, starting no new ones");
+        flag.store(true, Ordering::SeqCst);
+    });
+    stop
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+async fn run_backfill(config: &Config, storage: Storage, a: &args::BackfillArgs) -> Result<ExitCode, String> {
+    let (from, to) = match (a.from, a.to, a.days) {
+        (Some(f), Some(t), _) => (f, t),
+        (_, _, Some(n)) if n > 0 => {
+            let to = today_ist();
+            (to - chrono::Duration::days(i64::from(n) - 1), to)
+        }
+        _ => return Err("give --from and --to, or --days N (N >= 1)".into()),
+    };
+    if from > to {
+        return Err(format!("--from {from} is after --to {to}"));
+    }
+    let opts = BackfillOptions {
+        from,
+        to,
+        jobs: config.backfill.jobs,
+        skip_weekends: config.backfill.skip_weekends,
+        refetch: a.refetch,
+    };
+    let total = backfill::days_in(&opts).len() as u64;
+    let client = BseClient::new(&config.source).map_err(|e| e.to_string())?;
+    let ingestor = Ingestor::new(storage.clone());
+    info!(%from, %to, days = total, jobs = opts.jobs, source = %client.base(), storage = storage.display(), "backfill starting");
+    let bar = progress_bar(total);
+    log::set_active_bar(Some(bar.clone()));
+    let on_day = |r: &backfill::DayResult| {
+        bar.set_message(r.date.to_string());
+        bar.inc(1);
+        if bar.is_hidden() {
+            // No terminal (cron, CI, a pipe): a log line per day is the progress report.
+            let done = bar.position();
+            match &r.outcome {
+                DayOutcome::Fetched { report, .. } => {
+                    info!(date = %r.date, done, of = total, rows = report.rows_loaded, quarantined = report.rows_quarantined, "day loaded")
+                }
+                DayOutcome::Failed { reason } => warn!(date = %r.date, done, of = total, "day failed: {reason}"),
+                other => info!(date = %r.date, done, of = total, "{}", outcome_word(other)),
+            }
+        }
+    };
+    let result = backfill::run(&ingestor, &client, &opts, &on_day, stop_on_signal()).await;
+    bar.finish_and_clear();
+    log::set_active_bar(None);
+    let summary = result.map_err(|e| e.to_string())?;
+
+    println!("backfill {from} .. {to} from {} into {}", client.base(), storage.display());
+    println!("  fetched:            {}", summary.fetched());
+    println!("  already stored:     {}", summary.already_stored());
+    println!("  no file published:  {}", summary.no_file());
+    println!("  failed:             {}", summary.failed());
+    for d in &summary.days {
+        if let DayOutcome::Failed { reason } = &d.outcome {
+            println!("    {}: {reason}", d.date);
+        }
+    }
+    println!("  not attempted:      {}", summary.not_attempted());
+    if summary.interrupted {
+        println!("interrupted by a signal: run the same command again to resume");
+    }
+    let stored = storage.list(paths::BHAVCOPY_TABLE).await.map(|k| k.len()).unwrap_or(0);
+    if let Some(msg) = &summary.unreachable {
+        println!();
+        println!("BSE could not be reached from this machine ({msg}).");
+        println!(
+            "Nothing more was downloaded. The {stored} sessions already stored stay queryable with `bhavstore query`;"
+        );
+        println!("to load bhavcopy files you already have, use `bhavstore import PATH...` (see README, \"Offline\").");
+        if a.strict {
+            return Ok(ExitCode::from(3));
+        }
+    } else {
+        println!("sessions stored in total: {stored}");
+    }
+    Ok(if summary.failed() > 0 || summary.interrupted { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+fn outcome_word(o: &DayOutcome) -> &'static str {
+    match o {
+        DayOutcome::Fetched { .. } => "fetched",
+        DayOutcome::Unchanged => "unchanged",
+        DayOutcome::AlreadyStored => "already stored",
+        DayOutcome::NoFilePublished => "no file published",
+        DayOutcome::NoFileKnown => "no file published (known)",
+        DayOutcome::Failed { .. } => "failed",
+        DayOutcome::NotAttempted { .. } => "not attempted",
+    }
+}
+
+fn progress_bar(total: u64) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    if !std::io::stderr().is_terminal() {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    if let Ok(style) =
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} days ({eta} left) {msg}")
+    {
+        bar.set_style(style);
+    }
+    bar
+}
+
+async fn run_import(storage: Storage, paths_in: &[std::path::PathBuf]) -> Result<ExitCode, String> {
+    let ingestor = Ingestor::new(storage.clone());
+    let on_file = |f: &import::ImportedFile| match &f.result {
+        Ok(Ingested::Loaded { report, .. }) => println!(
+            "{}: {} loaded {} rows, {} quarantined, of {} data lines",
+            f.source, report.trade_date, report.rows_loaded, report.rows_quarantined, report.data_lines
+        ),
+        Ok(Ingested::Unchanged { trade_date, older_than_latest, .. }) => println!(
+            "{}: {trade_date} unchanged (identical bytes already stored{})",
+            f.source,
+            if *older_than_latest { "; a newer revision stays in force" } else { "" }
+        ),
+        Err(e) => println!("{}: error: {e}", f.source),
+    };
+    let report = import::import_paths(&ingestor, paths_in, &on_file).await.map_err(|e| e.to_string())?;
+    for (p, why) in &report.skipped {
+        println!("{p}: skipped: {why}");
+    }
+    let loaded: u64 = report
+        .files
+        .iter()
+        .filter_map(|f| match &f.result {
+            Ok(Ingested::Loaded { report, .. }) => Some(report.rows_loaded),
+            _ => None,
+        })
+        .sum();
+    let quarantined: u64 = report
+        .files
+        .iter()
+        .filter_map(|f| match &f.result {
+            Ok(Ingested::Loaded { report, .. }) => Some(report.rows_quarantined),
+            _ => None,
+        })
+        .sum();
+    println!(
+        "imported {} files into {}: {loaded} rows loaded, {quarantined} quarantined, {} files failed, {} skipped",
+        report.files.len(),
+        storage.display(),
+        report.failed(),
+        report.skipped.len()
+    );
+    Ok(if report.failed() > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+async fn run_query(storage: &Storage, sql: &str, format: OutputFormat) -> Result<ExitCode, String> {
+    let ctx = catalog::session(storage).map_err(|e| e.to_string())?;
+    let df = ctx.sql(sql).await.map_err(|e| e.to_string())?;
+    let batches = df.collect().await.map_err(|e| e.to_string())?;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    output::write_batches(&mut out, &batches, format)?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,371 @@
+//! Row-by-row normalisation of a bhavcopy CSV into canonical rows plus quarantined lines.
+
+use std::collections::HashMap;
+
+use chrono::NaiveDate;
+
+use super::canonical::{CanonicalRow, QuarantinedLine};
+use super::detect::{strip_bom, truncate};
+use super::lines::{Line, lines, split_fields};
+use super::{SourceFormat, UDIFF_HEADER};
+
+/// Why a whole file was refused (as opposed to a single line, which is quarantined).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ParseError {
+    /// The body has no header line at all.
+    #[error("the file is empty")]
+    Empty,
+    /// The first line is not a bhavcopy header this version knows.
+    #[error("unknown header {header:?}: not a BSE equity bhavcopy (legacy 14-column, EQ_ISINCODE 18-column or UDiFF)")]
+    UnknownHeader {
+        /// The header line as seen (truncated).
+        header: String,
+    },
+    /// Nothing in the name or content gives the trade date.
+    #[error("cannot tell the trade date: {0}")]
+    NoTradeDate(String),
+    /// The dates are not in BSE's format: the file went through a spreadsheet program.
+    #[error(
+        "line {line}: {column} {value:?} is not YYYY-MM-DD as BSE publishes it; the file looks re-saved by a spreadsheet program (dates rewritten, trailing zeros and blank rows changed): use the file as downloaded from BSE"
+    )]
+    Resaved {
+        /// Line number of the first bad date.
+        line: u64,
+        /// The column holding it.
+        column: &'static str,
+        /// The value seen.
+        value: String,
+    },
+}
+
+/// A parsed file: every data line is either in `rows` or in `quarantined`.
+#[derive(Debug, Clone)]
+pub struct ParsedFile {
+    /// Layout of the file.
+    pub format: SourceFormat,
+    /// The session the file is for.
+    pub trade_date: NaiveDate,
+    /// Rows that normalised cleanly, in file order.
+    pub rows: Vec<CanonicalRow>,
+    /// Lines refused, with reasons.
+    pub quarantined: Vec<QuarantinedLine>,
+    /// Non-empty lines after the header: always `rows.len() + quarantined.len()`.
+    pub data_lines: u64,
+    /// Empty lines skipped (typically one at the end of the file).
+    pub blank_lines: u64,
+    /// Things worth a log line that did not stop the load (e.g. name and content disagree on the date).
+    pub warnings: Vec<String>,
+}
+
+/// Parses a bhavcopy CSV body. `name_date` is the trade date from the file name, if any: the
+/// 14-column legacy file carries no date of its own and needs it.
+pub fn parse_csv(body: &[u8], name_date: Option<NaiveDate>) -> Result<ParsedFile, ParseError> {
+    let body = strip_bom(body);
+    let mut it = lines(body).skip_while(|l| l.bytes.trim_ascii().is_empty());
+    let header = it.next().ok_or(ParseError::Empty)?;
+    let header_text = header.text();
+    let format = SourceFormat::from_header(&header_text)
+        .ok_or_else(|| ParseError::UnknownHeader { header: truncate(&header_text, 300) })?;
+    let data: Vec<Line<'_>> = it.collect();
+    let mut warnings = Vec::new();
+    let trade_date = trade_date(format, &data, name_date, &mut warnings)?;
+
+    let mut out = ParsedFile {
+        format,
+        trade_date,
+        rows: Vec::with_capacity(data.len()),
+        quarantined: Vec::new(),
+        data_lines: 0,
+        blank_lines: 0,
+        warnings,
+    };
+    let mut seen: HashMap<i32, u64> = HashMap::with_capacity(data.len());
+    for line in data {
+        if line.bytes.trim_ascii().is_empty() {
+            out.blank_lines += 1;
+            continue;
+        }
+        out.data_lines += 1;
+        let text = line.text();
+        let fields = split_fields(&text);
+        let result = check_shape(format, &fields).and_then(|()| match format {
+            SourceFormat::LegacyEq14 => legacy_row(&fields),
+            SourceFormat::LegacyIsin18 => isin18_row(&fields, trade_date),
+            SourceFormat::Udiff => udiff_row(&fields, trade_date),
+        });
+        match result {
+            Ok(mut row) => {
+                row.source_line = line.number;
+                if let Some(first) = seen.insert(row.scrip_code, line.number) {
+                    seen.insert(row.scrip_code, first);
+                    out.quarantined.push(QuarantinedLine {
+                        line_number: line.number,
+                        raw_line: text,
+                        reason: format!("duplicate scrip code {} (first on line {first})", row.scrip_code),
+                    });
+                } else {
+                    out.rows.push(row);
+                }
+            }
+            Err(reason) => out.quarantined.push(QuarantinedLine { line_number: line.number, raw_line: text, reason }),
+        }
+    }
+    Ok(out)
+}
+
+fn trade_date(
+    format: SourceFormat,
+    data: &[Line<'_>],
+    name_date: Option<NaiveDate>,
+    warnings: &mut Vec<String>,
+) -> Result<NaiveDate, ParseError> {
+    let (col, content_date) = match format {
+        SourceFormat::LegacyEq14 => {
+            return name_date.ok_or_else(|| {
+                ParseError::NoTradeDate(
+                    "the 14-column legacy file has no date column and its name is not BSE's EQDDMMYY.CSV".into(),
+                )
+            });
+        }
+        SourceFormat::LegacyIsin18 => ("TRADING_DATE", first_content_date(data, 15, "TRADING_DATE", parse_dd_mon_yy)?),
+        SourceFormat::Udiff => ("TradDt", first_content_date(data, 0, "TradDt", parse_iso)?),
+    };
+    match (content_date, name_date) {
+        (Some(c), Some(n)) if c != n => {
+            warnings.push(format!("the file name says {n} but {col} says {c}; using {c} from the content"));
+            Ok(c)
+        }
+        (Some(c), _) => Ok(c),
+        (None, Some(n)) => Ok(n),
+        (None, None) => Err(ParseError::NoTradeDate(format!("no data row has a {col} and the file name has no date"))),
+    }
+}
+
+/// The date in column `idx` of the first data row that has a non-empty one.
+fn first_content_date(
+    data: &[Line<'_>],
+    idx: usize,
+    column: &'static str,
+    parse: fn(&str) -> Option<NaiveDate>,
+) -> Result<Option<NaiveDate>, ParseError> {
+    for line in data {
+        let text = line.text();
+        let fields = split_fields(&text);
+        let Some(value) = fields.get(idx).map(|v| v.trim()) else { continue };
+        if value.is_empty() {
+            continue;
+        }
+        return match parse(value) {
+            Some(d) => Ok(Some(d)),
+            None => Err(ParseError::Resaved { line: line.number, column, value: value.to_string() }),
+        };
+    }
+    Ok(None)
+}
+
+fn parse_iso(s: &str) -> Option<NaiveDate> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()
+}
+
+fn parse_dd_mon_yy(s: &str) -> Option<NaiveDate> {
+    NaiveDate::parse_from_str(s, "%d-%b-%y").or_else(|_| NaiveDate::parse_from_str(s, "%d-%b-%Y")).ok()
+}
+
+fn check_shape(format: SourceFormat, fields: &[String]) -> Result<(), String> {
+    let want = format.field_count();
+    if fields.len() == want {
+        if fields.iter().all(|f| f.trim().is_empty()) {
+            return Err("empty record (separators only)".into());
+        }
+        return Ok(());
+    }
+    let mut reason = format!("{} fields, expected {want}", fields.len());
+    if fields.len() > want {
+        reason.push_str("; looks like records fused on one line (a missing line break in BSE's file)");
+    }
+    Err(reason)
+}
+
+fn text(field: &str) -> Option<String> {
+    let t = field.trim();
+    (!t.is_empty()).then(|| t.to_string())
+}
+
+fn scrip_code(field: &str, column: &str) -> Result<i32, String> {
+    let t = field.trim();
+    match t.parse::<i32>() {
+        Ok(v) if v > 0 => Ok(v),
+        _ => Err(format!("{column} {t:?} is not a positive integer scrip code")),
+    }
+}
+
+fn number(field: &str, column: &str, required: bool) -> Result<Option<f64>, String> {
+    let t = field.trim();
+    if t.is_empty() {
+        return if required { Err(format!("{column} is empty")) } else { Ok(None) };
+    }
+    match t.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(Some(v)),
+        Ok(_) => Err(format!("{column} {t:?} is not a non-negative number")),
+        Err(_) => Err(format!("{column} {t:?} is not a number")),
+    }
+}
+
+fn count(field: &str, column: &str) -> Result<Option<i64>, String> {
+    let t = field.trim();
+    if t.is_empty() {
+        return Ok(None);
+    }
+    if let Ok(v) = t.parse::<i64>() {
+        return if v >= 0 { Ok(Some(v)) } else { Err(format!("{column} {t:?} is negative")) };
+    }
+    // Some producers print counts as `123.00`; accept only an exact integer.
+    let (whole, frac) = t.split_once('.').unwrap_or((t, ""));
+    if !frac.is_empty()
+        && frac.bytes().all(|b| b == b'0')
+        && let Ok(v) = whole.parse::<i64>()
+        && v >= 0
+    {
+        return Ok(Some(v));
+    }
+    Err(format!("{column} {t:?} is not a whole number"))
+}
+
+/// BSE prints 0.00 as the previous close of a new listing: there is no previous close.
+fn prev_close(field: &str, column: &str) -> Result<Option<f64>, String> {
+    Ok(number(field, column, false)?.filter(|v| *v > 0.0))
+}
+
+fn legacy_row(f: &[String]) -> Result<CanonicalRow, String> {
+    Ok(CanonicalRow {
+        scrip_code: scrip_code(&f[0], "SC_CODE")?,
+        isin: None,
+        symbol: None,
+        name: f[1].trim().to_string(),
+        sc_group: text(&f[2]),
+        sc_type: text(&f[3]),
+        open: number(&f[4], "OPEN", true)?,
+        high: number(&f[5], "HIGH", true)?,
+        low: number(&f[6], "LOW", true)?,
+        close: number(&f[7], "CLOSE", true)?,
+        last: number(&f[8], "LAST", false)?,
+        prev_close: prev_close(&f[9], "PREVCLOSE")?,
+        trades: count(&f[10], "NO_TRADES")?,
+        volume: count(&f[11], "NO_OF_SHRS")?,
+        turnover: number(&f[12], "NET_TURNOV", false)?,
+        ex_flag: text(&f[13]),
+        settlement_price: None,
+        source_line: 0,
+    })
+}
+
+fn isin18_row(f: &[String], trade_date: NaiveDate) -> Result<CanonicalRow, String> {
+    let mut row = legacy_row(&f[..14])?;
+    row.isin = text(&f[14]);
+    let date = f[15].trim();
+    match parse_dd_mon_yy(date) {
+        Some(d) if d == trade_date => {}
+        Some(d) => return Err(format!("TRADING_DATE {d} differs from the file's trade date {trade_date}")),
+        None => return Err(format!("TRADING_DATE {date:?} is not DD-Mon-YY")),
+    }
+    Ok(row)
+}
+
+fn udiff_row(f: &[String], trade_date: NaiveDate) -> Result<CanonicalRow, String> {
+    let col = |name: &str| UDIFF_HEADER.iter().position(|h| *h == name).map(|i| f[i].as_str()).unwrap_or("");
+    let date = col("TradDt").trim();
+    match parse_iso(date) {
+        Some(d) if d == trade_date => {}
+        Some(d) => return Err(format!("TradDt {d} differs from the file's trade date {trade_date}")),
+        None => return Err(format!("TradDt {date:?} is not YYYY-MM-DD")),
+    }
+    Ok(CanonicalRow {
+        scrip_code: scrip_code(col("FinInstrmId"), "FinInstrmId")?,
+        isin: text(col("ISIN")),
+        symbol: text(col("TckrSymb")),
+        name: col("FinInstrmNm").trim().to_string(),
+        sc_group: text(col("SctySrs")),
+        sc_type: text(col("FinInstrmTp")),
+        open: number(col("OpnPric"), "OpnPric", true)?,
+        high: number(col("HghPric"), "HghPric", true)?,
+        low: number(col("LwPric"), "LwPric", true)?,
+        close: number(col("ClsPric"), "ClsPric", true)?,
+        last: number(col("LastPric"), "LastPric", false)?,
+        prev_close: prev_close(col("PrvsClsgPric"), "PrvsClsgPric")?,
+        volume: count(col("TtlTradgVol"), "TtlTradgVol")?,
+        turnover: number(col("TtlTrfVal"), "TtlTrfVal", false)?,
+        trades: count(col("TtlNbOfTxsExctd"), "TtlNbOfTxsExctd")?,
+        ex_flag: None,
+        settlement_price: number(col("SttlmPric"), "SttlmPric", false)?,
+        source_line: 0,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const H14: &str =
+        "SC_CODE,SC_NAME,SC_GROUP,SC_TYPE,OPEN,HIGH,LOW,CLOSE,LAST,PREVCLOSE,NO_TRADES,NO_OF_SHRS,NET_TURNOV,TDCLOINDI";
+
+    fn d(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    #[test]
+    fn legacy_row_normalises() {
+        let body = format!(
+            "{H14}\r\n500002,ABB LTD.    ,A ,Q,1299.30,1313.65,1282.25,1285.30,1286.90,1289.75,1002,7683,9938167.00,XD\r\n"
+        );
+        let p = parse_csv(body.as_bytes(), Some(d("2015-01-05"))).unwrap();
+        assert_eq!(p.trade_date, d("2015-01-05"));
+        assert_eq!(p.rows.len(), 1);
+        let r = &p.rows[0];
+        assert_eq!((r.scrip_code, r.name.as_str(), r.sc_group.as_deref()), (500002, "ABB LTD.", Some("A")));
+        assert_eq!((r.close, r.prev_close, r.volume, r.trades), (Some(1285.30), Some(1289.75), Some(7683), Some(1002)));
+        assert_eq!(r.ex_flag.as_deref(), Some("XD"));
+        assert_eq!(r.source_line, 2);
+    }
+
+    #[test]
+    fn bad_lines_are_quarantined_with_reason_and_line() {
+        let body = format!(
+            "{H14}\n500002,ABB,A,Q,1,2,0.5,1.5,1.5,1,1,1,1,\n500003,X,A,Q,abc,2,1,1.5,1.5,1,1,1,1,\n500004,Y,A,Q,1,2\n\n"
+        );
+        let p = parse_csv(body.as_bytes(), Some(d("2015-01-05"))).unwrap();
+        assert_eq!(p.rows.len(), 1);
+        assert_eq!(p.data_lines, 3);
+        assert_eq!(p.blank_lines, 1);
+        assert_eq!(p.quarantined[0].line_number, 3);
+        assert!(p.quarantined[0].reason.contains("OPEN \"abc\" is not a number"), "{:?}", p.quarantined);
+        assert_eq!(p.quarantined[1].line_number, 4);
+        assert!(p.quarantined[1].reason.contains("6 fields, expected 14"));
+    }
+
+    #[test]
+    fn legacy_without_name_date_is_refused() {
+        let err = parse_csv(format!("{H14}\n").as_bytes(), None).unwrap_err();
+        assert!(matches!(err, ParseError::NoTradeDate(_)));
+    }
+
+    #[test]
+    fn unknown_header_names_it() {
+        let err = parse_csv(b"SYMBOL,SERIES,OPEN\nA,EQ,1\n", None).unwrap_err();
+        assert!(err.to_string().contains("SYMBOL,SERIES,OPEN"));
+    }
+
+    #[test]
+    fn duplicate_scrip_is_quarantined() {
+        let body = format!("{H14}\n1,A,A,Q,1,1,1,1,1,1,1,1,1,\n1,A,A,Q,1,1,1,1,1,1,1,1,1,\n");
+        let p = parse_csv(body.as_bytes(), Some(d("2015-01-05"))).unwrap();
+        assert_eq!(p.rows.len(), 1);
+        assert!(p.quarantined[0].reason.contains("first on line 2"));
+    }
+
+    #[test]
+    fn prev_close_zero_is_null() {
+        let body = format!("{H14}\n1,A,A,Q,1,1,1,1,1,0.00,1,1,1,\n");
+        let p = parse_csv(body.as_bytes(), Some(d("2015-01-05"))).unwrap();
+        assert_eq!(p.rows[0].prev_close, None);
+    }
+}

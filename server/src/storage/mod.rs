@@ -1,0 +1,230 @@
+//! The object store behind everything: the local filesystem (the embedded default) or any
+//! S3-compatible service (MinIO, SeaweedFS, AWS). Callers pass keys from [`crate::paths`].
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::aws::{AmazonS3Builder, S3ConditionalPut};
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use url::Url;
+
+use crate::config::StorageConfig;
+
+/// Errors from the storage layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The storage URL is malformed or of an unsupported scheme.
+    #[error("storage URL {url:?}: {message}")]
+    Url {
+        /// The URL given.
+        url: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The object store refused or failed an operation.
+    #[error("object store {op} {key}: {source}")]
+    Store {
+        /// The operation.
+        op: &'static str,
+        /// The key.
+        key: String,
+        /// The underlying error.
+        source: object_store::Error,
+    },
+    /// Creating the local directory failed.
+    #[error("cannot create local storage directory {path}: {source}")]
+    LocalDir {
+        /// The directory.
+        path: String,
+        /// The IO error.
+        source: std::io::Error,
+    },
+}
+
+/// Outcome of a create-only put.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    /// The object was written.
+    New,
+    /// An object already existed at that key; nothing was written.
+    AlreadyExisted,
+}
+
+/// A bhavstore storage root.
+#[derive(Debug, Clone)]
+pub struct Storage {
+    store: Arc<dyn ObjectStore>,
+    /// URL of the object store itself (`file:///` or `s3://bucket/`), as DataFusion registers it.
+    store_url: Url,
+    /// Key prefix of the bhavstore root inside the store (no leading or trailing slash).
+    prefix: String,
+    /// Human-readable root, for logs.
+    display: String,
+}
+
+impl Storage {
+    /// Opens the storage named by the configuration, creating a local directory if needed.
+    pub fn open(cfg: &StorageConfig) -> Result<Self, StorageError> {
+        let url = cfg.url.trim();
+        let bad = |message: String| StorageError::Url { url: url.to_string(), message };
+        if let Some(rest) = url.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(bad("no bucket name".into()));
+            }
+            let mut b = AmazonS3Builder::from_env()
+                .with_bucket_name(bucket)
+                // Custom endpoints (MinIO, SeaweedFS) need path-style requests.
+                .with_virtual_hosted_style_request(false)
+                .with_conditional_put(S3ConditionalPut::ETagMatch);
+            let s3 = &cfg.s3;
+            if let Some(v) = &s3.endpoint {
+                b = b.with_endpoint(v);
+            }
+            if let Some(v) = &s3.region {
+                b = b.with_region(v);
+            } else if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none() {
+                b = b.with_region("us-east-1");
+            }
+            if let Some(v) = &s3.access_key_id {
+                b = b.with_access_key_id(v);
+            }
+            if let Some(v) = &s3.secret_access_key {
+                b = b.with_secret_access_key(v);
+            }
+            if let Some(v) = s3.allow_http {
+                b = b.with_allow_http(v);
+            }
+            let store = b.build().map_err(|e| bad(e.to_string()))?;
+            let store_url = Url::parse(&format!("s3://{bucket}/")).map_err(|e| bad(e.to_string()))?;
+            let prefix = prefix.trim_matches('/').to_string();
+            return Ok(Self { store: Arc::new(store), store_url, prefix, display: url.to_string() });
+        }
+        let dir = if let Some(rest) = url.strip_prefix("file://") {
+            let parsed = Url::parse(url).map_err(|e| bad(e.to_string()))?;
+            if !rest.starts_with('/') {
+                return Err(bad("file URLs must be absolute: file:///abs/path".into()));
+            }
+            parsed.to_file_path().map_err(|()| bad("not a local path".into()))?
+        } else if url.contains("://") {
+            return Err(bad("supported schemes are file:// and s3://".into()));
+        } else {
+            std::path::PathBuf::from(if url.is_empty() { "./data" } else { url })
+        };
+        std::fs::create_dir_all(&dir)
+            .map_err(|source| StorageError::LocalDir { path: dir.display().to_string(), source })?;
+        let abs = std::fs::canonicalize(&dir)
+            .map_err(|source| StorageError::LocalDir { path: dir.display().to_string(), source })?;
+        let prefix = abs.to_string_lossy().trim_matches('/').to_string();
+        let store = LocalFileSystem::new().with_automatic_cleanup(true);
+        Ok(Self {
+            store: Arc::new(store),
+            store_url: Url::parse("file:///").expect("static URL"),
+            prefix,
+            display: format!("file://{}", abs.display()),
+        })
+    }
+
+    /// The underlying object store, for registering with DataFusion.
+    #[must_use]
+    pub fn object_store(&self) -> Arc<dyn ObjectStore> {
+        Arc::clone(&self.store)
+    }
+
+    /// URL of the object store (what DataFusion registers it under).
+    #[must_use]
+    pub fn store_url(&self) -> &Url {
+        &self.store_url
+    }
+
+    /// URL of a folder under the root, with a trailing slash (for listing tables).
+    #[must_use]
+    pub fn folder_url(&self, rel: &str) -> String {
+        let full = self.full(rel);
+        format!("{}{}/", self.store_url, full)
+    }
+
+    /// Human-readable root, e.g. `file:///work/data` or `s3://bucket/prefix`.
+    #[must_use]
+    pub fn display(&self) -> &str {
+        &self.display
+    }
+
+    fn full(&self, rel: &str) -> String {
+        let rel = rel.trim_matches('/');
+        match (self.prefix.is_empty(), rel.is_empty()) {
+            (true, _) => rel.to_string(),
+            (false, true) => self.prefix.clone(),
+            (false, false) => format!("{}/{rel}", self.prefix),
+        }
+    }
+
+    fn path(&self, rel: &str) -> Path {
+        Path::from(self.full(rel))
+    }
+
+    fn strip(&self, location: &Path) -> String {
+        let s = location.as_ref();
+        if self.prefix.is_empty() {
+            s.to_string()
+        } else {
+            s.strip_prefix(&self.prefix).map_or_else(|| s.to_string(), |r| r.trim_start_matches('/').to_string())
+        }
+    }
+
+    /// Writes an object only if none exists at the key (raw bytes are immutable).
+    pub async fn put_create(&self, rel: &str, bytes: Bytes) -> Result<Created, StorageError> {
+        let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
+        match self.store.put_opts(&self.path(rel), PutPayload::from(bytes), opts).await {
+            Ok(_) => Ok(Created::New),
+            Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
+                Ok(Created::AlreadyExisted)
+            }
+            Err(source) => Err(StorageError::Store { op: "create", key: rel.to_string(), source }),
+        }
+    }
+
+    /// Writes (or replaces) an object atomically: readers see the old or the new bytes.
+    pub async fn put(&self, rel: &str, bytes: Bytes) -> Result<(), StorageError> {
+        self.store
+            .put(&self.path(rel), PutPayload::from(bytes))
+            .await
+            .map(|_| ())
+            .map_err(|source| StorageError::Store { op: "put", key: rel.to_string(), source })
+    }
+
+    /// Reads an object; `None` if it does not exist.
+    pub async fn get(&self, rel: &str) -> Result<Option<Bytes>, StorageError> {
+        let err = |source| StorageError::Store { op: "get", key: rel.to_string(), source };
+        match self.store.get(&self.path(rel)).await {
+            Ok(r) => r.bytes().await.map(Some).map_err(err),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(err(e)),
+        }
+    }
+
+    /// Deletes an object; deleting a missing object is not an error.
+    pub async fn delete(&self, rel: &str) -> Result<(), StorageError> {
+        match self.store.delete(&self.path(rel)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(source) => Err(StorageError::Store { op: "delete", key: rel.to_string(), source }),
+        }
+    }
+
+    /// Every object under a folder, as keys relative to the root, sorted.
+    pub async fn list(&self, rel_prefix: &str) -> Result<Vec<String>, StorageError> {
+        let prefix = self.path(rel_prefix);
+        let mut keys: Vec<String> = self
+            .store
+            .list(Some(&prefix))
+            .map_ok(|m| self.strip(&m.location))
+            .try_collect()
+            .await
+            .map_err(|source| StorageError::Store { op: "list", key: rel_prefix.to_string(), source })?;
+        keys.sort();
+        Ok(keys)
+    }
+}

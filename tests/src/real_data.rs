@@ -1,0 +1,45 @@
+//! The real BSE files under `../shared/data/bse-real` (never copied into this repository).
+
+use std::path::PathBuf;
+
+/// The folder of real files, or `None` (with a message saying the test is skipped) if absent.
+/// `BHAVSTORE_REAL_DATA` overrides the location.
+#[must_use]
+pub fn real_data_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("BHAVSTORE_REAL_DATA")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/bse-real"), PathBuf::from);
+    if dir.join("README.md").is_file() {
+        Some(dir)
+    } else {
+        eprintln!(
+            "SKIPPED: real BSE files not found at {} (they live in ../shared/data/bse-real beside the project root; set BHAVSTORE_REAL_DATA to point elsewhere)",
+            dir.display()
+        );
+        None
+    }
+}
+
+/// Every file below `dir`, sorted.
+#[must_use]
+pub fn files_under(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        if let Ok(rd) = std::fs::read_dir(&d) {
+            for e in rd.flatten() {
+                let p = e.path();
+                if p.is_dir() { stack.push(p) } else { out.push(p) }
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Independent count of data lines: non-empty lines after the header, splitting on LF and
+/// stripping CRs (so it agrees with any of LF, CRLF, CR CR LF files).
+#[must_use]
+pub fn count_data_lines(bytes: &[u8]) -> u64 {
+    let text = String::from_utf8_lossy(bytes);
+    text.split('\n').skip(1).filter(|l| !l.trim_matches('\r').trim().is_empty()).count() as u64
+}

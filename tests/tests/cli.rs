@@ -1,0 +1,147 @@
+//! The command line as a user meets it: help, configuration precedence, errors that name what
+//! is wrong, and query output formats.
+
+use bhavstore_e2e::bin::{bhavstore, run, stderr, stdout};
+use bhavstore_e2e::fake_bse::{FakeBse, Route};
+use bhavstore_e2e::real_data::real_data_dir;
+use bhavstore_e2e::storage_roots::Root;
+
+#[test]
+fn help_lists_every_command() {
+    let o = run(bhavstore().arg("--help"));
+    assert!(o.status.success());
+    let out = stdout(&o);
+    for c in ["ingest", "backfill", "import", "query", "--storage", "--config", "BHAVSTORE_"] {
+        assert!(out.contains(c), "--help lacks {c}: {out}");
+    }
+    let o = run(bhavstore().args(["backfill", "--help"]));
+    for c in ["--from", "--to", "--days", "--jobs", "--source-url", "--refetch"] {
+        assert!(stdout(&o).contains(c), "backfill --help lacks {c}");
+    }
+}
+
+#[test]
+fn unknown_yaml_key_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bhavstore.yaml");
+    std::fs::write(&cfg, "storage:\n  url: ./data\nsource:\n  retires: 3\n").unwrap();
+    let o = run(bhavstore().arg("--config").arg(&cfg).args(["query", "select 1"]));
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(err.contains("retires") && err.contains("bhavstore.yaml"), "{err}");
+}
+
+/// defaults < YAML < BHAVSTORE_* < flags, observed through where data lands and where it is
+/// fetched from.
+#[test]
+fn configuration_precedence() {
+    let Some(dir) = real_data_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let (yaml_root, env_root, flag_root) = (tmp.path().join("yaml"), tmp.path().join("env"), tmp.path().join("flag"));
+    let good = FakeBse::start();
+    good.set("EQ050115_CSV.ZIP", Route::File(std::fs::read(dir.join("legacy-eq-14col/2015/EQ050115.CSV")).unwrap()));
+    let cfg = tmp.path().join("c.yaml");
+    std::fs::write(
+        &cfg,
+        format!("storage:\n  url: {}\nsource:\n  base_url: http://127.0.0.1:9\n  retries: 0\n", yaml_root.display()),
+    )
+    .unwrap();
+    let ingest = || {
+        let mut c = bhavstore();
+        c.arg("--config").arg(&cfg).args(["ingest", "--date", "2015-01-05"]);
+        c
+    };
+    // YAML storage, env source URL.
+    let o = run(ingest().env("BHAVSTORE_SOURCE_URL", good.url()));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(yaml_root.join("parquet/bse/equity/trade_date=2015-01-05/bhavcopy.parquet").is_file());
+    // Env storage beats YAML.
+    let o = run(ingest().env("BHAVSTORE_SOURCE_URL", good.url()).env("BHAVSTORE_STORAGE", &env_root));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(env_root.join("parquet/bse/equity/trade_date=2015-01-05/bhavcopy.parquet").is_file());
+    // Flags beat env: --storage and --source-url.
+    let mut c = ingest();
+    c.env("BHAVSTORE_STORAGE", &env_root).env("BHAVSTORE_SOURCE_URL", "http://127.0.0.1:9");
+    c.arg("--source-url").arg(good.url()).arg("--storage").arg(format!("file://{}", flag_root.display()));
+    let o = run(&mut c);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(flag_root.join("parquet/bse/equity/trade_date=2015-01-05/bhavcopy.parquet").is_file());
+    // And with only the YAML's unreachable source, the error says so.
+    let o = run(&mut ingest());
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("cannot reach http://127.0.0.1:9/"), "{}", stderr(&o));
+}
+
+#[test]
+fn bad_values_are_refused_with_the_name() {
+    let o = run(bhavstore().env("BHAVSTORE_BACKFILL_JOBS", "lots").args(["query", "select 1"]));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("BHAVSTORE_BACKFILL_JOBS"), "{}", stderr(&o));
+    let o = run(bhavstore().args(["--storage", "ftp://x/y", "query", "select 1"]));
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("supported schemes are file:// and s3://"), "{}", stderr(&o));
+    let o = run(bhavstore().args(["backfill", "--from", "2015-02-10"]));
+    assert_eq!(o.status.code(), Some(2), "--from needs --to");
+}
+
+#[test]
+fn query_output_formats_and_sql_errors() {
+    let Some(dir) = real_data_dir() else { return };
+    let root = Root::local();
+    let mut c = bhavstore();
+    root.apply(&mut c);
+    assert!(run(c.arg("import").arg(dir.join("legacy-eq-14col/2015/EQ050115.CSV"))).status.success());
+    let q = |fmt: &str, sql: &str| {
+        let mut c = bhavstore();
+        root.apply(&mut c);
+        run(c.args(["query", "--format", fmt, sql]))
+    };
+    let sql =
+        "select scrip_code, name, close, trade_date from bhavcopy where scrip_code in (500002, 500003) order by 1";
+    let o = q("csv", sql);
+    assert_eq!(
+        stdout(&o),
+        "scrip_code,name,close,trade_date\n500002,ABB LTD.,1285.3,2015-01-05\n500003,AEGIS LOGIS,442.65,2015-01-05\n"
+    );
+    let o = q("json", sql);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v[0]["scrip_code"], 500002);
+    assert_eq!(v[1]["close"], 442.65);
+    assert_eq!(v[1]["trade_date"], "2015-01-05");
+    let o = q("table", sql);
+    assert!(stdout(&o).contains("| 500002     | ABB LTD.    | 1285.3 | 2015-01-05 |"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("(2 rows)"));
+    let o = q("table", "select no_such_column from bhavcopy");
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("no_such_column"), "{}", stderr(&o));
+    // Columns the issue requires, with their types.
+    let o = q(
+        "csv",
+        "select column_name, data_type from information_schema.columns where table_name = 'bhavcopy' order by ordinal_position",
+    );
+    let out = stdout(&o);
+    for want in [
+        "trade_date,Date32",
+        "scrip_code,Int32",
+        "isin,Utf8",
+        "symbol,Utf8",
+        "name,Utf8",
+        "sc_group,Utf8",
+        "sc_type,Utf8",
+        "open,Float64",
+        "high,Float64",
+        "low,Float64",
+        "close,Float64",
+        "last,Float64",
+        "prev_close,Float64",
+        "volume,Int64",
+        "turnover,Float64",
+        "trades,Int64",
+        "ex_flag,Utf8",
+        "source_format,Utf8",
+        "raw_sha256,Utf8",
+    ] {
+        assert!(out.contains(want), "missing {want} in {out}");
+    }
+    assert!(out.lines().nth(1).unwrap().starts_with("trade_date,"), "trade_date comes first: {out}");
+}

@@ -1,0 +1,82 @@
+//! The SQL functions this crate registers: name, integer-argument rule, kernel and the
+//! description shown by DataFusion's documentation.
+
+use crate::args::IntArg;
+use crate::kernels;
+use crate::udwf::FunctionSpec;
+
+/// Every function, in documentation order.
+pub(crate) static FUNCTIONS: [FunctionSpec; 10] = [
+    FunctionSpec {
+        name: "sma",
+        arg: IntArg::WINDOW,
+        kernel: kernels::sma,
+        description: "Simple moving average of the last n rows of the partition (current row included). \
+            NULL for the first n-1 rows and while any of the last n values is NULL.",
+    },
+    FunctionSpec {
+        name: "ema",
+        arg: IntArg::WINDOW,
+        kernel: kernels::ema,
+        description: "Exponential moving average, alpha = 2/(n+1), seeded with the first value \
+            (pandas ewm(span=n, adjust=False, min_periods=n)). NULL for the first n-1 rows; a NULL \
+            input gives NULL and restarts the warm-up.",
+    },
+    FunctionSpec {
+        name: "rolling_std",
+        arg: IntArg::SAMPLE_WINDOW,
+        kernel: kernels::rolling_std,
+        description: "Sample standard deviation (ddof 1) of the last n rows (n >= 2). NULL for the \
+            first n-1 rows and while any of the last n values is NULL; 0 for a flat window.",
+    },
+    FunctionSpec {
+        name: "rolling_min",
+        arg: IntArg::WINDOW,
+        kernel: kernels::rolling_min,
+        description: "Minimum of the last n rows. NULL for the first n-1 rows and while any of the \
+            last n values is NULL.",
+    },
+    FunctionSpec {
+        name: "rolling_max",
+        arg: IntArg::WINDOW,
+        kernel: kernels::rolling_max,
+        description: "Maximum of the last n rows. NULL for the first n-1 rows and while any of the \
+            last n values is NULL.",
+    },
+    FunctionSpec {
+        name: "rolling_sum",
+        arg: IntArg::WINDOW,
+        kernel: kernels::rolling_sum,
+        description: "Sum of the last n rows. NULL for the first n-1 rows and while any of the last \
+            n values is NULL.",
+    },
+    FunctionSpec {
+        name: "zscore",
+        arg: IntArg::SAMPLE_WINDOW,
+        kernel: kernels::zscore,
+        description: "(x - sma(x, n)) / rolling_std(x, n) (n >= 2). NULL for the first n-1 rows, \
+            while any of the last n values is NULL, and when the last n values are all equal.",
+    },
+    FunctionSpec {
+        name: "pct_change",
+        arg: IntArg::LAG,
+        kernel: kernels::pct_change,
+        description: "x / (x k rows earlier) - 1. NULL for the first k rows, when either value is \
+            NULL, and when the earlier value is 0.",
+    },
+    FunctionSpec {
+        name: "log_return",
+        arg: IntArg::LAG,
+        kernel: kernels::log_return,
+        description: "ln(x / (x k rows earlier)). NULL for the first k rows, when either value is \
+            NULL, and when the ratio is not positive (earlier value 0, x 0, or a sign change).",
+    },
+    FunctionSpec {
+        name: "rsi",
+        arg: IntArg::WINDOW,
+        kernel: kernels::rsi,
+        description: "Wilder's RSI over n periods: first averages are the means of the first n \
+            diffs, then avg = (avg*(n-1) + new)/n; 100 when the average loss is 0. First value at \
+            row n (0-based); a NULL input gives NULL and restarts the warm-up.",
+    },
+];

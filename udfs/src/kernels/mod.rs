@@ -1,0 +1,32 @@
+//! The pure computations behind the window functions: one pass over one partition.
+//!
+//! Every kernel takes the partition's values in window order as `&[Option<f64>]` (`None` is
+//! SQL NULL; values are expected to be finite, the SQL layer maps NaN and ±∞ to `None`) plus
+//! the integer argument, and returns one output per input row. Each runs in O(len) time —
+//! running sums, monotonic deques or recursions, never a rescan of the window — and none
+//! panics on any input, including `n == 0` (all `None`) or `n` larger than the partition.
+//!
+//! Shared conventions (each function's docs give the details):
+//! * "The last `n` values" and "`k` rows earlier" count rows of the partition in window
+//!   order: a missing trading day is not a gap, the previous row is the previous value.
+//! * Warm-up rows are `None`.
+//! * Window functions (`sma`, `rolling_*`, `zscore`) give `None` while any of the last `n`
+//!   values is `None`; recursive ones (`ema`, `rsi`) restart their warm-up after a `None`.
+
+mod compensated;
+mod ema;
+mod returns;
+mod rolling_minmax;
+mod rolling_std;
+mod rsi;
+mod sma_sum;
+mod window_moments;
+mod zscore;
+
+pub use ema::ema;
+pub use returns::{log_return, pct_change};
+pub use rolling_minmax::{rolling_max, rolling_min};
+pub use rolling_std::rolling_std;
+pub use rsi::rsi;
+pub use sma_sum::{rolling_sum, sma};
+pub use zscore::zscore;

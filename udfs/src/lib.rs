@@ -1,0 +1,43 @@
+//! Window functions for bhavstore feature views.
+//!
+//! This crate is pure: it depends on DataFusion's expression crates only, does no IO and
+//! needs no runtime. [`all_window_udfs`] returns the SQL window functions, each called as
+//! `f(x, n) OVER (PARTITION BY sym ORDER BY t)`:
+//!
+//! | SQL | result | first non-NULL row (0-based) | NULL input |
+//! | --- | --- | --- | --- |
+//! | `sma(x, n)` | mean of the last `n` values | `n - 1` | NULL while in the window |
+//! | `rolling_sum(x, n)` | sum of the last `n` values | `n - 1` | NULL while in the window |
+//! | `rolling_min(x, n)`, `rolling_max(x, n)` | extreme of the last `n` values | `n - 1` | NULL while in the window |
+//! | `rolling_std(x, n)`, `n >= 2` | sample std (ddof 1) of the last `n` values | `n - 1` | NULL while in the window |
+//! | `zscore(x, n)`, `n >= 2` | `(x - sma) / rolling_std`; NULL if the window is flat | `n - 1` | NULL while in the window |
+//! | `ema(x, n)` | EMA, `alpha = 2/(n+1)`, seeded with the first value | `n - 1` | NULL, and the warm-up restarts |
+//! | `rsi(x, n)` | Wilder's RSI | `n` | NULL, and the warm-up restarts |
+//! | `pct_change(x, k)` | `x_t / x_{t-k} - 1`; NULL if `x_{t-k} = 0` | `k` | NULL if `x_t` or `x_{t-k}` is |
+//! | `log_return(x, k)` | `ln(x_t / x_{t-k})`; NULL if the ratio is not positive | `k` | NULL if `x_t` or `x_{t-k}` is |
+//!
+//! Common rules:
+//! * Every result is a nullable `Float64`; `x` may be any numeric type (cast to `Float64`).
+//! * `n` / `k` must be an integer literal (`>= 1`, or `>= 2` for `rolling_std` and `zscore`);
+//!   anything else — 0, negative, `2.5`, NULL, a column — is a planning error that names the
+//!   function and the argument.
+//! * Windows count rows of the partition in `ORDER BY` order: the previous value is the
+//!   previous row, not the previous calendar day, and a window never crosses partitions.
+//! * NaN and ±∞ inputs count as NULL, and a result that would be NaN or ±∞ is NULL.
+//! * The window frame clause, if any, is ignored: each function sees the whole partition
+//!   and computes it in one O(rows) pass ([`kernels`] holds those passes as plain functions).
+
+#![warn(missing_docs)]
+
+mod args;
+mod functions;
+pub mod kernels;
+mod udwf;
+
+use datafusion_expr::WindowUDF;
+
+/// Every window UDF this crate provides, ready to register on a DataFusion session.
+#[must_use]
+pub fn all_window_udfs() -> Vec<WindowUDF> {
+    functions::FUNCTIONS.iter().map(|spec| spec.udwf()).collect()
+}
