@@ -22,6 +22,9 @@ use crate::storage::Storage;
 /// Errors building the catalog.
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
+    /// A feature definition is invalid.
+    #[error(transparent)]
+    FeatureDefs(#[from] crate::features::FeatureDefError),
     /// DataFusion refused a registration.
     #[error("registering table {table}: {source}")]
     Register {
@@ -61,6 +64,26 @@ pub fn session(storage: &Storage) -> Result<SessionContext, CatalogError> {
         quarantine_file_schema(),
         quarantine_schema(),
     )?;
+    Ok(ctx)
+}
+
+/// A session with the tables and, when `feature_defs` is given, every feature view in it.
+/// A missing directory is an error only when `required` (it was configured explicitly).
+pub async fn open(storage: &Storage, feature_defs: &std::path::Path, required: bool) -> Result<SessionContext, CatalogError> {
+    let ctx = session(storage)?;
+    if !feature_defs.is_dir() {
+        if required {
+            return Err(CatalogError::FeatureDefs(crate::features::FeatureDefError::Io {
+                path: feature_defs.to_path_buf(),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "feature definitions directory not found"),
+            }));
+        }
+        tracing::warn!(dir = %feature_defs.display(), "no feature definitions directory: no feature views registered");
+        return Ok(ctx);
+    }
+    let views = crate::features::load_dir(feature_defs)?;
+    crate::features::register_views(&ctx, &views).await?;
+    tracing::debug!(views = views.len(), dir = %feature_defs.display(), "feature views registered");
     Ok(ctx)
 }
 

@@ -51,6 +51,8 @@ pub struct Config {
     pub source: SourceConfig,
     /// Backfill settings.
     pub backfill: BackfillConfig,
+    /// Feature views.
+    pub features: FeaturesConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -146,6 +148,21 @@ impl Default for BackfillConfig {
     }
 }
 
+/// Feature view definitions.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct FeaturesConfig {
+    /// Directory of `*.sql` + `*.yaml` view definitions. Default `feature_defs` (relative to the
+    /// working directory); a missing default directory only means no views.
+    pub dir: String,
+}
+
+impl Default for FeaturesConfig {
+    fn default() -> Self {
+        Self { dir: "feature_defs".into() }
+    }
+}
+
 /// Logging.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -174,6 +191,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("BHAVSTORE_SOURCE_USER_AGENT", "source.user_agent"),
     ("BHAVSTORE_BACKFILL_JOBS", "backfill.jobs"),
     ("BHAVSTORE_BACKFILL_SKIP_WEEKENDS", "backfill.skip_weekends"),
+    ("BHAVSTORE_FEATURE_DEFS", "features.dir"),
     ("BHAVSTORE_LOG", "log.level"),
 ];
 
@@ -227,6 +245,7 @@ impl Config {
                     self.backfill.jobs = usize::try_from(int(&value)?).map_err(|e| bad(e.to_string()))?;
                 }
                 "BHAVSTORE_BACKFILL_SKIP_WEEKENDS" => self.backfill.skip_weekends = boolean(&value)?,
+                "BHAVSTORE_FEATURE_DEFS" => self.features.dir = value.clone(),
                 "BHAVSTORE_LOG" => self.log.level = value.clone(),
                 // Read by the CLI layer itself (clap `env`).
                 "BHAVSTORE_CONFIG" => {}

@@ -8,6 +8,7 @@
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod features;
 pub mod formats;
 pub mod ingest;
 pub mod paths;

@@ -142,6 +142,19 @@ async fn every_real_bse_file_loads_with_counts_that_add_up() {
         assert_eq!(report.rows_loaded + report.rows_quarantined, count_data_lines(&bytes));
         assert_eq!(report.rows_quarantined, 0);
     }
+    // UDiFF has no SC_TYPE: `is_equity` comes from the ISIN there. The 18-column files carry both,
+    // so they check the ISIN rule against BSE's own SC_TYPE on every row.
+    let mut agreed = 0;
+    for file in ["EQ_ISINCODE_030521.CSV", "EQ_ISINCODE_060122.CSV"] {
+        let text = std::fs::read_to_string(dir.join("legacy-eq-isincode-18col").join(file)).unwrap();
+        for line in text.lines().skip(1).filter(|l| !l.trim().is_empty()) {
+            let f: Vec<&str> = line.split(',').collect();
+            let q = f[3].trim() == "Q";
+            assert_eq!(bhavstore::formats::equity_by_isin(f[14]), q, "{file}: {line}");
+            agreed += 1;
+        }
+    }
+    assert!(agreed > 7000);
     let isin = ctx
         .sql("select isin, close from bhavcopy where trade_date = DATE '2021-05-03' and scrip_code = 500002")
         .await

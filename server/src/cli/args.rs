@@ -20,6 +20,10 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "URL")]
     pub storage: Option<String>,
 
+    /// Directory of feature view definitions (*.sql + *.yaml) [default: feature_defs].
+    #[arg(long, global = true, value_name = "DIR")]
+    pub feature_defs: Option<String>,
+
     /// Log filter, e.g. info, debug, bhavstore=debug [default: info; RUST_LOG wins].
     #[arg(long, global = true, value_name = "FILTER")]
     pub log: Option<String>,
@@ -38,8 +42,10 @@ pub enum Command {
     Backfill(BackfillArgs),
     /// Load bhavcopy files, zips or directories you already have (no network needed).
     Import(ImportArgs),
-    /// Run SQL on the catalog (tables: bhavcopy, bhavcopy_quarantine).
+    /// Run SQL on the catalog: bhavcopy, bhavcopy_quarantine and every feature view.
     Query(QueryArgs),
+    /// Validate the feature view definitions and list views and features.
+    Features,
 }
 
 /// Where to download from.

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use chrono::{FixedOffset, NaiveDate, Utc};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 pub use args::{Cli, Command, OutputFormat};
 
@@ -44,7 +44,6 @@ pub fn main() -> ExitCode {
     match runtime.block_on(run(cli, config)) {
         Ok(code) => code,
         Err(e) => {
-            error!("{e}");
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
@@ -64,6 +63,9 @@ pub fn build_config(cli: &Cli) -> Result<Config, String> {
     if let Some(s) = &cli.storage {
         config.storage.url.clone_from(s);
     }
+    if let Some(d) = &cli.feature_defs {
+        config.features.dir.clone_from(d);
+    }
     if let Some(l) = &cli.log {
         config.log.level.clone_from(l);
     }
@@ -78,7 +80,7 @@ pub fn build_config(cli: &Cli) -> Result<Config, String> {
                 config.backfill.skip_weekends = true;
             }
         }
-        Command::Import(_) | Command::Query(_) => {}
+        Command::Import(_) | Command::Query(_) | Command::Features => {}
     }
     config.validate().map_err(|e| e.to_string())?;
     Ok(config)
@@ -96,7 +98,8 @@ async fn run(cli: Cli, config: Config) -> Result<ExitCode, String> {
         Command::Ingest(a) => ingest(&config, storage, a.date).await,
         Command::Backfill(a) => run_backfill(&config, storage, &a).await,
         Command::Import(a) => run_import(storage, &a.paths).await,
-        Command::Query(a) => run_query(&storage, &a.sql, a.format).await,
+        Command::Query(a) => run_query(&config, &storage, &a.sql, a.format).await,
+        Command::Features => run_features(&config, &storage).await,
     }
 }
 
@@ -310,8 +313,34 @@ async fn run_import(storage: Storage, paths_in: &[std::path::PathBuf]) -> Result
     Ok(if report.failed() > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
-async fn run_query(storage: &Storage, sql: &str, format: OutputFormat) -> Result<ExitCode, String> {
+/// Whether the feature directory was chosen by the user (then it must exist).
+fn feature_dir_explicit(config: &Config) -> bool {
+    config.features.dir != crate::config::FeaturesConfig::default().dir
+}
+
+async fn catalog_for(config: &Config, storage: &Storage) -> Result<datafusion::prelude::SessionContext, String> {
+    let dir = std::path::Path::new(&config.features.dir);
+    catalog::open(storage, dir, feature_dir_explicit(config)).await.map_err(|e| e.to_string())
+}
+
+async fn run_features(config: &Config, storage: &Storage) -> Result<ExitCode, String> {
+    let dir = std::path::Path::new(&config.features.dir);
+    let views = crate::features::load_dir(dir).map_err(|e| e.to_string())?;
     let ctx = catalog::session(storage).map_err(|e| e.to_string())?;
+    crate::features::register_views(&ctx, &views).await.map_err(|e| e.to_string())?;
+    for v in &views {
+        println!("{} (entity {}, event time {}, ttl {}, owner {})", v.spec.name, v.spec.entity, v.spec.event_time, v.spec.ttl, v.spec.owner);
+        println!("  {}", v.spec.description.trim());
+        for f in &v.spec.features {
+            println!("  - {}: {}", f.name, f.description.trim());
+        }
+    }
+    println!("{} feature views in {}: all valid", views.len(), dir.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run_query(config: &Config, storage: &Storage, sql: &str, format: OutputFormat) -> Result<ExitCode, String> {
+    let ctx = catalog_for(config, storage).await?;
     let df = ctx.sql(sql).await.map_err(|e| e.to_string())?;
     let batches = df.collect().await.map_err(|e| e.to_string())?;
     let stdout = std::io::stdout();

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    ArrayRef, Float64Builder, Int32Builder, Int64Builder, RecordBatch, StringBuilder, UInt64Builder,
+    ArrayRef, BooleanBuilder, Float64Builder, Int32Builder, Int64Builder, RecordBatch, StringBuilder, UInt64Builder,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::error::ArrowError;
@@ -45,12 +45,36 @@ pub struct CanonicalRow {
     pub turnover: Option<f64>,
     /// Number of trades (`NO_TRADES` / `TtlNbOfTxsExctd`).
     pub trades: Option<i64>,
+    /// An equity-like security (shares, ETFs, partly paid shares): legacy `SC_TYPE = 'Q'`; in
+    /// UDiFF, which has no such column, decided from the ISIN by [`equity_by_isin`].
+    pub is_equity: bool,
     /// Ex-date flag (`TDCLOINDI`: XD, XB, SS, XR, SA, CS); `None` when empty.
     pub ex_flag: Option<String>,
     /// Settlement price (UDiFF `SttlmPric`); `None` in legacy files and T+0 rows.
     pub settlement_price: Option<f64>,
     /// Physical line number of the row in the raw file, for tracing a value back to its source.
     pub source_line: u64,
+}
+
+/// Whether an ISIN is an equity-like security in BSE's sense of `SC_TYPE = 'Q'`: issuer ISINs
+/// (`INE…`) except debt and preference types (security-type code, characters 8 and 9: `04`
+/// preference, `09`, `13`, and codes ending in 7 or 8: debentures and bonds), mutual-fund units and
+/// ETFs (`INF…`) and partly paid shares (`IN9…`). Government securities (`IN0…`) are not.
+/// Checked against every row of the real EQ_ISINCODE files, which carry both ISIN and `SC_TYPE`.
+#[must_use]
+pub fn equity_by_isin(isin: &str) -> bool {
+    let isin = isin.trim().as_bytes();
+    if isin.len() != 12 {
+        return false;
+    }
+    match &isin[..3] {
+        b"INF" | b"IN9" => true,
+        b"INE" => {
+            let code = &isin[7..9];
+            !(matches!(code, b"04" | b"09" | b"13") || matches!(code[1], b'7' | b'8'))
+        }
+        _ => false,
+    }
 }
 
 /// A line that could not become a row, kept with the reason.
@@ -83,6 +107,7 @@ pub fn canonical_file_schema() -> SchemaRef {
         Field::new("volume", DataType::Int64, true),
         Field::new("turnover", DataType::Float64, true),
         Field::new("trades", DataType::Int64, true),
+        Field::new("is_equity", DataType::Boolean, false),
         Field::new("ex_flag", DataType::Utf8, true),
         Field::new("settlement_price", DataType::Float64, true),
         Field::new("source_format", DataType::Utf8, false),
@@ -134,6 +159,7 @@ pub fn rows_to_batch(rows: &[CanonicalRow], source_format: &str, raw_sha256: &st
     let mut volume = Int64Builder::with_capacity(n);
     let mut turnover = Float64Builder::with_capacity(n);
     let mut trades = Int64Builder::with_capacity(n);
+    let mut is_equity = BooleanBuilder::with_capacity(n);
     let mut ex_flag = StringBuilder::new();
     let mut settle = Float64Builder::with_capacity(n);
     let mut fmt = StringBuilder::new();
@@ -152,6 +178,7 @@ pub fn rows_to_batch(rows: &[CanonicalRow], source_format: &str, raw_sha256: &st
         volume.append_option(r.volume);
         turnover.append_option(r.turnover);
         trades.append_option(r.trades);
+        is_equity.append_value(r.is_equity);
         ex_flag.append_option(r.ex_flag.as_deref());
         settle.append_option(r.settlement_price);
         fmt.append_value(source_format);
@@ -171,6 +198,7 @@ pub fn rows_to_batch(rows: &[CanonicalRow], source_format: &str, raw_sha256: &st
         Arc::new(volume.finish()) as ArrayRef,
         Arc::new(turnover.finish()),
         Arc::new(trades.finish()),
+        Arc::new(is_equity.finish()),
         Arc::new(ex_flag.finish()),
         Arc::new(settle.finish()),
         Arc::new(fmt.finish()),

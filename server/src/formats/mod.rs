@@ -9,7 +9,7 @@ pub mod lines;
 mod parse;
 mod zip_members;
 
-pub use canonical::{CanonicalRow, QuarantinedLine, canonical_schema, quarantine_schema};
+pub use canonical::{CanonicalRow, QuarantinedLine, canonical_schema, equity_by_isin, quarantine_schema};
 pub use detect::{BodyKind, classify};
 pub use parse::{ParseError, ParsedFile, parse_csv};
 pub use zip_members::{ZipMember, bhavcopy_members};

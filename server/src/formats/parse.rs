@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use chrono::NaiveDate;
 
-use super::canonical::{CanonicalRow, QuarantinedLine};
+use super::canonical::{CanonicalRow, QuarantinedLine, equity_by_isin};
 use super::detect::{strip_bom, truncate};
 use super::lines::{Line, lines, split_fields};
 use super::{SourceFormat, UDIFF_HEADER};
@@ -253,6 +253,7 @@ fn legacy_row(f: &[String]) -> Result<CanonicalRow, String> {
         trades: count(&f[10], "NO_TRADES")?,
         volume: count(&f[11], "NO_OF_SHRS")?,
         turnover: number(&f[12], "NET_TURNOV", false)?,
+        is_equity: f[3].trim() == "Q",
         ex_flag: text(&f[13]),
         settlement_price: None,
         source_line: 0,
@@ -295,6 +296,7 @@ fn udiff_row(f: &[String], trade_date: NaiveDate) -> Result<CanonicalRow, String
         volume: count(col("TtlTradgVol"), "TtlTradgVol")?,
         turnover: number(col("TtlTrfVal"), "TtlTrfVal", false)?,
         trades: count(col("TtlNbOfTxsExctd"), "TtlNbOfTxsExctd")?,
+        is_equity: col("FinInstrmTp").trim() == "STK" && equity_by_isin(col("ISIN")),
         ex_flag: None,
         settlement_price: number(col("SttlmPric"), "SttlmPric", false)?,
         source_line: 0,

@@ -190,8 +190,11 @@ impl BseClient {
                     }
                 }
                 Err(Attempt::Connect(msg)) => {
+                    // A name that does not resolve will not resolve in a second either: offline
+                    // machines learn that at once instead of after every retry.
+                    let dns = msg.contains("dns error");
                     last = msg;
-                    if attempt + 1 == attempts {
+                    if dns || attempt + 1 == attempts {
                         return Err(FetchError::Unreachable { base: self.base.to_string(), message: last });
                     }
                 }

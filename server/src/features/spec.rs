@@ -1,0 +1,76 @@
+//! The YAML half of a feature view: what the view is, who owns it, and what each feature means.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// One `feature_defs/{name}.yaml`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ViewSpec {
+    /// View name; must equal the file stem and be a SQL identifier.
+    pub name: String,
+    /// What the view holds.
+    pub description: String,
+    /// Entity key column (`scrip_code`).
+    pub entity: String,
+    /// Event-time column (`trade_date`).
+    pub event_time: String,
+    /// How long a value stays valid for point-in-time lookups, e.g. `5d`, `36h`.
+    pub ttl: String,
+    /// Owning team or person.
+    pub owner: String,
+    /// Free-form tags.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Longest look-back of any feature, in rows of one entity (incremental runs read this far
+    /// back). Optional; checked against the windows in the SQL when given.
+    #[serde(default)]
+    pub lookback_rows: Option<u32>,
+    /// The features, each a column of the SQL's output.
+    pub features: Vec<FeatureSpec>,
+}
+
+/// One feature of a view.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FeatureSpec {
+    /// Column name in the SQL output.
+    pub name: String,
+    /// Meaning, unit, warm-up.
+    pub description: String,
+}
+
+/// Parses `5d`, `36h`, `90m`, `2w`, `45s`.
+pub fn parse_ttl(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("ttl {s:?}: expected a number and a unit (s, m, h, d, w), e.g. 5d"))?;
+    let secs = match unit.trim() {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        other => return Err(format!("ttl {s:?}: unknown unit {other:?} (use s, m, h, d or w)")),
+    };
+    if n == 0 {
+        return Err(format!("ttl {s:?} must be positive"));
+    }
+    Ok(Duration::from_secs(n * secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_units() {
+        assert_eq!(parse_ttl("5d"), Ok(Duration::from_secs(5 * 86_400)));
+        assert_eq!(parse_ttl("36h"), Ok(Duration::from_secs(36 * 3600)));
+        assert!(parse_ttl("5 days").is_err());
+        assert!(parse_ttl("0d").is_err());
+        assert!(parse_ttl("d").is_err());
+    }
+}
