@@ -32,8 +32,8 @@ SELECT
     rolling_std(return_1d, 60) OVER w * sqrt(252.0) AS volatility_60,
     (high - low) / close AS high_low_range,
     true_range,
-    sma(true_range, 14) OVER w AS atr_14,
-    sma(true_range, 14) OVER w / close AS atr_14_pct,
+    wilder_mean(true_range, 14) OVER w AS atr_14,
+    wilder_mean(true_range, 14) OVER w / close AS atr_14_pct,
     sqrt(sma(log_high_low * log_high_low, 20) OVER w / (4.0 * ln(2.0)) * 252.0) AS parkinson_vol_20,
     close / rolling_max(close, 20) OVER w - 1.0 AS drawdown_20
 FROM ranged

@@ -69,7 +69,11 @@ pub fn session(storage: &Storage) -> Result<SessionContext, CatalogError> {
 
 /// A session with the tables and, when `feature_defs` is given, every feature view in it.
 /// A missing directory is an error only when `required` (it was configured explicitly).
-pub async fn open(storage: &Storage, feature_defs: &std::path::Path, required: bool) -> Result<SessionContext, CatalogError> {
+pub async fn open(
+    storage: &Storage,
+    feature_defs: &std::path::Path,
+    required: bool,
+) -> Result<SessionContext, CatalogError> {
     let ctx = session(storage)?;
     if !feature_defs.is_dir() {
         if required {

@@ -65,7 +65,12 @@ fn the_issue_example_prints_reliance_series() {
     let mut c = bhavstore();
     root.apply(&mut c);
     c.arg("--feature-defs").arg(feature_defs());
-    let o = run(c.args(["query", "--format", "csv", "select * from price_features where scrip_code = 500325 order by trade_date"]));
+    let o = run(c.args([
+        "query",
+        "--format",
+        "csv",
+        "select * from price_features where scrip_code = 500325 order by trade_date",
+    ]));
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
     let lines: Vec<&str> = out.lines().collect();
@@ -108,19 +113,31 @@ fn broken_definitions_fail_with_file_and_line() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("1 feature views"), "{}", stdout(&o));
 
-    let e = features_error(&with_defs(&[("v.yaml", &GOOD_YAML.replace("ttl: 5d", "ttl: 5d\ncolour: red")), ("v.sql", GOOD_SQL)]));
+    let e = features_error(&with_defs(&[
+        ("v.yaml", &GOOD_YAML.replace("ttl: 5d", "ttl: 5d\ncolour: red")),
+        ("v.sql", GOOD_SQL),
+    ]));
     assert!(e.contains("v.yaml") && e.contains("colour") && e.contains("line 6"), "{e}");
 
-    let e = features_error(&with_defs(&[("v.yaml", GOOD_YAML), ("v.sql", "SELECT scrip_code, trade_date,\n  sma(close 2) AS sma_2\nFROM bhavcopy\n")]));
+    let e = features_error(&with_defs(&[
+        ("v.yaml", GOOD_YAML),
+        ("v.sql", "SELECT scrip_code, trade_date,\n  sma(close 2) AS sma_2\nFROM bhavcopy\n"),
+    ]));
     assert!(e.contains("v.sql:2"), "parse error with its line: {e}");
 
     let e = features_error(&with_defs(&[("v.yaml", GOOD_YAML), ("v.sql", &GOOD_SQL.replace("close", "closing"))]));
     assert!(e.contains("v.sql:2") && e.contains("closing"), "plan error with its line: {e}");
 
-    let e = features_error(&with_defs(&[("v.yaml", &format!("{GOOD_YAML}  - name: ema_9\n    description: y\n")), ("v.sql", GOOD_SQL)]));
+    let e = features_error(&with_defs(&[
+        ("v.yaml", &format!("{GOOD_YAML}  - name: ema_9\n    description: y\n")),
+        ("v.sql", GOOD_SQL),
+    ]));
     assert!(e.contains("v.yaml:10") && e.contains("ema_9") && e.contains("does not produce it"), "{e}");
 
-    let e = features_error(&with_defs(&[("v.yaml", &GOOD_YAML.replace("event_time: trade_date", "event_time: ts")), ("v.sql", GOOD_SQL)]));
+    let e = features_error(&with_defs(&[
+        ("v.yaml", &GOOD_YAML.replace("event_time: trade_date", "event_time: ts")),
+        ("v.sql", GOOD_SQL),
+    ]));
     assert!(e.contains("v.yaml:4") && e.contains("\"ts\""), "{e}");
 
     let e = features_error(&with_defs(&[("v.yaml", GOOD_YAML)]));
@@ -129,6 +146,9 @@ fn broken_definitions_fail_with_file_and_line() {
     let e = features_error(&with_defs(&[("v.yaml", GOOD_YAML), ("v.sql", GOOD_SQL), ("w.sql", GOOD_SQL)]));
     assert!(e.contains("w.sql") && e.contains("no YAML"), "{e}");
 
-    let e = features_error(&with_defs(&[("v.yaml", GOOD_YAML), ("v.sql", &GOOD_SQL.replace("sma(close, 2)", "sma(close, 0)"))]));
+    let e = features_error(&with_defs(&[
+        ("v.yaml", GOOD_YAML),
+        ("v.sql", &GOOD_SQL.replace("sma(close, 2)", "sma(close, 0)")),
+    ]));
     assert!(e.contains("sma") && e.contains("v.sql"), "bad window argument: {e}");
 }

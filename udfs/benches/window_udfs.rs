@@ -45,7 +45,7 @@ fn partition(seed: u64) -> Vec<Option<f64>> {
             state ^= state << 17;
             let r = (state >> 11) as f64 / (1u64 << 53) as f64;
             price *= 1.0 + (r - 0.5) * 0.02;
-            (state % 100 != 0).then_some(price)
+            (!state.is_multiple_of(100)).then_some(price)
         })
         .collect()
 }

@@ -6,7 +6,7 @@ use crate::kernels;
 use crate::udwf::FunctionSpec;
 
 /// Every function, in documentation order.
-pub(crate) static FUNCTIONS: [FunctionSpec; 10] = [
+pub(crate) static FUNCTIONS: [FunctionSpec; 11] = [
     FunctionSpec {
         name: "sma",
         arg: IntArg::WINDOW,
@@ -78,5 +78,13 @@ pub(crate) static FUNCTIONS: [FunctionSpec; 10] = [
         description: "Wilder's RSI over n periods: first averages are the means of the first n \
             diffs, then avg = (avg*(n-1) + new)/n; 100 when the average loss is 0. First value at \
             row n (0-based); a NULL input gives NULL and restarts the warm-up.",
+    },
+    FunctionSpec {
+        name: "wilder_mean",
+        arg: IntArg::WINDOW,
+        kernel: kernels::wilder_mean,
+        description: "Wilder's moving average (RMA, the smoothing of ATR): the mean of the first n \
+            values, then avg = (avg*(n-1) + x)/n. NULL for the first n-1 rows; a NULL input gives \
+            NULL and restarts the warm-up.",
     },
 ];

@@ -13,6 +13,7 @@
 //! | `zscore(x, n)`, `n >= 2` | `(x - sma) / rolling_std`; NULL if the window is flat | `n - 1` | NULL while in the window |
 //! | `ema(x, n)` | EMA, `alpha = 2/(n+1)`, seeded with the first value | `n - 1` | NULL, and the warm-up restarts |
 //! | `rsi(x, n)` | Wilder's RSI | `n` | NULL, and the warm-up restarts |
+//! | `wilder_mean(x, n)` | Wilder's smoothing: mean of the first `n`, then `(avg*(n-1)+x)/n` | `n - 1` | NULL, and the warm-up restarts |
 //! | `pct_change(x, k)` | `x_t / x_{t-k} - 1`; NULL if `x_{t-k} = 0` | `k` | NULL if `x_t` or `x_{t-k}` is |
 //! | `log_return(x, k)` | `ln(x_t / x_{t-k})`; NULL if the ratio is not positive | `k` | NULL if `x_t` or `x_{t-k}` is |
 //!

@@ -113,6 +113,22 @@ fn naive_rsi(values: &[Option<f64>], n: usize) -> Vec<Option<f64>> {
         .collect()
 }
 
+fn naive_wilder(values: &[Option<f64>], n: usize) -> Vec<Option<f64>> {
+    (0..values.len())
+        .map(|t| {
+            values[t]?;
+            let s = run_start(values, t);
+            if n == 0 || t + 1 - s < n {
+                return None;
+            }
+            let run: Vec<f64> = values[s..=t].iter().map(|v| v.unwrap()).collect();
+            let nf = n as f64;
+            let first = run[..n].iter().sum::<f64>() / nf;
+            Some(run[n..].iter().fold(first, |avg, &x| (avg * (nf - 1.0) + x) / nf))
+        })
+        .collect()
+}
+
 fn naive_lagged(values: &[Option<f64>], k: usize, f: impl Fn(f64, f64) -> Option<f64>) -> Vec<Option<f64>> {
     (0..values.len())
         .map(|t| {
@@ -255,6 +271,12 @@ proptest! {
     }
 
     #[test]
+    fn wilder_mean_matches_naive(xs in series(), n in window()) {
+        let scale = xs.iter().flatten().fold(0.0f64, |m, x| m.max(x.abs()));
+        assert_matches("wilder_mean", &kernels::wilder_mean(&xs, n), &naive_wilder(&xs, n), |_| REL * scale)?;
+    }
+
+    #[test]
     fn rsi_matches_naive(xs in series(), n in window()) {
         let actual = kernels::rsi(&xs, n);
         assert_matches("rsi", &actual, &naive_rsi(&xs, n), |_| REL * 100.0)?;
@@ -284,7 +306,9 @@ proptest! {
     }
 }
 
-const ALL: [fn(&[Option<f64>], usize) -> Vec<Option<f64>>; 10] = [
+type Kernel = fn(&[Option<f64>], usize) -> Vec<Option<f64>>;
+
+const ALL: [Kernel; 11] = [
     kernels::sma,
     kernels::rolling_sum,
     kernels::rolling_std,
@@ -293,6 +317,7 @@ const ALL: [fn(&[Option<f64>], usize) -> Vec<Option<f64>>; 10] = [
     kernels::rolling_max,
     kernels::ema,
     kernels::rsi,
+    kernels::wilder_mean,
     kernels::pct_change,
     kernels::log_return,
 ];

@@ -113,7 +113,7 @@ macro_rules! slt_tests {
     };
 }
 
-slt_tests!(sma_sum, rolling_std, rolling_minmax, zscore, ema, rsi, returns, arguments);
+slt_tests!(sma_sum, rolling_std, rolling_minmax, zscore, ema, rsi, wilder_mean, returns, arguments);
 
 #[test]
 fn every_slt_file_has_a_test() {
@@ -125,7 +125,8 @@ fn every_slt_file_has_a_test() {
         .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
         .collect();
     files.sort();
-    let mut covered = vec!["arguments", "ema", "returns", "rolling_minmax", "rolling_std", "rsi", "sma_sum", "zscore"];
+    let mut covered =
+        vec!["arguments", "ema", "returns", "rolling_minmax", "rolling_std", "rsi", "sma_sum", "wilder_mean", "zscore"];
     covered.sort_unstable();
     assert_eq!(files, covered, "add new .slt files to slt_tests!");
 }

@@ -329,7 +329,10 @@ async fn run_features(config: &Config, storage: &Storage) -> Result<ExitCode, St
     let ctx = catalog::session(storage).map_err(|e| e.to_string())?;
     crate::features::register_views(&ctx, &views).await.map_err(|e| e.to_string())?;
     for v in &views {
-        println!("{} (entity {}, event time {}, ttl {}, owner {})", v.spec.name, v.spec.entity, v.spec.event_time, v.spec.ttl, v.spec.owner);
+        println!(
+            "{} (entity {}, event time {}, ttl {}, owner {})",
+            v.spec.name, v.spec.entity, v.spec.event_time, v.spec.ttl, v.spec.owner
+        );
         println!("  {}", v.spec.description.trim());
         for f in &v.spec.features {
             println!("  - {}: {}", f.name, f.description.trim());

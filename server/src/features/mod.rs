@@ -179,11 +179,18 @@ async fn plan_and_register(ctx: &SessionContext, view: &FeatureView) -> Result<(
         Ok(p) => p,
         Err(e) => {
             let table_missing = e.to_string().contains("table") && e.to_string().contains("not found");
-            return Err(if table_missing { PlanFailure::MaybeLater(sql_err(&e)) } else { PlanFailure::Fatal(sql_err(&e)) });
+            return Err(if table_missing {
+                PlanFailure::MaybeLater(sql_err(&e))
+            } else {
+                PlanFailure::Fatal(sql_err(&e))
+            });
         }
     };
     use datafusion::logical_expr::LogicalPlan as P;
-    if matches!(plan, P::Ddl(_) | P::Dml(_) | P::Copy(_) | P::Statement(_) | P::Explain(_) | P::Analyze(_) | P::DescribeTable(_)) {
+    if matches!(
+        plan,
+        P::Ddl(_) | P::Dml(_) | P::Copy(_) | P::Statement(_) | P::Explain(_) | P::Analyze(_) | P::DescribeTable(_)
+    ) {
         return Err(PlanFailure::Fatal(FeatureDefError::Sql {
             path: view.sql_path.clone(),
             line: 1,
@@ -202,7 +209,14 @@ async fn plan_and_register(ctx: &SessionContext, view: &FeatureView) -> Result<(
     };
     for (key, col) in [("entity:", &view.spec.entity), ("event_time:", &view.spec.event_time)] {
         if !has(col) {
-            return Err(missing(key, format!("{} column {col:?} is not in the output of {}", key.trim_end_matches(':'), view.sql_path.display())));
+            return Err(missing(
+                key,
+                format!(
+                    "{} column {col:?} is not in the output of {}",
+                    key.trim_end_matches(':'),
+                    view.sql_path.display()
+                ),
+            ));
         }
     }
     for f in &view.spec.features {
@@ -212,6 +226,11 @@ async fn plan_and_register(ctx: &SessionContext, view: &FeatureView) -> Result<(
                 format!("feature {:?} is declared but {} does not produce it", f.name, view.sql_path.display()),
             ));
         }
+    }
+    // Window arguments (`sma(x, 0)`) are checked when DataFusion builds the physical plan:
+    // build it once so a bad definition fails at load, not at the first query.
+    if let Err(e) = ctx.state().create_physical_plan(&plan).await {
+        return Err(PlanFailure::Fatal(sql_err(&e)));
     }
     let table = ViewTable::new(plan, Some(view.sql.clone()));
     ctx.register_table(view.spec.name.as_str(), Arc::new(table)).map_err(|e| PlanFailure::Fatal(sql_err(&e)))?;
@@ -233,23 +252,24 @@ fn line_of(text: &str, needle: &str) -> Option<usize> {
 /// column or function, which is looked up in the SQL text.
 fn sql_error_line(sql: &str, e: &DataFusionError) -> usize {
     let msg = e.to_string();
-    if let Some(rest) = msg.split("Line: ").nth(1) {
-        if let Ok(n) = rest.chars().take_while(char::is_ascii_digit).collect::<String>().parse() {
-            return n;
-        }
+    if let Some(rest) = msg.split("Line: ").nth(1)
+        && let Ok(n) = rest.chars().take_while(char::is_ascii_digit).collect::<String>().parse()
+    {
+        return n;
     }
-    for marker in ["No field named ", "Invalid function '", "function '", "table '"] {
+    for marker in ["No field named ", "Invalid function '", "function '", "table '", "Error during planning: "] {
         if let Some(rest) = msg.split(marker).nth(1) {
             let name: String = rest
                 .trim_start_matches(['"', '\''])
                 .chars()
                 .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '.')
                 .collect();
-            let bare = name.rsplit('.').next().unwrap_or(&name);
-            if !bare.is_empty() {
-                if let Some(l) = line_of(sql, bare) {
-                    return l;
-                }
+            let name = name.trim_end_matches('.');
+            let bare = name.rsplit('.').next().unwrap_or(name);
+            if !bare.is_empty()
+                && let Some(l) = line_of(sql, bare)
+            {
+                return l;
             }
         }
     }

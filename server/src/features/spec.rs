@@ -46,7 +46,8 @@ pub fn parse_ttl(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let n: u64 = num.parse().map_err(|_| format!("ttl {s:?}: expected a number and a unit (s, m, h, d, w), e.g. 5d"))?;
+    let n: u64 =
+        num.parse().map_err(|_| format!("ttl {s:?}: expected a number and a unit (s, m, h, d, w), e.g. 5d"))?;
     let secs = match unit.trim() {
         "s" => 1,
         "m" => 60,

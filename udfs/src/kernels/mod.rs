@@ -11,7 +11,7 @@
 //!   order: a missing trading day is not a gap, the previous row is the previous value.
 //! * Warm-up rows are `None`.
 //! * Window functions (`sma`, `rolling_*`, `zscore`) give `None` while any of the last `n`
-//!   values is `None`; recursive ones (`ema`, `rsi`) restart their warm-up after a `None`.
+//!   values is `None`; recursive ones (`ema`, `rsi`, `wilder_mean`) restart their warm-up after a `None`.
 
 mod compensated;
 mod ema;
@@ -20,6 +20,7 @@ mod rolling_minmax;
 mod rolling_std;
 mod rsi;
 mod sma_sum;
+mod wilder;
 mod window_moments;
 mod zscore;
 
@@ -29,4 +30,5 @@ pub use rolling_minmax::{rolling_max, rolling_min};
 pub use rolling_std::rolling_std;
 pub use rsi::rsi;
 pub use sma_sum::{rolling_sum, sma};
+pub use wilder::wilder_mean;
 pub use zscore::zscore;

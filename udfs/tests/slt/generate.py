@@ -150,6 +150,20 @@ def rsi(n):
     return lambda s: per_segment(s, lambda g: pd.Series(wilder_rsi(list(g), n), index=g.index, dtype=float))
 
 
+def wilder_mean(n):
+    def run(g):
+        vals = list(g)
+        out = [np.nan] * len(vals)
+        if len(vals) >= n:
+            avg = sum(vals[:n]) / n
+            out[n - 1] = avg
+            for i in range(n, len(vals)):
+                avg = (avg * (n - 1) + vals[i]) / n
+                out[i] = avg
+        return pd.Series(out, index=g.index, dtype=float)
+    return lambda s: per_segment(s, run)
+
+
 def pct_change(k):
     def f(s):
         base = s.shift(k)
@@ -332,17 +346,27 @@ def main():
         bad_args("pct_change"),
         bad_args("log_return"),
     ])
+    write("wilder_mean", [
+        create_prices(),
+        query("Wilder smoothing over 3 rows: mean of the first 3, then (avg*2 + x)/3; A's NULL at t=8 gives "
+              "NULL and restarts the warm-up; single-row C stays NULL",
+              "wilder_mean({x}, 3)", "prices", p, wilder_mean(3)),
+        query("n = 1 is the value itself", "wilder_mean({x}, 1)", "prices", p, wilder_mean(1)),
+        query("Int64 input", "wilder_mean({x}, 2)", "prices", p, wilder_mean(2), column=3, x="vol"),
+        query("Float32 input", "wilder_mean(CAST(px AS FLOAT), 2)", "prices", p, wilder_mean(2)),
+        bad_args("wilder_mean"),
+    ])
     write("arguments", [
         create_prices(),
         "# Every function is registered, returns a nullable Float64 and accepts integer n of any width\n"
-        "query RRRRRRRRRR\n"
+        "query RRRRRRRRRRR\n"
         "SELECT sma(px, CAST(2 AS TINYINT)) OVER w, ema(px, CAST(2 AS SMALLINT)) OVER w,\n"
         "  rolling_std(px, CAST(2 AS INT)) OVER w, rolling_min(px, CAST(2 AS BIGINT)) OVER w,\n"
         "  rolling_max(px, CAST(2 AS INT UNSIGNED)) OVER w, rolling_sum(px, 2) OVER w, zscore(px, 2) OVER w,\n"
-        "  pct_change(px, 1) OVER w, log_return(px, 1) OVER w, rsi(px, 1) OVER w\n"
+        "  pct_change(px, 1) OVER w, log_return(px, 1) OVER w, rsi(px, 1) OVER w, wilder_mean(px, 2) OVER w\n"
         "FROM prices WHERE sym = 'C' WINDOW w AS (PARTITION BY sym ORDER BY t)\n"
         "----\n"
-        "NULL NULL NULL NULL NULL NULL NULL NULL NULL NULL\n",
+        "NULL NULL NULL NULL NULL NULL NULL NULL NULL NULL NULL\n",
         "# x must be numeric\n"
         "query error sma: x must be numeric, got a value of type\n"
         "SELECT sma(sym, 2) OVER (PARTITION BY sym ORDER BY t) FROM prices\n",
