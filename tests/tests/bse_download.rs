@@ -275,3 +275,50 @@ fn unreachable_bse_is_said_plainly_and_stored_data_stays() {
     assert!(out.contains("bhavstore import"), "{out}");
     assert_eq!(query(&root, "select count(*) as n from bhavcopy"), "n\n3267\n");
 }
+
+/// SIGTERM (or Ctrl-C) during a backfill: days in flight finish, no new day starts, the summary
+/// says it was interrupted, and the next run resumes.
+#[test]
+fn backfill_stops_cleanly_on_sigterm_and_resumes() {
+    let Some(dir) = real_data_dir() else { return };
+    let root = Root::local();
+    let bse = FakeBse::start();
+    for f in std::fs::read_dir(dir.join("legacy-eq-14col/2015")).unwrap() {
+        let p = f.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().to_string();
+        let body = zip_of(&name, &std::fs::read(&p).unwrap());
+        bse.set(&format!("EQ{}_CSV.ZIP", &name[2..8]), Route::Slow(body, Duration::from_millis(400)));
+    }
+    let mut c = cmd(&root, &bse);
+    c.args(["backfill", "--from", "2015-02-02", "--to", "2015-03-31", "--jobs", "1", "--skip-weekends"]);
+    c.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let child = c.spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let pid = child.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let o = child.wait_with_output().unwrap();
+    let out = stdout(&o);
+    assert!(!o.status.success(), "an interrupted backfill is not a success: {out}");
+    assert!(out.contains("interrupted by a signal"), "{out}\n{}", stderr(&o));
+    let fetched: usize = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("fetched:"))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!((1..30).contains(&fetched), "{out}");
+    // Whatever was stored is whole and the rest follows on the next run.
+    let o = run(cmd(&root, &bse).args([
+        "backfill",
+        "--from",
+        "2015-02-02",
+        "--to",
+        "2015-03-31",
+        "--jobs",
+        "4",
+        "--skip-weekends",
+    ]));
+    assert!(o.status.success(), "{}", stdout(&o));
+    assert!(stdout(&o).contains(&format!("already stored:     {fetched}")), "{}", stdout(&o));
+    assert_eq!(query(&root, "select count(distinct trade_date) as n from bhavcopy"), "n\n40\n");
+}

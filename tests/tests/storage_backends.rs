@@ -154,3 +154,27 @@ fn import_2015_set_shows_67_sessions() {
         assert_eq!(stdout(&o).matches("unchanged").count(), 67);
     }
 }
+
+/// A filter on `trade_date` reads only that day's file: the partition is pruned from the path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trade_date_filters_prune_partitions() {
+    let Some(dir) = real_data_dir() else { return };
+    let root = Root::local();
+    let s = root.open();
+    let ing = Ingestor::new(s.clone());
+    for f in ["EQ020215.CSV", "EQ030215.CSV", "EQ040215.CSV"] {
+        let p = dir.join("legacy-eq-14col/2015").join(f);
+        ing.ingest_bytes(f, Bytes::from(std::fs::read(&p).unwrap()), prov(), None).await.unwrap();
+    }
+    let ctx = catalog::session(&s).unwrap();
+    let plan = ctx
+        .sql("explain analyze select sum(close) from bhavcopy where trade_date = DATE '2015-02-03'")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let text = datafusion::arrow::util::pretty::pretty_format_batches(&plan).unwrap().to_string();
+    assert_eq!(text.matches("bhavcopy.parquet").count(), 1, "{text}");
+    assert!(text.contains("trade_date=2015-02-03/bhavcopy.parquet"), "{text}");
+}

@@ -287,22 +287,10 @@ async fn run_import(storage: Storage, paths_in: &[std::path::PathBuf]) -> Result
     for (p, why) in &report.skipped {
         println!("{p}: skipped: {why}");
     }
-    let loaded: u64 = report
-        .files
-        .iter()
-        .filter_map(|f| match &f.result {
-            Ok(Ingested::Loaded { report, .. }) => Some(report.rows_loaded),
-            _ => None,
-        })
-        .sum();
-    let quarantined: u64 = report
-        .files
-        .iter()
-        .filter_map(|f| match &f.result {
-            Ok(Ingested::Loaded { report, .. }) => Some(report.rows_quarantined),
-            _ => None,
-        })
-        .sum();
+    let (loaded, quarantined) = report.files.iter().fold((0u64, 0u64), |(l, q), f| match &f.result {
+        Ok(Ingested::Loaded { report, .. }) => (l + report.rows_loaded, q + report.rows_quarantined),
+        _ => (l, q),
+    });
     println!(
         "imported {} files into {}: {loaded} rows loaded, {quarantined} quarantined, {} files failed, {} skipped",
         report.files.len(),

@@ -49,6 +49,33 @@ pub struct RawMeta {
     pub rejected_because: Option<String>,
 }
 
+impl RawMeta {
+    /// The record for bytes stored now; `key_of` builds the key from the revision name.
+    fn new(
+        trade_date: Option<NaiveDate>,
+        file_name: &str,
+        sha256: String,
+        size: usize,
+        provenance: Provenance,
+        rejected_because: Option<&str>,
+        key_of: impl FnOnce(&str) -> String,
+    ) -> Self {
+        let stored_at = Utc::now();
+        let revision = paths::revision_name(stored_at, &sha256);
+        Self {
+            trade_date,
+            file_name: file_name.to_string(),
+            key: key_of(&revision),
+            revision,
+            sha256,
+            size: size as u64,
+            stored_at,
+            provenance,
+            rejected_because: rejected_because.map(str::to_string),
+        }
+    }
+}
+
 /// Hex sha256 of a body.
 #[must_use]
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -98,20 +125,10 @@ pub async fn store(
     if let Some(same) = existing.iter().find(|m| m.sha256 == sha) {
         return Ok(Stored { meta: same.clone(), is_new: false, superseded: None });
     }
-    let stored_at = Utc::now();
-    let revision = paths::revision_name(stored_at, &sha);
-    let key = paths::raw_object(date, &revision, file_name);
-    let meta = RawMeta {
-        trade_date: Some(date),
-        file_name: file_name.to_string(),
-        revision: revision.clone(),
-        key: key.clone(),
-        sha256: sha,
-        size: bytes.len() as u64,
-        stored_at,
-        provenance,
-        rejected_because: None,
-    };
+    let meta = RawMeta::new(Some(date), file_name, sha, bytes.len(), provenance, None, |rev| {
+        paths::raw_object(date, rev, file_name)
+    });
+    let (key, revision) = (meta.key.clone(), meta.revision.clone());
     // Bytes first, meta second: a revision without meta is invisible, so a crash in between
     // leaves an orphan, never a revision that points at missing bytes.
     if storage.put_create(&key, bytes.clone()).await? == Created::AlreadyExisted {
@@ -130,21 +147,10 @@ pub async fn store_rejected(
     provenance: Provenance,
     reason: &str,
 ) -> Result<RawMeta, IngestError> {
-    let sha = sha256_hex(bytes);
-    let stored_at = Utc::now();
-    let revision = paths::revision_name(stored_at, &sha);
-    let key = paths::rejected_object(date, &revision, file_name);
-    let meta = RawMeta {
-        trade_date: date,
-        file_name: file_name.to_string(),
-        revision: revision.clone(),
-        key: key.clone(),
-        sha256: sha,
-        size: bytes.len() as u64,
-        stored_at,
-        provenance,
-        rejected_because: Some(reason.to_string()),
-    };
+    let meta = RawMeta::new(date, file_name, sha256_hex(bytes), bytes.len(), provenance, Some(reason), |rev| {
+        paths::rejected_object(date, rev, file_name)
+    });
+    let (key, revision) = (meta.key.clone(), meta.revision.clone());
     storage.put_create(&key, bytes.clone()).await?;
     storage.put_create(&paths::rejected_meta(date, &revision), meta_json(&meta)?).await?;
     Ok(meta)

@@ -9,7 +9,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rand::Rng;
 use reqwest::StatusCode;
 use reqwest::header::{self, HeaderMap, HeaderValue};
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 use url::Url;
 
 use super::rate_limit::RateLimiter;
@@ -179,7 +179,7 @@ impl BseClient {
             self.limiter.acquire().await;
             match self.attempt(&url, &cand.file_name).await {
                 Ok(f) => {
-                    info!(url = %f.url, status = f.status, bytes = f.bytes.len(), "fetched");
+                    debug!(url = %f.url, status = f.status, bytes = f.bytes.len(), "fetched");
                     return Ok(f);
                 }
                 Err(Attempt::Fatal(e)) => return Err(e),
