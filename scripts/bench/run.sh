@@ -44,6 +44,17 @@ else
 fi
 generation="$(cat "$root.done")"
 
+# Peak resident memory of each engine's process, when GNU time is there.
+measure() {
+    local name="$1"
+    shift
+    if [ -x /usr/bin/time ]; then
+        /usr/bin/time -f "%M" -o "$out/$name.maxrss_kib" "$@"
+    else
+        "$@"
+    fi
+}
+
 set_args=()
 for kv in ${BENCH_SET:-}; do
     set_args+=(--set "$kv")
@@ -52,11 +63,11 @@ done
 rm -rf "$out"
 mkdir -p "$out"
 echo "== bhavstore (bench-features, $repeat runs per query) -> $out"
-"$bin/bench-features" --root "$root" --feature-defs "$repo/feature_defs" --out "$out" --repeat "$repeat" \
-    "${set_args[@]}" | tee "$out/bhavstore.txt"
+measure bhavstore "$bin/bench-features" --root "$root" --feature-defs "$repo/feature_defs" --out "$out" \
+    --repeat "$repeat" "${set_args[@]}" | tee "$out/bhavstore.txt"
 
 echo "== DuckDB (duckdb_features.py, $repeat runs per query)"
-python3 "$here/duckdb_features.py" --root "$root" --out "$out" --repeat "$repeat" | tee "$out/duckdb.txt"
+measure duckdb python3 "$here/duckdb_features.py" --root "$root" --out "$out" --repeat "$repeat" | tee "$out/duckdb.txt"
 
 echo "== cross-check of the values"
 python3 "$here/crosscheck.py" --out "$out" | tee "$out/crosscheck.txt"

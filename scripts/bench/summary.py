@@ -45,6 +45,13 @@ def main() -> int:
     sub_b, sub_d = bs["total_best_s"], ds["total_best_s"]
     verdict = "meets" if sub_b <= TARGET * sub_d else "MISSES"
     print(f"{'comparable subset (both engines)':<34} {sub_b:>9.3f}s {sub_d:>9.3f}s {ratio(sub_b, sub_d):>8}")
+    rss = {}
+    for engine in ("bhavstore", "duckdb"):
+        f = args.out / f"{engine}.maxrss_kib"
+        if f.is_file() and f.read_text().strip().isdigit():
+            rss[engine] = int(f.read_text().strip()) / 1024
+    if len(rss) == 2:
+        print(f"{'peak RSS of the process (MiB)':<34} {rss['bhavstore']:>10.0f} {rss['duckdb']:>10.0f}")
     views = bh.get("views", {})
     if views:
         full = sum(v["5_total_with_write"]["best_s"] for v in views.values())
