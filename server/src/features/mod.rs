@@ -70,6 +70,8 @@ pub struct FeatureView {
     pub sql_path: PathBuf,
     /// Where the YAML came from.
     pub yaml_path: PathBuf,
+    /// The YAML text, for pointing errors found at registration at their line.
+    pub yaml_text: String,
     /// Parsed `ttl`.
     pub ttl: Duration,
 }
@@ -126,7 +128,14 @@ pub fn load_dir(dir: &Path) -> Result<Vec<FeatureView>, FeatureDefError> {
             return Err(invalid("name:", format!("no SQL for view {stem:?}: expected {stem}.sql beside this file")));
         };
         let sql = std::fs::read_to_string(sql_path).map_err(io(sql_path))?;
-        views.push(FeatureView { spec, sql, sql_path: sql_path.clone(), yaml_path: yaml_path.clone(), ttl });
+        views.push(FeatureView {
+            spec,
+            sql,
+            sql_path: sql_path.clone(),
+            yaml_path: yaml_path.clone(),
+            yaml_text: text,
+            ttl,
+        });
     }
     if let Some((stem, path)) = sqls.iter().find(|(s, _)| !yamls.contains_key(*s)) {
         return Err(FeatureDefError::Invalid {
@@ -199,11 +208,10 @@ async fn plan_and_register(ctx: &SessionContext, view: &FeatureView) -> Result<(
     }
     let schema = plan.schema();
     let has = |c: &str| schema.fields().iter().any(|f| f.name() == c);
-    let yaml_text = std::fs::read_to_string(&view.yaml_path).unwrap_or_default();
     let missing = |key: &str, what: String| {
         PlanFailure::Fatal(FeatureDefError::Invalid {
             path: view.yaml_path.clone(),
-            line: line_of(&yaml_text, key).unwrap_or(1),
+            line: line_of(&view.yaml_text, key).unwrap_or(1),
             message: what,
         })
     };

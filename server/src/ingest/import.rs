@@ -5,34 +5,21 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use chrono::Utc;
-use serde::Serialize;
 
 use super::{IngestError, Ingested, Ingestor, Provenance};
 use crate::formats::{BodyKind, bhavcopy_members, classify};
 
 /// One file (or archive member) and what became of it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct ImportedFile {
     /// Path, with `!member` for a member of an archive.
     pub source: String,
     /// The outcome: `Ok` with what changed, or the error message.
-    #[serde(serialize_with = "ser_result")]
     pub result: Result<Ingested, String>,
 }
 
-fn ser_result<S: serde::Serializer>(r: &Result<Ingested, String>, s: S) -> Result<S::Ok, S::Error> {
-    match r {
-        Ok(Ingested::Loaded { report, .. }) => s.serialize_str(&format!(
-            "loaded {} rows ({} quarantined) for {}",
-            report.rows_loaded, report.rows_quarantined, report.trade_date
-        )),
-        Ok(Ingested::Unchanged { trade_date, .. }) => s.serialize_str(&format!("unchanged ({trade_date})")),
-        Err(e) => s.serialize_str(&format!("error: {e}")),
-    }
-}
-
 /// Everything an import did.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default)]
 pub struct ImportReport {
     /// Files and members processed, in order.
     pub files: Vec<ImportedFile>,

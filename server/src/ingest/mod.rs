@@ -149,8 +149,7 @@ impl Ingestor {
         let date = parsed.trade_date;
         let stored = raw::store(&self.storage, date, name, &bytes, provenance).await?;
         if !stored.is_new {
-            let latest = raw::latest(&self.storage, date).await?;
-            let is_latest = latest.as_ref().is_some_and(|l| l.sha256 == stored.meta.sha256);
+            let is_latest = stored.is_latest;
             let state = day_state::read(&self.storage, date).await?;
             let loaded_sha = match &state {
                 Some(day_state::DayState::Loaded { raw_sha256, .. }) => Some(raw_sha256.as_str()),

@@ -89,6 +89,8 @@ pub struct Stored {
     pub meta: RawMeta,
     /// `false` when identical bytes were already stored.
     pub is_new: bool,
+    /// Whether these bytes are the day's newest revision (always so when new).
+    pub is_latest: bool,
     /// The revision that was newest before this one, if it differed.
     pub superseded: Option<RawMeta>,
 }
@@ -107,11 +109,6 @@ pub async fn revisions(storage: &Storage, date: NaiveDate) -> Result<Vec<RawMeta
     Ok(metas)
 }
 
-/// The winning (newest) revision of a day.
-pub async fn latest(storage: &Storage, date: NaiveDate) -> Result<Option<RawMeta>, IngestError> {
-    Ok(revisions(storage, date).await?.pop())
-}
-
 /// Stores the bytes of a day's file unless identical bytes are already stored.
 pub async fn store(
     storage: &Storage,
@@ -123,7 +120,8 @@ pub async fn store(
     let sha = sha256_hex(bytes);
     let existing = revisions(storage, date).await?;
     if let Some(same) = existing.iter().find(|m| m.sha256 == sha) {
-        return Ok(Stored { meta: same.clone(), is_new: false, superseded: None });
+        let is_latest = existing.last().is_some_and(|l| l.sha256 == sha);
+        return Ok(Stored { meta: same.clone(), is_new: false, is_latest, superseded: None });
     }
     let meta = RawMeta::new(Some(date), file_name, sha, bytes.len(), provenance, None, |rev| {
         paths::raw_object(date, rev, file_name)
@@ -135,7 +133,7 @@ pub async fn store(
         return Err(IngestError::Corrupt { key, message: "raw object already exists; refusing to overwrite".into() });
     }
     storage.put_create(&paths::raw_meta(date, &revision), meta_json(&meta)?).await?;
-    Ok(Stored { meta, is_new: true, superseded: existing.last().cloned() })
+    Ok(Stored { meta, is_new: true, is_latest: true, superseded: existing.last().cloned() })
 }
 
 /// Keeps a body that could not be used, with the reason, under `rejected/`.
