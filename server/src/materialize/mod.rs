@@ -1,0 +1,1 @@
+//! Materialization (being written).

@@ -1,0 +1,1 @@
+//! MLflow tracking over its REST API (being written).
