@@ -55,6 +55,12 @@ pub struct Config {
     pub features: FeaturesConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Materialization of feature views.
+    pub materialize: crate::materialize::MaterializeConfig,
+    /// The scheduler of `bhavstore serve`.
+    pub schedule: crate::schedule::ScheduleConfig,
+    /// MLflow tracking of materialization runs.
+    pub mlflow: crate::mlflow::MlflowConfig,
 }
 
 /// Storage location and S3 credentials.
@@ -193,6 +199,9 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("BHAVSTORE_BACKFILL_SKIP_WEEKENDS", "backfill.skip_weekends"),
     ("BHAVSTORE_FEATURE_DEFS", "features.dir"),
     ("BHAVSTORE_LOG", "log.level"),
+    ("BHAVSTORE_MATERIALIZE_KEEP_TAILS", "materialize.keep_tails"),
+    ("BHAVSTORE_SCHEDULE_TIMEZONE", "schedule.timezone"),
+    ("BHAVSTORE_MLFLOW_TRACKING_URI", "mlflow.tracking_uri"),
 ];
 
 impl Config {
@@ -247,6 +256,13 @@ impl Config {
                 "BHAVSTORE_BACKFILL_SKIP_WEEKENDS" => self.backfill.skip_weekends = boolean(&value)?,
                 "BHAVSTORE_FEATURE_DEFS" => self.features.dir = value.clone(),
                 "BHAVSTORE_LOG" => self.log.level = value.clone(),
+                "BHAVSTORE_MATERIALIZE_KEEP_TAILS" => {
+                    self.materialize.keep_tails = usize::try_from(int(&value)?).map_err(|e| bad(e.to_string()))?;
+                }
+                "BHAVSTORE_SCHEDULE_TIMEZONE" => self.schedule.timezone = value.clone(),
+                "BHAVSTORE_MLFLOW_TRACKING_URI" => {
+                    self.mlflow.tracking_uri = Some(value.clone()).filter(|v| !v.trim().is_empty());
+                }
                 // Read by the CLI layer itself (clap `env`).
                 "BHAVSTORE_CONFIG" => {}
                 _ => unknown.push(var.clone()),
@@ -271,6 +287,13 @@ impl Config {
         }
         url::Url::parse(&self.source.base_url)
             .map_err(|e| ConfigError::Invalid(format!("source.base_url {:?}: {e}", self.source.base_url)))?;
+        if self.materialize.keep_tails == 0 {
+            return Err(ConfigError::Invalid("materialize.keep_tails must be at least 1".into()));
+        }
+        self.schedule.validate().map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        if let Some(uri) = &self.mlflow.tracking_uri {
+            url::Url::parse(uri).map_err(|e| ConfigError::Invalid(format!("mlflow.tracking_uri {uri:?}: {e}")))?;
+        }
         Ok(())
     }
 }

@@ -10,7 +10,18 @@
 //! parquet/bse/equity/trade_date={YYYY-MM-DD}/bhavcopy.parquet         canonical table, one file a day
 //! quarantine/bse/equity/trade_date={YYYY-MM-DD}/quarantine.parquet    refused lines of that day
 //! state/bse/equity/days/{YYYY-MM-DD}.json                             what is known about a day
+//! state/bse/equity/loads/{loaded_at}_{YYYY-MM-DD}_{sha256}.json       change log: one per canonical load
+//! features/{view}/_versions/{version}.json                            a version's definition, create-only
+//! features/{view}/_lock.json                                          held while a run of the view is going
+//! features/{view}/{version}/manifests/{seq:010}.json                  published states, create-only
+//! features/{view}/{version}/data/{run_id}/part-{n:04}.parquet         feature rows written by a run
+//! features/{view}/{version}/state/{run_id}/tail.parquet               last rows per entity, for the next run
+//! system/runs/{run_id}.json                                           run records (`bhavstore_runs`)
+//! system/quality/{run_id}.json                                        quality figures (`bhavstore_quality`)
 //! ```
+//!
+//! Readers find feature data only through manifests: a file under `data/` that no manifest names
+//! is an orphan of a failed run, invisible and removed by the next run.
 //!
 //! A revision is `{stored_at as YYYYMMDDTHHMMSS.fffZ}-{sha256[..16]}`, so revisions of a day sort
 //! in the order they were stored and the newest is the last.
@@ -27,6 +38,14 @@ pub const BHAVCOPY_TABLE: &str = "parquet/bse/equity";
 pub const QUARANTINE_TABLE: &str = "quarantine/bse/equity";
 /// Prefix of per-day state records.
 pub const DAY_STATE: &str = "state/bse/equity/days";
+/// Prefix of the canonical-load change log.
+pub const LOADS: &str = "state/bse/equity/loads";
+/// Root of materialized feature views.
+pub const FEATURES: &str = "features";
+/// Prefix of run records.
+pub const RUNS: &str = "system/runs";
+/// Prefix of quality records.
+pub const QUALITY: &str = "system/quality";
 /// Name of the provenance record beside each raw revision.
 pub const META_FILE: &str = "_meta.json";
 
@@ -98,6 +117,114 @@ pub fn date_of_day_state(key: &str) -> Option<NaiveDate> {
     NaiveDate::parse_from_str(name, "%Y-%m-%d").ok()
 }
 
+/// Change-log entry of one canonical load. Keys sort by load time, so a reader resumes with a
+/// listing that starts after the last key it consumed.
+#[must_use]
+pub fn load_entry(loaded_at: DateTime<Utc>, date: NaiveDate, sha256: &str) -> String {
+    format!("{LOADS}/{}_{}_{sha256}.json", loaded_at.format("%Y%m%dT%H%M%S%.6fZ"), date.format("%Y-%m-%d"))
+}
+
+/// Trade date and sha256 of a change-log key.
+#[must_use]
+pub fn parse_load_entry(key: &str) -> Option<(NaiveDate, String)> {
+    let name = key.rsplit('/').next()?.strip_suffix(".json")?;
+    let mut parts = name.split('_');
+    let _at = parts.next()?;
+    let date = NaiveDate::parse_from_str(parts.next()?, "%Y-%m-%d").ok()?;
+    let sha = parts.next()?;
+    Some((date, sha.to_string()))
+}
+
+/// Folder of one view.
+#[must_use]
+pub fn view_dir(view: &str) -> String {
+    format!("{FEATURES}/{view}")
+}
+
+/// Folder of a view's version records.
+#[must_use]
+pub fn versions_dir(view: &str) -> String {
+    format!("{FEATURES}/{view}/_versions")
+}
+
+/// Definition record of one version.
+#[must_use]
+pub fn version_record(view: &str, version: &str) -> String {
+    format!("{}/{version}.json", versions_dir(view))
+}
+
+/// Version id of a version-record key.
+#[must_use]
+pub fn version_of_record(key: &str) -> Option<String> {
+    key.rsplit('/').next()?.strip_suffix(".json").map(str::to_string)
+}
+
+/// The lock object of a view.
+#[must_use]
+pub fn view_lock(view: &str) -> String {
+    format!("{FEATURES}/{view}/_lock.json")
+}
+
+/// Folder of a version's manifests.
+#[must_use]
+pub fn manifests_dir(view: &str, version: &str) -> String {
+    format!("{FEATURES}/{view}/{version}/manifests")
+}
+
+/// Manifest number `seq` of a version.
+#[must_use]
+pub fn manifest(view: &str, version: &str, seq: u64) -> String {
+    format!("{}/{seq:010}.json", manifests_dir(view, version))
+}
+
+/// Sequence number of a manifest key.
+#[must_use]
+pub fn seq_of_manifest(key: &str) -> Option<u64> {
+    key.rsplit('/').next()?.strip_suffix(".json")?.parse().ok()
+}
+
+/// Folder of the data files of a version.
+#[must_use]
+pub fn data_dir(view: &str, version: &str) -> String {
+    format!("{FEATURES}/{view}/{version}/data")
+}
+
+/// One data file of a run.
+#[must_use]
+pub fn data_file(view: &str, version: &str, run_id: &str, part: usize) -> String {
+    format!("{}/{run_id}/part-{part:04}.parquet", data_dir(view, version))
+}
+
+/// Folder of the carried state (tails) of a version.
+#[must_use]
+pub fn state_dir(view: &str, version: &str) -> String {
+    format!("{FEATURES}/{view}/{version}/state")
+}
+
+/// The tail a run leaves for the next one.
+#[must_use]
+pub fn tail_file(view: &str, version: &str, run_id: &str) -> String {
+    format!("{}/{run_id}/tail.parquet", state_dir(view, version))
+}
+
+/// Run id of a key under `data/` or `state/` of a version.
+#[must_use]
+pub fn run_of_file(dir: &str, key: &str) -> Option<String> {
+    key.strip_prefix(dir)?.trim_start_matches('/').split('/').next().map(str::to_string)
+}
+
+/// Run record.
+#[must_use]
+pub fn run_record(run_id: &str) -> String {
+    format!("{RUNS}/{run_id}.json")
+}
+
+/// Quality record of a run.
+#[must_use]
+pub fn quality_record(run_id: &str) -> String {
+    format!("{QUALITY}/{run_id}.json")
+}
+
 /// File names become one key segment: no separators, no leading dots, nothing odd.
 fn sanitize(file_name: &str) -> String {
     let base = file_name.rsplit(['/', '\\']).next().unwrap_or(file_name);
@@ -121,5 +248,11 @@ mod tests {
         assert_eq!(bhavcopy_file(d), "parquet/bse/equity/trade_date=2015-01-05/bhavcopy.parquet");
         assert_eq!(rejected_object(None, &rev, "../x y.zip"), format!("rejected/bse/equity/undated/{rev}/x_y.zip"));
         assert_eq!(date_of_day_state(&day_state(d)), Some(d));
+        let load = load_entry(at, d, "ff00");
+        assert_eq!(load, "state/bse/equity/loads/20261127T030405.678000Z_2015-01-05_ff00.json");
+        assert_eq!(parse_load_entry(&load), Some((d, "ff00".to_string())));
+        assert_eq!(seq_of_manifest(&manifest("v", "v1", 12)), Some(12));
+        let dir = data_dir("v", "v1");
+        assert_eq!(run_of_file(&dir, &data_file("v", "v1", "r1", 0)).as_deref(), Some("r1"));
     }
 }

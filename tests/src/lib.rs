@@ -6,3 +6,4 @@ pub mod bin;
 pub mod fake_bse;
 pub mod real_data;
 pub mod storage_roots;
+pub mod synthetic;

@@ -3,12 +3,23 @@
 
 use crate::args::IntArg;
 use crate::kernels;
-use crate::udwf::FunctionSpec;
+use crate::udwf::{FunctionSpec, Lookback};
+
+fn ema_alpha(n: usize) -> f64 {
+    2.0 / (n as f64 + 1.0)
+}
+
+fn wilder_alpha(n: usize) -> f64 {
+    1.0 / n as f64
+}
 
 /// Every function, in documentation order.
 pub(crate) static FUNCTIONS: [FunctionSpec; 11] = [
     FunctionSpec {
         name: "sma",
+        // 2: each window summed afresh in a fixed order (bit-identical whatever the start).
+        version: 2,
+        lookback: Lookback::Window,
         arg: IntArg::WINDOW,
         kernel: kernels::sma,
         description: "Simple moving average of the last n rows of the partition (current row included). \
@@ -16,6 +27,8 @@ pub(crate) static FUNCTIONS: [FunctionSpec; 11] = [
     },
     FunctionSpec {
         name: "ema",
+        version: 1,
+        lookback: Lookback::Recursive { alpha: ema_alpha, warm_up: 0 },
         arg: IntArg::WINDOW,
         kernel: kernels::ema,
         description: "Exponential moving average, alpha = 2/(n+1), seeded with the first value \
@@ -24,6 +37,9 @@ pub(crate) static FUNCTIONS: [FunctionSpec; 11] = [
     },
     FunctionSpec {
         name: "rolling_std",
+        // 2: each window summed afresh in a fixed order (bit-identical whatever the start).
+        version: 2,
+        lookback: Lookback::Window,
         arg: IntArg::SAMPLE_WINDOW,
         kernel: kernels::rolling_std,
         description: "Sample standard deviation (ddof 1) of the last n rows (n >= 2). NULL for the \
@@ -31,6 +47,8 @@ pub(crate) static FUNCTIONS: [FunctionSpec; 11] = [
     },
     FunctionSpec {
         name: "rolling_min",
+        version: 1,
+        lookback: Lookback::Window,
         arg: IntArg::WINDOW,
         kernel: kernels::rolling_min,
         description: "Minimum of the last n rows. NULL for the first n-1 rows and while any of the \
@@ -38,6 +56,8 @@ pub(crate) static FUNCTIONS: [FunctionSpec; 11] = [
     },
     FunctionSpec {
         name: "rolling_max",
+        version: 1,
+        lookback: Lookback::Window,
         arg: IntArg::WINDOW,
         kernel: kernels::rolling_max,
         description: "Maximum of the last n rows. NULL for the first n-1 rows and while any of the \
@@ -45,6 +65,9 @@ pub(crate) static FUNCTIONS: [FunctionSpec; 11] = [
     },
     FunctionSpec {
         name: "rolling_sum",
+        // 2: each window summed afresh in a fixed order (bit-identical whatever the start).
+        version: 2,
+        lookback: Lookback::Window,
         arg: IntArg::WINDOW,
         kernel: kernels::rolling_sum,
         description: "Sum of the last n rows. NULL for the first n-1 rows and while any of the last \
@@ -52,6 +75,9 @@ pub(crate) static FUNCTIONS: [FunctionSpec; 11] = [
     },
     FunctionSpec {
         name: "zscore",
+        // 2: each window summed afresh in a fixed order (bit-identical whatever the start).
+        version: 2,
+        lookback: Lookback::Window,
         arg: IntArg::SAMPLE_WINDOW,
         kernel: kernels::zscore,
         description: "(x - sma(x, n)) / rolling_std(x, n) (n >= 2). NULL for the first n-1 rows, \
@@ -59,6 +85,8 @@ pub(crate) static FUNCTIONS: [FunctionSpec; 11] = [
     },
     FunctionSpec {
         name: "pct_change",
+        version: 1,
+        lookback: Lookback::Lag,
         arg: IntArg::LAG,
         kernel: kernels::pct_change,
         description: "x / (x k rows earlier) - 1. NULL for the first k rows, when either value is \
@@ -66,6 +94,8 @@ pub(crate) static FUNCTIONS: [FunctionSpec; 11] = [
     },
     FunctionSpec {
         name: "log_return",
+        version: 1,
+        lookback: Lookback::Lag,
         arg: IntArg::LAG,
         kernel: kernels::log_return,
         description: "ln(x / (x k rows earlier)). NULL for the first k rows, when either value is \
@@ -73,6 +103,8 @@ pub(crate) static FUNCTIONS: [FunctionSpec; 11] = [
     },
     FunctionSpec {
         name: "rsi",
+        version: 1,
+        lookback: Lookback::Recursive { alpha: wilder_alpha, warm_up: 1 },
         arg: IntArg::WINDOW,
         kernel: kernels::rsi,
         description: "Wilder's RSI over n periods: first averages are the means of the first n \
@@ -81,6 +113,8 @@ pub(crate) static FUNCTIONS: [FunctionSpec; 11] = [
     },
     FunctionSpec {
         name: "wilder_mean",
+        version: 1,
+        lookback: Lookback::Recursive { alpha: wilder_alpha, warm_up: 0 },
         arg: IntArg::WINDOW,
         kernel: kernels::wilder_mean,
         description: "Wilder's moving average (RMA, the smoothing of ATR): the mean of the first n \

@@ -37,8 +37,57 @@ mod udwf;
 
 use datafusion_expr::WindowUDF;
 
+pub use udwf::{HORIZON_WEIGHT, recursive_horizon};
+
 /// Every window UDF this crate provides, ready to register on a DataFusion session.
 #[must_use]
 pub fn all_window_udfs() -> Vec<WindowUDF> {
     functions::FUNCTIONS.iter().map(|spec| spec.udwf()).collect()
+}
+
+/// Rows of one partition that a call `name(x, n)` reads back, current row included, or `None`
+/// if `name` is not a function of this crate. For the recursive functions (`ema`, `rsi`,
+/// `wilder_mean`) it is the horizon beyond which older rows cannot change the result (see
+/// [`HORIZON_WEIGHT`]); incremental materialization keeps this many rows per entity.
+#[must_use]
+pub fn lookback_rows(name: &str, n: usize) -> Option<usize> {
+    functions::FUNCTIONS.iter().find(|f| f.name == name).map(|f| f.lookback.rows(n))
+}
+
+/// Whether every result of `name(x, n)` is a function of its window's values alone, bit for bit,
+/// whatever row the partition starts at. True for all but the window sums (`sma`,
+/// `rolling_sum`, `rolling_std`, `zscore`) longer than [`kernels::FRESH_MAX`] rows, which use
+/// a running accumulator; the recursive functions qualify once past their horizon (see
+/// [`lookback_rows`]).
+#[must_use]
+pub fn start_independent(name: &str, n: usize) -> bool {
+    !(matches!(name, "sma" | "rolling_sum" | "rolling_std" | "zscore") && n > kernels::FRESH_MAX)
+}
+
+/// Version of the function `name`'s results, or `None` if it is not a function of this crate.
+/// A feature view's version includes the versions of the functions it calls.
+#[must_use]
+pub fn function_version(name: &str) -> Option<u32> {
+    functions::FUNCTIONS.iter().find(|f| f.name == name).map(|f| f.version)
+}
+
+#[cfg(test)]
+mod lookback_tests {
+    use super::*;
+
+    #[test]
+    fn lookbacks() {
+        assert_eq!(lookback_rows("sma", 20), Some(20));
+        assert_eq!(lookback_rows("pct_change", 10), Some(11));
+        assert_eq!(lookback_rows("nope", 3), None);
+        // (1 - 2/27)^h < 2^-64 first at h = 577.
+        assert_eq!(recursive_horizon(2.0 / 27.0), 577);
+        assert_eq!(lookback_rows("ema", 26), Some(26 + 577));
+        let h = recursive_horizon(1.0 / 14.0);
+        assert!((13.0f64 / 14.0).powi(h as i32) < HORIZON_WEIGHT);
+        assert!((13.0f64 / 14.0).powi(h as i32 - 1) >= HORIZON_WEIGHT);
+        assert_eq!(lookback_rows("rsi", 14), Some(14 + 1 + h));
+        assert_eq!(function_version("ema"), Some(1));
+        assert!(start_independent("sma", 1024) && !start_independent("sma", 1025) && start_independent("ema", 5000));
+    }
 }

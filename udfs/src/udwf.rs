@@ -22,12 +22,57 @@ pub(crate) type Kernel = fn(&[Option<f64>], usize) -> Vec<Option<f64>>;
 pub(crate) struct FunctionSpec {
     /// SQL name.
     pub(crate) name: &'static str,
+    /// Bumped whenever the kernel's results change, so feature versions built on it change too.
+    pub(crate) version: u32,
+    /// How many rows of history one output depends on.
+    pub(crate) lookback: Lookback,
     /// The integer argument's rule.
     pub(crate) arg: IntArg,
     /// The computation.
     pub(crate) kernel: Kernel,
     /// One-paragraph description for `Documentation`, semantics included.
     pub(crate) description: &'static str,
+}
+
+/// How far back in the partition one output row looks.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Lookback {
+    /// The last `n` rows.
+    Window,
+    /// This row and the one `k` rows back.
+    Lag,
+    /// A recursion over the whole partition; rows beyond the horizon weigh less than
+    /// [`HORIZON_WEIGHT`] together (see [`recursive_horizon`]).
+    Recursive {
+        /// Weight of the newest value as a function of `n`.
+        alpha: fn(usize) -> f64,
+        /// Rows before the recursion starts (RSI needs one row to form its first difference).
+        warm_up: usize,
+    },
+}
+
+/// Combined weight below which older history cannot change a recursive result: 2^-64 of the
+/// value is far below one unit in the last place of an `f64`, so a run that starts this far
+/// back converges to the same double as one that started at the first row.
+pub const HORIZON_WEIGHT: f64 = 1.0 / 18_446_744_073_709_551_616.0;
+
+/// Rows a recursion with weight `alpha` must see before older rows stop mattering.
+#[must_use]
+pub fn recursive_horizon(alpha: f64) -> usize {
+    if !(alpha > 0.0 && alpha < 1.0) {
+        return 1;
+    }
+    (HORIZON_WEIGHT.ln() / (1.0 - alpha).ln()).ceil() as usize
+}
+
+impl Lookback {
+    pub(crate) fn rows(self, n: usize) -> usize {
+        match self {
+            Lookback::Window => n.max(1),
+            Lookback::Lag => n + 1,
+            Lookback::Recursive { alpha, warm_up } => n + warm_up + recursive_horizon(alpha(n)),
+        }
+    }
 }
 
 impl FunctionSpec {

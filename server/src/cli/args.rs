@@ -46,6 +46,30 @@ pub enum Command {
     Query(QueryArgs),
     /// Validate the feature view definitions and list views and features.
     Features,
+    /// Compute feature views into versioned Parquet: only the days not yet published (plus a
+    /// revised day and everything after it), or everything with --full.
+    Materialize(MaterializeArgs),
+    /// Run the scheduler until SIGINT/SIGTERM: by default, download each weekday's bhavcopy
+    /// shortly after 20:00 IST (retrying until the cut-off) and then materialize every view.
+    Serve(ServeArgs),
+}
+
+/// `materialize`.
+#[derive(Debug, Args)]
+pub struct MaterializeArgs {
+    /// Views to materialize (default: all of them), run in parallel.
+    #[arg(value_name = "VIEW")]
+    pub views: Vec<String>,
+    /// Recompute every day instead of only the new ones.
+    #[arg(long)]
+    pub full: bool,
+}
+
+/// `serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
 }
 
 /// Where to download from.

@@ -3,6 +3,7 @@
 mod args;
 mod log;
 mod output;
+mod serve;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -80,7 +81,8 @@ pub fn build_config(cli: &Cli) -> Result<Config, String> {
                 config.backfill.skip_weekends = true;
             }
         }
-        Command::Import(_) | Command::Query(_) | Command::Features => {}
+        Command::Serve(a) => apply_source(&mut config, a.source.source_url.as_ref()),
+        Command::Import(_) | Command::Query(_) | Command::Features | Command::Materialize(_) => {}
     }
     config.validate().map_err(|e| e.to_string())?;
     Ok(config)
@@ -100,6 +102,8 @@ async fn run(cli: Cli, config: Config) -> Result<ExitCode, String> {
         Command::Import(a) => run_import(storage, &a.paths).await,
         Command::Query(a) => run_query(&config, &storage, &a.sql, a.format).await,
         Command::Features => run_features(&config, &storage).await,
+        Command::Materialize(a) => run_materialize(&config, storage, &a.views, a.full).await,
+        Command::Serve(_) => serve::run(&config, storage).await,
     }
 }
 
@@ -338,4 +342,51 @@ async fn run_query(config: &Config, storage: &Storage, sql: &str, format: Output
     let mut out = stdout.lock();
     output::write_batches(&mut out, &batches, format)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The materializer for the configured views and MLflow.
+pub(crate) async fn materializer(
+    config: &Config,
+    storage: Storage,
+) -> Result<crate::materialize::Materializer, String> {
+    let dir = std::path::Path::new(&config.features.dir);
+    let views = crate::features::load_dir(dir).map_err(|e| e.to_string())?;
+    let mlflow = crate::mlflow::MlflowClient::from_config(&config.mlflow).map_err(|e| e.to_string())?;
+    crate::materialize::Materializer::new(storage, views, config.materialize.clone(), mlflow)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn run_materialize(config: &Config, storage: Storage, views: &[String], full: bool) -> Result<ExitCode, String> {
+    let m = materializer(config, storage).await?;
+    let results = m.run(views, full).await.map_err(|e| e.to_string())?;
+    let mut failed = 0;
+    for (view, result) in &results {
+        match result {
+            Ok(r) => {
+                let range = match (r.min_trade_date, r.max_trade_date) {
+                    (Some(a), Some(b)) => format!(" for {a}..{b}"),
+                    _ => String::new(),
+                };
+                let seq = r.manifest_seq.map(|s| format!(", manifest {s}")).unwrap_or_default();
+                println!(
+                    "{view}@{}: {} ({}), {} rows{range}{seq}, run {} in {} ms",
+                    r.version.as_deref().unwrap_or("-"),
+                    r.status,
+                    r.mode.as_deref().unwrap_or("-"),
+                    r.rows,
+                    r.run_id,
+                    r.duration_ms.unwrap_or(0)
+                );
+                for w in &r.warnings {
+                    println!("  warning: {w}");
+                }
+            }
+            Err(e) => {
+                failed += 1;
+                println!("{view}: failed: {e}");
+            }
+        }
+    }
+    Ok(if failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }

@@ -90,7 +90,16 @@ pub async fn load_day(
         },
     )
     .await?;
+    // Materialization reads this log to find new days and revised ones; written last, so an
+    // entry always refers to data that is already in place.
+    record_load(storage, date, &raw.sha256).await?;
     Ok(report)
+}
+
+/// Appends a canonical load of `date` (from raw bytes with `sha256`) to the change log.
+pub async fn record_load(storage: &Storage, date: NaiveDate, sha256: &str) -> Result<(), IngestError> {
+    storage.put_create(&paths::load_entry(Utc::now(), date, sha256), Bytes::from_static(b"{}")).await?;
+    Ok(())
 }
 
 /// Serialises a batch as zstd Parquet; `sorted_by` marks the column the rows are sorted on.

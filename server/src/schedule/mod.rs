@@ -1,1 +1,72 @@
-//! The scheduler (being written).
+//! The scheduler: runs the daily bhavcopy ingest and the feature materialization at cron times.
+//!
+//! - `config.rs`: the `schedule:` YAML section and its validation into a [`ValidatedSchedule`].
+//! - `cron_tz.rs`: cron fire times and retry cut-offs in the configured time zone.
+//! - `runner.rs`: [`run`], one task per enabled job; retries, overlap, shutdown.
+//!
+//! The scheduler does no IO itself. It asks a [`JobRunner`], implemented by the server, to ingest
+//! a day and to materialize views, which keeps this module testable with a fake runner.
+//!
+//! A fire's trade date is the local calendar date of the fire time in the schedule's time zone:
+//! a fire at 20:10 IST on a Friday ingests that Friday's bhavcopy. Fires missed while the process
+//! was down are not replayed; `bhavstore backfill` is the tool for catching up.
+
+mod config;
+mod cron_tz;
+mod runner;
+
+#[cfg(test)]
+mod tests;
+
+use chrono::NaiveDate;
+use futures::future::BoxFuture;
+
+pub use config::{JobConfig, ScheduleConfig, ValidatedJob, ValidatedSchedule};
+pub use runner::run;
+
+/// Errors validating the `schedule:` configuration. Each names the setting at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ScheduleError {
+    /// `schedule.timezone` is not a known IANA zone.
+    #[error("schedule.timezone {value:?}: {message}")]
+    Timezone {
+        /// The configured value.
+        value: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A setting of one job is invalid.
+    #[error("schedule job {job:?}: {field} {value:?}: {message}")]
+    Job {
+        /// The job's name.
+        job: String,
+        /// The setting, e.g. `cron` or `retry_every`.
+        field: &'static str,
+        /// The configured value.
+        value: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The outcome of one ingest attempt for a day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IngestAttempt {
+    /// The day's bhavcopy was downloaded and loaded now.
+    Loaded,
+    /// The day was loaded before; nothing to do.
+    AlreadyLoaded,
+    /// BSE has no file for the day (yet): a holiday, or not published so far.
+    NotPublished,
+}
+
+/// What the scheduler asks the rest of bhavstore to do; implemented by the server.
+///
+/// Errors are plain strings because the scheduler only logs them and retries; the implementation
+/// keeps whatever detail it needs.
+pub trait JobRunner: Send + Sync + 'static {
+    /// Download and load `date`'s bhavcopy.
+    fn ingest(&self, date: NaiveDate) -> BoxFuture<'_, Result<IngestAttempt, String>>;
+    /// Materialize these views (empty = all).
+    fn materialize(&self, views: Vec<String>) -> BoxFuture<'_, Result<(), String>>;
+}

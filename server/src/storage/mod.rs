@@ -214,6 +214,38 @@ impl Storage {
         }
     }
 
+    /// Object-store path of a key (for readers that open objects themselves, e.g. Parquet scans).
+    #[must_use]
+    pub fn object_path(&self, rel: &str) -> Path {
+        self.path(rel)
+    }
+
+    /// Size of an object; `None` if it does not exist.
+    pub async fn size(&self, rel: &str) -> Result<Option<u64>, StorageError> {
+        match self.store.head(&self.path(rel)).await {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(source) => Err(StorageError::Store { op: "head", key: rel.to_string(), source }),
+        }
+    }
+
+    /// Objects under a folder whose keys sort after `after` (a full key), sorted. Used to
+    /// resume reading an append-only log without listing what was already consumed.
+    pub async fn list_after(&self, rel_prefix: &str, after: &str) -> Result<Vec<String>, StorageError> {
+        let prefix = self.path(rel_prefix);
+        let offset = self.path(after);
+        let mut keys: Vec<String> = self
+            .store
+            .list_with_offset(Some(&prefix), &offset)
+            .map_ok(|m| self.strip(&m.location))
+            .try_collect()
+            .await
+            .map_err(|source| StorageError::Store { op: "list", key: rel_prefix.to_string(), source })?;
+        keys.sort();
+        keys.retain(|k| k.as_str() > after);
+        Ok(keys)
+    }
+
     /// Every object under a folder, as keys relative to the root, sorted.
     pub async fn list(&self, rel_prefix: &str) -> Result<Vec<String>, StorageError> {
         let prefix = self.path(rel_prefix);

@@ -2,9 +2,11 @@
 //!
 //! Every kernel takes the partition's values in window order as `&[Option<f64>]` (`None` is
 //! SQL NULL; values are expected to be finite, the SQL layer maps NaN and ±∞ to `None`) plus
-//! the integer argument, and returns one output per input row. Each runs in O(len) time —
-//! running sums, monotonic deques or recursions, never a rescan of the window — and none
-//! panics on any input, including `n == 0` (all `None`) or `n` larger than the partition.
+//! the integer argument, and returns one output per input row, in one pass: recursions,
+//! monotonic deques, or (for sums over the last `n` values) a fixed-order sum of each window,
+//! O(len × n) for the literal `n`, so that a value never depends on where the partition
+//! started (see `window_moments`). None panics on any input, including `n == 0` (all `None`)
+//! or `n` larger than the partition.
 //!
 //! Shared conventions (each function's docs give the details):
 //! * "The last `n` values" and "`k` rows earlier" count rows of the partition in window
@@ -22,6 +24,7 @@ mod rsi;
 mod sma_sum;
 mod wilder;
 mod window_moments;
+mod window_running;
 mod zscore;
 
 pub use ema::ema;
@@ -31,4 +34,5 @@ pub use rolling_std::rolling_std;
 pub use rsi::rsi;
 pub use sma_sum::{rolling_sum, sma};
 pub use wilder::wilder_mean;
+pub use window_moments::FRESH_MAX;
 pub use zscore::zscore;

@@ -1,6 +1,6 @@
 //! Rolling sample standard deviation.
 
-use super::window_moments::map_windows;
+use super::window_moments::{Moments, map_windows};
 
 /// Rolling sample standard deviation (ddof = 1) of the last `n` values, current row included.
 ///
@@ -12,11 +12,11 @@ use super::window_moments::map_windows;
 ///   rejects `n < 2` as a planning error).
 ///
 /// Numerically stable for prices around 1e5 with tiny spreads: see the pivot-shifted,
-/// compensated, periodically rebuilt accumulator in the crate's `window_moments` module.
+/// fixed-order window sums in the crate's `window_moments` module.
 #[must_use]
 pub fn rolling_std(values: &[Option<f64>], n: usize) -> Vec<Option<f64>> {
     if n < 2 {
         return vec![None; values.len()];
     }
-    map_windows(values, n, |w| w.sample_std())
+    map_windows(values, n, Moments::FirstAndSecond, |w| w.sample_std())
 }

@@ -1,6 +1,6 @@
 //! Simple moving average and rolling sum.
 
-use super::window_moments::map_windows;
+use super::window_moments::{Moments, map_windows};
 
 /// Simple moving average: mean of the last `n` values of the partition, current row included.
 ///
@@ -12,7 +12,7 @@ use super::window_moments::map_windows;
 /// * `n == 0` gives all `None` (the SQL layer rejects it before this point).
 #[must_use]
 pub fn sma(values: &[Option<f64>], n: usize) -> Vec<Option<f64>> {
-    map_windows(values, n, |w| Some(w.mean()))
+    map_windows(values, n, Moments::First, |w| Some(w.mean()))
 }
 
 /// Rolling sum of the last `n` values of the partition, current row included.
@@ -21,5 +21,5 @@ pub fn sma(values: &[Option<f64>], n: usize) -> Vec<Option<f64>> {
 /// and while any of the last `n` values is `None`; the window counts rows, not days.
 #[must_use]
 pub fn rolling_sum(values: &[Option<f64>], n: usize) -> Vec<Option<f64>> {
-    map_windows(values, n, |w| Some(w.sum()))
+    map_windows(values, n, Moments::First, |w| Some(w.sum()))
 }

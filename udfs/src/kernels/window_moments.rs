@@ -1,37 +1,86 @@
-//! Shared O(1)-per-row accumulator of the first two moments of the last `n` values, used by
-//! `sma`, `rolling_sum`, `rolling_std` and `zscore`.
+//! Moments of the last `n` values, shared by `sma`, `rolling_sum`, `rolling_std` and `zscore`.
+//!
+//! # Why every window is summed afresh
+//!
+//! A running sum (add the new value, subtract the one leaving) is O(1) per row, but its
+//! rounding depends on every value the partition has ever seen, so the same window can give
+//! results one unit in the last place apart depending on where the computation started.
+//! Incremental materialization starts from a carried tail, not from a partition's first row,
+//! and must reproduce a full recompute bit for bit. So each output is a pure function of its
+//! window: the values are summed in window order, in four fixed lanes (lane = position within
+//! the window), which keeps the cost at a few nanoseconds per window value with vector
+//! instructions. Cost is O(rows × n) for a literal `n`, i.e. linear in rows.
 //!
 //! # Numerical scheme
 //!
-//! The window sums are kept on values shifted by a pivot `K` taken from the window itself:
-//! `s1 = Σ(x - K)` and `s2 = Σ(x - K)²`, each as a [`CompensatedSum`]. Every `n` rows the sums
-//! are rebuilt from scratch over the current window with `K` reset to the newest value, which
-//! costs O(n) once per `n` rows (amortised O(1)) and guarantees that `K` is always a member of
-//! any window that produces an output. Consequences:
-//!
-//! * `|x - K|` is bounded by the window's range, so prices around 1e5 with a spread of 0.01
-//!   are summed as deviations of size 0.01, with no catastrophic cancellation in
-//!   `s2 - s1² / n` (the cancellation factor is at most `2n`).
-//! * Rounding residue of values that have left the window (e.g. a bad tick of 1e9 among
-//!   prices of 100) is carried at `eps²` scale by the compensated sums and wiped by the next
-//!   rebuild.
-//! * A window whose values are all equal is detected exactly (run length of equal values),
-//!   so its standard deviation is exactly 0 rather than rounding noise.
+//! Values are shifted by a pivot `K`, the window's newest value: `s1 = Σ(x - K)`,
+//! `s2 = Σ(x - K)²`. `|x - K|` is bounded by the window's range, so prices around 1e5 with a
+//! spread of 0.01 are summed as deviations of size 0.01, without catastrophic cancellation in
+//! `s2 - s1² / n`. A window whose values are all equal has `s2 = 0` exactly, so its standard
+//! deviation is exactly 0, not rounding noise.
 
-use super::compensated::CompensatedSum;
+/// Longest window summed afresh; longer ones use the running accumulator of
+/// `window_running` (O(1) per row, last bit dependent on the partition's start).
+pub const FRESH_MAX: usize = 1024;
 
-/// Moments of one full window of `n` non-NULL values, plus the current value.
+/// Moments of one full window of `n` non-NULL values.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Window {
-    n: usize,
-    pivot: f64,
-    s1: f64,
-    s2: f64,
-    all_equal: bool,
-    current: f64,
+    pub(crate) n: usize,
+    pub(crate) pivot: f64,
+    pub(crate) s1: f64,
+    pub(crate) s2: f64,
+    pub(crate) all_equal: bool,
+    pub(crate) current: f64,
+}
+
+/// Which sums a kernel needs: squares cost a second accumulator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Moments {
+    /// `s1` only (mean, sum).
+    First,
+    /// `s1` and `s2` (standard deviation).
+    FirstAndSecond,
 }
 
 impl Window {
+    fn of(w: &[f64], moments: Moments) -> Self {
+        let pivot = w[w.len() - 1];
+        let mut a = [0.0f64; 4];
+        let mut b = [0.0f64; 4];
+        let chunks = w.chunks_exact(4);
+        let rest = chunks.remainder();
+        if moments == Moments::First {
+            for c in chunks {
+                for i in 0..4 {
+                    a[i] += c[i] - pivot;
+                }
+            }
+        } else {
+            for c in chunks {
+                for i in 0..4 {
+                    let y = c[i] - pivot;
+                    a[i] += y;
+                    b[i] += y * y;
+                }
+            }
+        }
+        for (i, x) in rest.iter().enumerate() {
+            let y = x - pivot;
+            a[i] += y;
+            b[i] += y * y;
+        }
+        let s2 = (b[0] + b[1]) + (b[2] + b[3]);
+        Self {
+            n: w.len(),
+            pivot,
+            s1: (a[0] + a[1]) + (a[2] + a[3]),
+            s2,
+            all_equal: moments == Moments::FirstAndSecond && s2 == 0.0,
+            current: pivot,
+        }
+    }
+
     /// Sum of the window's values.
     pub(crate) fn sum(&self) -> f64 {
         self.pivot * self.n as f64 + self.s1
@@ -43,7 +92,7 @@ impl Window {
     }
 
     /// Sample standard deviation (ddof 1); exactly 0 for a window of equal values and `None`
-    /// for a one-value window.
+    /// for a one-value window. Needs [`Moments::FirstAndSecond`].
     pub(crate) fn sample_std(&self) -> Option<f64> {
         if self.n < 2 {
             return None;
@@ -55,7 +104,7 @@ impl Window {
         Some((m2 / (self.n - 1) as f64).sqrt())
     }
 
-    /// Distance of the current value from the window mean.
+    /// Distance of the current (newest) value from the window mean.
     pub(crate) fn current_deviation(&self) -> f64 {
         (self.current - self.pivot) - self.s1 / self.n as f64
     }
@@ -63,94 +112,49 @@ impl Window {
 
 /// Applies `f` to every full, NULL-free window of `n` values ending at each row; other rows
 /// (warm-up, or a NULL among the last `n` values) are `None`. `n == 0` gives all `None`.
-pub(crate) fn map_windows(values: &[Option<f64>], n: usize, f: impl Fn(&Window) -> Option<f64>) -> Vec<Option<f64>> {
+pub(crate) fn map_windows(
+    values: &[Option<f64>],
+    n: usize,
+    moments: Moments,
+    f: impl Fn(&Window) -> Option<f64>,
+) -> Vec<Option<f64>> {
+    if n > FRESH_MAX {
+        return super::window_running::map_windows_running(values, n, f);
+    }
     let mut out = Vec::with_capacity(values.len());
     if n == 0 {
         out.resize(values.len(), None);
         return out;
     }
-    let mut acc = Accumulator { pivot: first_value(values), ..Accumulator::default() };
-    let mut rows_since_rebuild = 0usize;
-    let mut equal_run = 0usize;
-    for (t, &value) in values.iter().enumerate() {
-        acc.push(value);
+    let dense: Vec<f64> = values.iter().map(|v| v.unwrap_or(0.0)).collect();
+    let mut nulls = 0usize;
+    for (t, value) in values.iter().enumerate() {
+        nulls += usize::from(value.is_none());
         if t >= n {
-            acc.pop(values[t - n]);
+            nulls -= usize::from(values[t - n].is_none());
         }
-        equal_run = match (value, t.checked_sub(1).and_then(|p| values[p])) {
-            (Some(x), Some(prev)) if x == prev => equal_run + 1,
-            (Some(_), _) => 1,
-            (None, _) => 0,
-        };
-        rows_since_rebuild += 1;
-        // Rebuild once per n rows, at a non-NULL row so that the new pivot is the newest
-        // value (it then stays in the window until the next rebuild). Windows that straddle
-        // a deferred rebuild contain a NULL and produce no output.
-        if rows_since_rebuild >= n
-            && let Some(x) = value
-        {
-            acc = Accumulator::rebuild(&values[(t + 1).saturating_sub(n)..=t], x);
-            rows_since_rebuild = 0;
-        }
-        let full = t + 1 >= n && acc.nulls == 0;
-        out.push(match (full, value) {
-            (true, Some(current)) => f(&Window {
-                n,
-                pivot: acc.pivot,
-                s1: acc.s1.value(),
-                s2: acc.s2.value(),
-                all_equal: equal_run >= n,
-                current,
-            }),
-            _ => None,
-        });
+        out.push(if t + 1 >= n && nulls == 0 { f(&Window::of(&dense[t + 1 - n..=t], moments)) } else { None });
     }
     out
 }
 
-fn first_value(values: &[Option<f64>]) -> f64 {
-    values.iter().flatten().next().copied().unwrap_or(0.0)
-}
+#[cfg(test)]
+mod tests {
+    use super::{Moments, map_windows};
 
-/// Shifted sums and NULL count of the values currently in the window.
-#[derive(Debug, Default)]
-struct Accumulator {
-    pivot: f64,
-    s1: CompensatedSum,
-    s2: CompensatedSum,
-    nulls: usize,
-}
-
-impl Accumulator {
-    fn rebuild(window: &[Option<f64>], pivot: f64) -> Self {
-        let mut acc = Accumulator { pivot, ..Accumulator::default() };
-        for &v in window {
-            acc.push(v);
-        }
-        acc
-    }
-
-    #[inline]
-    fn push(&mut self, value: Option<f64>) {
-        match value {
-            Some(x) => {
-                let y = x - self.pivot;
-                self.s1.add(y);
-                self.s2.add(y * y);
+    #[test]
+    fn a_window_gives_the_same_bits_wherever_the_partition_starts() {
+        let xs: Vec<Option<f64>> =
+            (0..500).map(|i| Some(100.0 + (f64::from(i) * 0.37).sin() * 3.3 + 1e-3 * f64::from(i))).collect();
+        for n in [1, 3, 20, 50] {
+            let full = map_windows(&xs, n, Moments::FirstAndSecond, |w| w.sample_std().map(|s| s + w.mean()));
+            for start in [1, 7, 123] {
+                let part =
+                    map_windows(&xs[start..], n, Moments::FirstAndSecond, |w| w.sample_std().map(|s| s + w.mean()));
+                for (t, v) in part.iter().enumerate().skip(n) {
+                    assert_eq!(v.map(f64::to_bits), full[start + t].map(f64::to_bits), "n {n} start {start} row {t}");
+                }
             }
-            None => self.nulls += 1,
-        }
-    }
-
-    #[inline]
-    fn pop(&mut self, value: Option<f64>) {
-        match value {
-            Some(x) => {
-                let y = x - self.pivot;
-                self.s1.add(-y);
-                self.s2.add(-(y * y));
-            }
-            None => self.nulls -= 1,
         }
     }
 }

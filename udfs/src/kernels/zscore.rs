@@ -1,6 +1,6 @@
 //! Rolling z-score.
 
-use super::window_moments::map_windows;
+use super::window_moments::{Moments, map_windows};
 
 /// Rolling z-score: `(x_t - mean) / std` over the last `n` values (current row included),
 /// where `mean` is [`sma`](super::sma) and `std` is [`rolling_std`](super::rolling_std).
@@ -15,7 +15,7 @@ pub fn zscore(values: &[Option<f64>], n: usize) -> Vec<Option<f64>> {
     if n < 2 {
         return vec![None; values.len()];
     }
-    map_windows(values, n, |w| match w.sample_std() {
+    map_windows(values, n, Moments::FirstAndSecond, |w| match w.sample_std() {
         Some(std) if std > 0.0 => Some(w.current_deviation() / std),
         _ => None,
     })

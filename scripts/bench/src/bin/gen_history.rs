@@ -3,6 +3,12 @@
 //!
 //! One thread steps the market (cheap, sequential per security so the output does not depend
 //! on the thread count); `--jobs` threads encode and write the days (the expensive part).
+//!
+//! Every day written is also recorded in bhavstore's change log (`state/bse/equity/loads/`, via
+//! `bhavstore::ingest::load::record_load`, with the sha256 of the Parquet bytes), as ingestion
+//! does, so `bhavstore materialize` sees it. `--from-session`/`--to-session` write a slice of the
+//! same deterministic history (the market is still stepped from the first session), e.g. to
+//! append session N+1 to a root holding sessions 1..N of an `--sessions N+R` history.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,6 +18,7 @@ use std::time::{Duration, Instant};
 use bhavstore::config::StorageConfig;
 use bhavstore::formats::SourceFormat;
 use bhavstore::formats::canonical::rows_to_batch;
+use bhavstore::ingest::load::record_load;
 use bhavstore::paths;
 use bhavstore::storage::Storage;
 use bhavstore_bench::canonical_writer_properties;
@@ -19,6 +26,7 @@ use bhavstore_bench::history::{Market, Session};
 use chrono::NaiveDate;
 use clap::Parser;
 use datafusion::parquet::arrow::ArrowWriter;
+use sha2::{Digest, Sha256};
 
 /// Generate a seeded synthetic bhavcopy history in bhavstore's canonical Parquet layout.
 #[derive(Debug, Parser)]
@@ -41,6 +49,15 @@ struct Args {
     /// Encoder/writer threads (default: available cores).
     #[arg(long)]
     jobs: Option<usize>,
+    /// First session to write, 1-based (earlier sessions are stepped but not written).
+    #[arg(long, default_value_t = 1)]
+    from_session: usize,
+    /// Last session to write, 1-based inclusive (default: --sessions).
+    #[arg(long)]
+    to_session: Option<usize>,
+    /// Do not record the days in the change log (`state/bse/equity/loads/`).
+    #[arg(long)]
+    no_record_loads: bool,
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -54,18 +71,29 @@ fn main() -> Result<(), BoxError> {
     let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from)).max(1);
 
     let market = Market::new(args.securities, args.sessions, args.seed, args.start);
-    let (first, last) = match market.days() {
-        [] => return Err("--sessions must be at least 1".into()),
-        days => (days[0], days[days.len() - 1]),
+    let to_session = args.to_session.unwrap_or(args.sessions);
+    if args.from_session < 1 || args.from_session > to_session || to_session > args.sessions {
+        return Err(format!(
+            "need 1 <= --from-session ({}) <= --to-session ({to_session}) <= --sessions ({})",
+            args.from_session, args.sessions
+        )
+        .into());
+    }
+    let (first, last) = (market.days()[args.from_session - 1], market.days()[to_session - 1]);
+    let slice = if (args.from_session, to_session) == (1, args.sessions) {
+        String::new()
+    } else {
+        format!(", writing sessions {}..={to_session}", args.from_session)
     };
     eprintln!(
-        "gen-history: {} securities ({} equity) x {} sessions ({first} .. {last}), seed {}, {jobs} writer threads -> {}",
+        "gen-history: {} securities ({} equity) x {} sessions{slice} ({first} .. {last}), seed {}, {jobs} writer threads -> {}",
         args.securities,
         market.equity_count(),
         args.sessions,
         args.seed,
         storage.display()
     );
+    let record_loads = !args.no_record_loads;
 
     let started = Instant::now();
     let rows_written = Arc::new(AtomicU64::new(0));
@@ -74,8 +102,9 @@ fn main() -> Result<(), BoxError> {
     let (tx, rx) = mpsc::sync_channel::<Session>(2 * jobs);
     let rx = Arc::new(Mutex::new(rx));
 
+    let (skip, take) = (args.from_session - 1, to_session + 1 - args.from_session);
     let producer = std::thread::spawn(move || {
-        for session in market {
+        for session in market.skip(skip).take(take) {
             if tx.send(session).is_err() {
                 break;
             }
@@ -94,7 +123,15 @@ fn main() -> Result<(), BoxError> {
                     let Ok(session) = next else { return Ok(()) };
                     let data = encode(&session)?;
                     let len = data.len() as u64;
-                    handle.block_on(storage.put(&paths::bhavcopy_file(session.date), data.into()))?;
+                    let sha256 = hex(&Sha256::digest(&data));
+                    handle.block_on(async {
+                        storage.put(&paths::bhavcopy_file(session.date), data.into()).await?;
+                        if record_loads {
+                            // Written after the data, as ingestion does.
+                            record_load(&storage, session.date, &sha256).await?;
+                        }
+                        Ok::<_, BoxError>(())
+                    })?;
                     rows_written.fetch_add(session.rows.len() as u64, Ordering::Relaxed);
                     bytes_written.fetch_add(len, Ordering::Relaxed);
                     days_written.fetch_add(1, Ordering::Relaxed);
@@ -103,7 +140,7 @@ fn main() -> Result<(), BoxError> {
         })
         .collect();
 
-    let total_days = args.sessions as u64;
+    let total_days = take as u64;
     let mut last_report = Instant::now();
     while workers.iter().any(|w| !w.is_finished()) {
         std::thread::sleep(Duration::from_millis(100));
@@ -134,6 +171,10 @@ fn main() -> Result<(), BoxError> {
         rows as f64 / secs
     );
     Ok(())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// One session as a canonical Parquet file, with the ingestion writer's settings.

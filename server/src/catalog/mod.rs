@@ -1,6 +1,14 @@
 //! The SQL catalog: a DataFusion session over the storage root, with the `bhavcopy` and
-//! `bhavcopy_quarantine` tables. Tables are listings of the day partitions, so days ingested by
-//! another process appear in the next query without a restart.
+//! `bhavcopy_quarantine` tables, the feature views and the system tables. Day tables are
+//! listings of the day partitions, so days ingested by another process appear in the next query
+//! without a restart.
+//!
+//! A feature view's name reads its newest published (materialized) state of the current
+//! definition; until one is published it is computed live from `bhavcopy`. Other states are
+//! reached with `view@selector` names ([`versioned`]).
+
+pub mod system;
+pub mod versioned;
 
 use std::sync::Arc;
 
@@ -25,6 +33,9 @@ pub enum CatalogError {
     /// A feature definition is invalid.
     #[error(transparent)]
     FeatureDefs(#[from] crate::features::FeatureDefError),
+    /// Materialized state could not be read.
+    #[error("materialized feature views: {0}")]
+    Materialized(String),
     /// DataFusion refused a registration.
     #[error("registering table {table}: {source}")]
     Register {
@@ -87,6 +98,50 @@ pub async fn open(
     }
     let views = crate::features::load_dir(feature_defs)?;
     crate::features::register_views(&ctx, &views).await?;
+    let prepared =
+        crate::materialize::prepare(storage, &views).await.map_err(|e| CatalogError::Materialized(e.to_string()))?;
+    let mut current = Vec::new();
+    let mut live = std::collections::HashMap::new();
+    for pv in &prepared {
+        let name = pv.view.spec.name.as_str();
+        if let Ok(p) = ctx.table_provider(name).await {
+            live.insert(name.to_string(), p);
+        }
+        current.push((name.to_string(), pv.version.id.clone()));
+        let latest = crate::materialize::manifest::latest(storage, name, &pv.version.id)
+            .await
+            .map_err(|e| CatalogError::Materialized(e.to_string()))?;
+        match latest {
+            Some(m) if m.files().next().is_some() => {
+                let table = versioned::manifest_table(storage, &m)
+                    .await
+                    .map_err(|e| CatalogError::Materialized(e.to_string()))?;
+                let err = |source| CatalogError::Register { table: "(feature view)", source };
+                ctx.deregister_table(name).map_err(err)?;
+                ctx.register_table(name, Arc::new(table)).map_err(err)?;
+                tracing::debug!(view = name, version = %pv.version.id, seq = m.seq, "serving the materialized view");
+            }
+            _ => tracing::info!(
+                view = name,
+                version = %pv.version.id,
+                "no materialized state of the current definition yet: computing the view live (run `bhavstore materialize`)"
+            ),
+        }
+    }
+    for (kind, table) in [
+        (system::Kind::Runs, system::RUNS),
+        (system::Kind::Quality, system::QUALITY),
+        (system::Kind::Versions, system::VERSIONS),
+    ] {
+        ctx.register_table(table, Arc::new(system::SystemTable::new(kind, storage.clone(), current.clone())))
+            .map_err(|source| CatalogError::Register { table, source })?;
+    }
+    let catalog = ctx.catalog("bhavstore").ok_or_else(|| CatalogError::Materialized("no default catalog".into()))?;
+    let inner = catalog.schema("public").ok_or_else(|| CatalogError::Materialized("no default schema".into()))?;
+    let names = prepared.iter().map(|p| p.view.spec.name.clone()).collect();
+    catalog
+        .register_schema("public", Arc::new(versioned::VersionedSchema::new(inner, storage.clone(), names, live)))
+        .map_err(|source| CatalogError::Register { table: "(schema)", source })?;
     tracing::debug!(views = views.len(), dir = %feature_defs.display(), "feature views registered");
     Ok(ctx)
 }

@@ -1,0 +1,409 @@
+//! Materialization: incremental runs equal a full recompute (synthetic history longer than the
+//! carried window, and the real 2015 files), revisions, versions and time travel, concurrent
+//! runs, and crashes (SIGKILL at every stage) that never leave a half-visible version.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use bhavstore::features::{FeatureView, load_dir};
+use bhavstore::ingest::{Ingestor, Provenance};
+use bhavstore::materialize::{MaterializeConfig, Materializer, RunRecord};
+use bhavstore::storage::Storage;
+use bhavstore_e2e::bin::{bhavstore, run, stderr, stdout};
+use bhavstore_e2e::real_data::real_data_dir;
+use bhavstore_e2e::storage_roots::Root;
+use bhavstore_e2e::synthetic::Market;
+use datafusion::arrow::array::{Array, ArrayRef};
+use datafusion::arrow::compute::concat_batches;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn feature_defs() -> PathBuf {
+    repo().join("feature_defs")
+}
+
+fn views() -> Vec<FeatureView> {
+    load_dir(&feature_defs()).expect("feature_defs load")
+}
+
+async fn ingest(storage: &Storage, files: &[(chrono::NaiveDate, String, Vec<u8>)]) {
+    let ingestor = Ingestor::new(storage.clone());
+    for (date, name, bytes) in files {
+        let prov = Provenance {
+            kind: "import".into(),
+            source: format!("synthetic/{name}"),
+            fetched_at: chrono::Utc::now(),
+            http_status: None,
+            content_type: None,
+        };
+        ingestor.ingest_bytes(name, bytes.clone().into(), prov, Some(*date)).await.expect("ingest");
+    }
+}
+
+async fn materialize(storage: &Storage, full: bool) -> Vec<RunRecord> {
+    let m =
+        Materializer::new(storage.clone(), views(), MaterializeConfig::default(), None).await.expect("materializer");
+    m.run(&[], full).await.expect("run").into_iter().map(|(v, r)| r.unwrap_or_else(|e| panic!("{v}: {e}"))).collect()
+}
+
+/// Every column of `sql`'s result, concatenated.
+async fn columns(storage: &Storage, sql: &str) -> Vec<ArrayRef> {
+    let ctx = bhavstore::catalog::open(storage, &feature_defs(), true).await.expect("catalog");
+    let df = ctx.sql(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let schema = std::sync::Arc::new(df.schema().as_arrow().clone());
+    let batches = df.collect().await.expect("collect");
+    concat_batches(&schema, &batches).expect("concat").columns().to_vec()
+}
+
+/// Asserts value-for-value (bitwise for floats) equality of two results.
+fn assert_same(what: &str, a: &[ArrayRef], b: &[ArrayRef]) {
+    assert_eq!(a.len(), b.len(), "{what}: column count");
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        assert_eq!(x.len(), y.len(), "{what}: row count");
+        assert!(!x.is_empty(), "{what}: empty result proves nothing");
+        if x.to_data() != y.to_data() {
+            let first = (0..x.len()).find(|&r| x.slice(r, 1).to_data() != y.slice(r, 1).to_data());
+            let show = |a: &ArrayRef, r: usize| datafusion::arrow::util::display::array_value_to_string(a, r).unwrap();
+            let detail = first.map(|r| {
+                let key = |cols: &[ArrayRef]| format!("{}@{}", show(&cols[0], r), show(&cols[1], r));
+                format!("row {r} ({}): {} vs {} ({})", key(a), show(x, r), show(y, r), key(b))
+            });
+            panic!("{what}: column {i} differs: {detail:?}");
+        }
+    }
+}
+
+fn modes(runs: &[RunRecord]) -> Vec<String> {
+    runs.iter().map(|r| r.mode.clone().unwrap_or_default()).collect()
+}
+
+const VIEWS: [&str; 2] = ["price_features", "volatility_features"];
+
+fn ordered(view: &str) -> String {
+    format!("select * from {view} order by scrip_code, trade_date")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incremental_runs_equal_a_full_recompute_on_a_history_longer_than_the_carried_window() {
+    // 700 sessions: longer than the ~614 rows the views carry, so the last runs start from a
+    // tail, not from the first row; illiquid securities trade one session in five.
+    let mut market = Market::new(40, 700, 7);
+    let days = market.days().to_vec();
+    let files: Vec<_> = (0..days.len())
+        .map(|i| {
+            let (name, bytes) = market.session(i);
+            (days[i], name, bytes)
+        })
+        .collect();
+
+    let pieces = Root::local();
+    let ps = pieces.open();
+    ingest(&ps, &files[..640]).await;
+    assert_eq!(modes(&materialize(&ps, false).await), ["full", "full"]);
+    for i in 640..643 {
+        ingest(&ps, &files[i..=i]).await;
+        let runs = materialize(&ps, false).await;
+        assert_eq!(modes(&runs), ["incremental", "incremental"]);
+        assert_eq!(runs[0].min_trade_date, Some(days[i]), "only the new day is computed");
+    }
+    assert_eq!(modes(&materialize(&ps, false).await), ["none", "none"], "nothing new: nothing done");
+    ingest(&ps, &files[643..]).await;
+    assert_eq!(modes(&materialize(&ps, false).await), ["incremental", "incremental"]);
+
+    let whole = Root::local();
+    let ws = whole.open();
+    ingest(&ws, &files).await;
+    materialize(&ws, false).await;
+    for view in VIEWS {
+        let a = columns(&ps, &ordered(view)).await;
+        assert_same(view, &a, &columns(&ws, &ordered(view)).await);
+        // And both equal the view computed live, straight from bhavcopy.
+        assert_same(view, &a, &columns(&ws, &ordered(&format!("\"{view}@live\""))).await);
+    }
+
+    // BSE re-publishes day 690 with one close changed: the next run recomputes from the newest
+    // state before that day, and again equals a full recompute of the corrected data.
+    let (date, name, bytes) = &files[690];
+    let text = String::from_utf8(bytes.clone()).unwrap();
+    let line = text.lines().nth(1).unwrap().to_string();
+    let mut fields: Vec<String> = line.split(',').map(str::to_string).collect();
+    fields[7] = format!("{:.2}", fields[7].parse::<f64>().unwrap() * 1.5);
+    let revised = text.replacen(&line, &fields.join(","), 1).into_bytes();
+    let fix = [(*date, name.clone(), revised)];
+    ingest(&ps, &fix).await;
+    let runs = materialize(&ps, false).await;
+    assert_eq!(modes(&runs), ["recompute", "recompute"]);
+    assert!(runs[0].min_trade_date.is_some_and(|d| d <= *date && d > days[600]), "{:?}", runs[0].min_trade_date);
+    ingest(&ws, &fix).await;
+    assert_eq!(modes(&materialize(&ws, true).await), ["full", "full"]);
+    for view in VIEWS {
+        assert_same(view, &columns(&ps, &ordered(view)).await, &columns(&ws, &ordered(view)).await);
+    }
+    let changed = columns(
+        &ps,
+        &format!("select close from price_features where trade_date = '{date}' and scrip_code = {}", fields[0]),
+    )
+    .await;
+    assert_eq!(changed[0].len(), 1);
+}
+
+/// The 2015 files in date order (their names are EQ{DDMMYY}.CSV).
+fn files_2015(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    v.sort_by_key(|p| {
+        let n = p.file_name().unwrap().to_string_lossy().to_string();
+        (n[6..8].to_string(), n[4..6].to_string(), n[2..4].to_string())
+    });
+    v
+}
+
+fn cli(root: &Root, args: &[&str]) -> std::process::Output {
+    let mut c = bhavstore();
+    root.apply(&mut c);
+    c.arg("--feature-defs").arg(feature_defs());
+    run(c.args(args))
+}
+
+fn ok(root: &Root, args: &[&str]) -> String {
+    let o = cli(root, args);
+    assert!(o.status.success(), "{args:?}: {}\n{}", stdout(&o), stderr(&o));
+    stdout(&o)
+}
+
+fn import(root: &Root, files: &[PathBuf]) {
+    let mut c = bhavstore();
+    root.apply(&mut c);
+    let o = run(c.arg("import").args(files));
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+fn csv(root: &Root, sql: &str) -> String {
+    let out = ok(root, &["query", "--format", "csv", sql]);
+    assert!(out.lines().count() > 1, "{sql}: no rows");
+    out
+}
+
+#[test]
+fn incremental_equals_full_on_the_real_2015_files() {
+    let Some(dir) = real_data_dir() else { return };
+    let files = files_2015(&dir.join("legacy-eq-14col/2015"));
+    assert_eq!(files.len(), 67);
+    let pieces = Root::local();
+    import(&pieces, &files[..40]);
+    let first = ok(&pieces, &["materialize"]);
+    assert!(first.contains("(full)"), "{first}");
+    import(&pieces, &files[40..]);
+    let second = ok(&pieces, &["materialize"]);
+    assert!(second.contains("(incremental)"), "{second}");
+
+    let whole = Root::local();
+    import(&whole, &files);
+    ok(&whole, &["materialize", "--full"]);
+    for view in VIEWS {
+        // CSV prints every double in its shortest round-trip form: equal text is equal bits.
+        let a = csv(&pieces, &ordered(view));
+        assert_eq!(a, csv(&whole, &ordered(view)), "{view}: pieces vs full");
+        assert_eq!(a, csv(&whole, &ordered(&format!("\"{view}@live\""))), "{view}: materialized vs live");
+        assert_eq!(a.lines().count(), 198_437 + 1);
+    }
+}
+
+#[test]
+fn a_new_definition_is_a_new_version_and_old_versions_and_runs_stay_readable() {
+    let Some(dir) = real_data_dir() else { return };
+    let files = files_2015(&dir.join("legacy-eq-14col/2015"));
+    let root = Root::local();
+    import(&root, &files[..30]);
+    let defs = tempfile::tempdir().unwrap();
+    for f in ["price_features.sql", "price_features.yaml"] {
+        std::fs::copy(feature_defs().join(f), defs.path().join(f)).unwrap();
+    }
+    let with_defs = |args: &[&str]| {
+        let mut c = bhavstore();
+        root.apply(&mut c);
+        c.arg("--feature-defs").arg(defs.path());
+        let o = run(c.args(args));
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        stdout(&o)
+    };
+    let first = with_defs(&["materialize"]);
+    let v1 = first.split('@').nth(1).unwrap().split(':').next().unwrap().to_string();
+    let run1 = first.split("run ").nth(1).unwrap().split(' ').next().unwrap().to_string();
+    import(&root, &files[30..]);
+    with_defs(&["materialize"]);
+
+    // A comment and new layout are not a new definition.
+    let sql_path = defs.path().join("price_features.sql");
+    let sql = std::fs::read_to_string(&sql_path).unwrap();
+    std::fs::write(&sql_path, format!("-- reviewed\n{}", sql.replace("    ", "  "))).unwrap();
+    let same = with_defs(&["materialize"]);
+    assert!(same.contains(&format!("@{v1}:")) && same.contains("(none)"), "{same}");
+
+    // A different window is.
+    std::fs::write(&sql_path, sql.replace("sma(close, 5)", "sma(close, 6)")).unwrap();
+    let second = with_defs(&["materialize"]);
+    let v2 = second.split('@').nth(1).unwrap().split(':').next().unwrap().to_string();
+    assert_ne!(v1, v2);
+    assert!(second.contains("(full)"), "{second}");
+
+    let q = |sql: &str| with_defs(&["query", "--format", "csv", sql]);
+    let versions = q("select version, is_current, manifests from bhavstore_versions order by version = 'x'");
+    assert!(versions.contains(&format!("{v1},false,2")), "{versions}");
+    assert!(versions.contains(&format!("{v2},true,1")), "{versions}");
+    let probe = "scrip_code = 500002 and trade_date = '2015-05-11'";
+    let new_sma = q(&format!("select sma_5 from price_features where {probe}"));
+    let old_sma = q(&format!("select sma_5 from \"price_features@{v1}\" where {probe}"));
+    assert_ne!(new_sma, old_sma, "the current version has the new definition, the old one the old");
+    let live_old = {
+        let mut c = bhavstore();
+        root.apply(&mut c);
+        c.arg("--feature-defs").arg(feature_defs());
+        stdout(&run(c.args([
+            "query",
+            "--format",
+            "csv",
+            &format!("select sma_5 from \"price_features@live\" where {probe}"),
+        ])))
+    };
+    assert_eq!(old_sma.lines().nth(1), live_old.lines().nth(1));
+    // Time travel: the state the first run published had 30 sessions.
+    let then = q(&format!("select count(distinct trade_date) n from \"price_features@{run1}\""));
+    assert_eq!(then.lines().nth(1), Some("30"), "{then}");
+    let bad = {
+        let mut c = bhavstore();
+        root.apply(&mut c);
+        c.arg("--feature-defs").arg(defs.path());
+        run(c.args(["query", "select * from \"price_features@vdeadbeef0000\""]))
+    };
+    assert!(!bad.status.success());
+    assert!(stderr(&bad).contains("no published state of version"), "{}", stderr(&bad));
+}
+
+/// Spawns `materialize` paused at `point`; returns the child once it is there.
+fn paused_at(root: &Root, point: &str, resume: Option<&Path>) -> std::process::Child {
+    let mut c = bhavstore();
+    root.apply(&mut c);
+    c.arg("--feature-defs").arg(feature_defs()).args(["materialize", "price_features"]);
+    c.env("BHAVSTORE_FAILPOINT", point);
+    if let Some(r) = resume {
+        c.env("BHAVSTORE_FAILPOINT_RESUME", r);
+    }
+    let mut child = c.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let mut err = child.stderr.take().unwrap();
+    let marker = format!("FAILPOINT {point} reached");
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        use std::io::Read;
+        let n = err.read(&mut buf).expect("read stderr");
+        assert!(n > 0, "materialize ended before reaching {point}: {}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buf[..n]);
+        if String::from_utf8_lossy(&seen).contains(&marker) {
+            break;
+        }
+    }
+    // Keep draining so the child never blocks on a full pipe.
+    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    child
+}
+
+fn referenced_only(root: &Root) {
+    let Root::Local(dir) = root else { return };
+    let out = ok(
+        root,
+        &["query", "--format", "csv", "select latest_run_id from bhavstore_versions where view = 'price_features'"],
+    );
+    let _ = out;
+    let features = dir.path().join("features/price_features");
+    for version in std::fs::read_dir(&features).unwrap().flatten() {
+        let data = version.path().join("data");
+        if !data.is_dir() {
+            continue;
+        }
+        let mut latest = std::fs::read_dir(version.path().join("manifests"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect::<Vec<_>>();
+        latest.sort();
+        let m: serde_json::Value = serde_json::from_slice(&std::fs::read(latest.last().unwrap()).unwrap()).unwrap();
+        let referenced: Vec<String> =
+            m["referenced_runs"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+        for run in std::fs::read_dir(&data).unwrap().flatten() {
+            let name = run.file_name().to_string_lossy().to_string();
+            assert!(referenced.contains(&name), "orphan {name} left behind");
+        }
+    }
+}
+
+#[test]
+fn sigkill_at_any_stage_never_shows_a_half_version_and_the_next_run_recovers() {
+    let Some(dir) = real_data_dir() else { return };
+    let files = files_2015(&dir.join("legacy-eq-14col/2015"));
+    let clean = Root::local();
+    import(&clean, &files);
+    ok(&clean, &["materialize", "price_features"]);
+    let expected = csv(&clean, &ordered("price_features"));
+    let count_before = |root: &Root| csv(root, "select count(*) from price_features");
+
+    for point in ["locked", "data_written", "tail_written", "published"] {
+        let root = Root::local();
+        import(&root, &files[..45]);
+        ok(&root, &["materialize", "price_features"]);
+        let before = count_before(&root);
+        import(&root, &files[45..]);
+        let mut child = paused_at(&root, point, None);
+        child.kill().expect("SIGKILL");
+        child.wait().unwrap();
+
+        let after = count_before(&root);
+        if point == "published" {
+            assert_ne!(before, after, "{point}: the published state is complete and visible");
+        } else {
+            assert_eq!(before, after, "{point}: readers still see the previous state, whole");
+        }
+        let runs = csv(&root, "select status from bhavstore_runs where view = 'price_features' order by run_id");
+        assert!(runs.lines().last() == Some("abandoned"), "{point}: {runs}");
+
+        let next = ok(&root, &["materialize", "price_features"]);
+        assert!(next.contains("succeeded"), "{point}: {next}");
+        assert_eq!(csv(&root, &ordered("price_features")), expected, "{point}: recovered data equal a clean run's");
+        referenced_only(&root);
+    }
+}
+
+#[test]
+fn one_run_per_view_at_a_time_and_views_run_in_parallel() {
+    let Some(dir) = real_data_dir() else { return };
+    let files = files_2015(&dir.join("legacy-eq-14col/2015"));
+    let root = Root::local();
+    import(&root, &files[..20]);
+    let flag = tempfile::tempdir().unwrap();
+    let resume = flag.path().join("go");
+    let first = paused_at(&root, "locked", Some(&resume));
+    let second = cli(&root, &["materialize", "price_features"]);
+    assert!(!second.status.success(), "a second run of the same view must not start");
+    assert!(stdout(&second).contains("busy"), "{}", stdout(&second));
+    std::fs::write(&resume, b"").unwrap();
+    let out = first.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+
+    // Both views in one command run concurrently; each publishes its own version.
+    import(&root, &files[20..]);
+    let both = ok(&root, &["materialize"]);
+    assert_eq!(both.matches("succeeded").count(), 2, "{both}");
+    let runs = csv(
+        &root,
+        "select view, started_at, finished_at from bhavstore_runs where mode = 'incremental' or (mode = 'full' and view = 'volatility_features') order by view",
+    );
+    let rows: Vec<&str> = runs.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2, "{runs}");
+    let span = |r: &str| {
+        let f: Vec<&str> = r.split(',').collect();
+        (f[1].to_string(), f[2].to_string())
+    };
+    let (a, b) = (span(rows[0]), span(rows[1]));
+    assert!(a.0 < b.1 && b.0 < a.1, "the two runs overlapped in time: {runs}");
+}
