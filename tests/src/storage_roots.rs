@@ -92,6 +92,7 @@ impl Root {
                     access_key_id: Some(key.clone()),
                     secret_access_key: Some(secret.clone()),
                     allow_http: Some(true),
+                    ..S3Config::default()
                 },
             },
         }

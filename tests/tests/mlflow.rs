@@ -347,3 +347,84 @@ async fn unreachable_server_fails_promptly() {
     assert!(took >= Duration::from_millis(1500) && took < Duration::from_secs(6), "took {took:?}: {err}");
     drop(black_hole);
 }
+
+/// `bhavstore materialize` with MLflow configured logs one run per view; with MLflow down the
+/// materialization still succeeds and only warns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn materialize_logs_each_view_run_and_survives_mlflow_being_down() {
+    use bhavstore_e2e::bin::{bhavstore, stderr, stdout};
+    use bhavstore_e2e::real_data::real_data_dir;
+    use bhavstore_e2e::storage_roots::Root;
+    let Some(data) = real_data_dir() else { return };
+    let Some(server) = MlflowServer::start(true).await else { return };
+    let root = Root::local();
+    let defs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../feature_defs");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(data.join("legacy-eq-14col/2015"))
+        .expect("2015 files")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    // EQ{DDMMYY}.CSV: in date order, so the second import adds days after the first.
+    files.sort_by_key(|p| {
+        let n = p.file_name().expect("name").to_string_lossy().to_string();
+        (n[6..8].to_string(), n[4..6].to_string(), n[2..4].to_string())
+    });
+    let mut import = bhavstore();
+    root.apply(&mut import);
+    assert!(import.arg("import").args(&files[..10]).output().expect("import").status.success());
+
+    let materialize = |uri: &str| {
+        let mut c = bhavstore();
+        root.apply(&mut c);
+        c.arg("--feature-defs").arg(&defs).arg("materialize").env("BHAVSTORE_MLFLOW_TRACKING_URI", uri);
+        c.output().expect("materialize")
+    };
+    let out = materialize(&server.url);
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let run_id = stdout(&out)
+        .lines()
+        .find(|l| l.starts_with("price_features@"))
+        .and_then(|l| l.split("run ").nth(1))
+        .and_then(|r| r.split(' ').next())
+        .expect("run id in output")
+        .to_string();
+
+    let exp = server.experiment_id("bhavstore/price_features").await;
+    let body = serde_json::json!({"experiment_ids": [exp], "filter": format!("attributes.run_name = '{run_id}'")});
+    let text = reqwest::Client::new()
+        .post(format!("{}/api/2.0/mlflow/runs/search", server.url))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("runs/search")
+        .text()
+        .await
+        .expect("body");
+    let found: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    let runs = found["runs"].as_array().expect("runs");
+    assert_eq!(runs.len(), 1, "{found}");
+    let mlflow_run = server.run(runs[0]["info"]["run_id"].as_str().expect("id")).await;
+    assert_eq!(mlflow_run["info"]["status"], "FINISHED");
+    let params = pairs(&mlflow_run["data"]["params"]);
+    assert_eq!(value_of(&params, "view").and_then(Value::as_str), Some("price_features"));
+    assert!(value_of(&params, "version").and_then(Value::as_str).is_some_and(|v| v.starts_with('v')));
+    assert_eq!(value_of(&params, "mode").and_then(Value::as_str), Some("full"));
+    let metrics = pairs(&mlflow_run["data"]["metrics"]);
+    assert!(value_of(&metrics, "rows").and_then(Value::as_f64).is_some_and(|r| r > 10_000.0), "{metrics:?}");
+    assert!(value_of(&metrics, "sma_20.null_rate").is_some(), "{metrics:?}");
+    let tags = pairs(&mlflow_run["data"]["tags"]);
+    assert!(value_of(&tags, "definition_hash").and_then(Value::as_str).is_some_and(|h| h.len() == 64));
+    let artifacts = server
+        .get_json(&format!("/api/2.0/mlflow/artifacts/list?run_id={}", runs[0]["info"]["run_id"].as_str().unwrap()))
+        .await;
+    assert!(artifacts.to_string().contains("manifest.json"), "{artifacts}");
+
+    // MLflow unreachable: the run is kept, a warning says why.
+    let mut more = bhavstore();
+    root.apply(&mut more);
+    assert!(more.arg("import").args(&files[10..12]).output().expect("import").status.success());
+    let out = materialize(&format!("http://127.0.0.1:{}", free_port()));
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("(incremental)"), "{}", stdout(&out));
+    assert!(stderr(&out).contains("MLflow logging failed"), "{}", stderr(&out));
+}
