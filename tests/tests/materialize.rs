@@ -185,17 +185,17 @@ fn csv(root: &Root, sql: &str) -> String {
     out
 }
 
-#[test]
-fn incremental_equals_full_on_the_real_2015_files() {
+/// Materializes the 2015 files in two pieces (40 days, then 27) on `pieces` and compares with
+/// one full run on a local root, and with the views computed live.
+fn pieces_equal_whole(pieces: &Root) {
     let Some(dir) = real_data_dir() else { return };
     let files = files_2015(&dir.join("legacy-eq-14col/2015"));
     assert_eq!(files.len(), 67);
-    let pieces = Root::local();
-    import(&pieces, &files[..40]);
-    let first = ok(&pieces, &["materialize"]);
+    import(pieces, &files[..40]);
+    let first = ok(pieces, &["materialize"]);
     assert!(first.contains("(full)"), "{first}");
-    import(&pieces, &files[40..]);
-    let second = ok(&pieces, &["materialize"]);
+    import(pieces, &files[40..]);
+    let second = ok(pieces, &["materialize"]);
     assert!(second.contains("(incremental)"), "{second}");
 
     let whole = Root::local();
@@ -203,10 +203,22 @@ fn incremental_equals_full_on_the_real_2015_files() {
     ok(&whole, &["materialize", "--full"]);
     for view in VIEWS {
         // CSV prints every double in its shortest round-trip form: equal text is equal bits.
-        let a = csv(&pieces, &ordered(view));
+        let a = csv(pieces, &ordered(view));
         assert_eq!(a, csv(&whole, &ordered(view)), "{view}: pieces vs full");
         assert_eq!(a, csv(&whole, &ordered(&format!("\"{view}@live\""))), "{view}: materialized vs live");
         assert_eq!(a.lines().count(), 198_437 + 1);
+    }
+}
+
+#[test]
+fn incremental_equals_full_on_the_real_2015_files() {
+    pieces_equal_whole(&Root::local());
+}
+
+#[test]
+fn incremental_equals_full_on_s3() {
+    if let Some(root) = Root::s3("materialize-pieces") {
+        pieces_equal_whole(&root);
     }
 }
 
@@ -348,8 +360,12 @@ fn sigkill_at_any_stage_never_shows_a_half_version_and_the_next_run_recovers() {
     let expected = csv(&clean, &ordered("price_features"));
     let count_before = |root: &Root| csv(root, "select count(*) from price_features");
 
-    for point in ["locked", "data_written", "tail_written", "published"] {
-        let root = Root::local();
+    let mut cases: Vec<(&str, Root)> =
+        ["locked", "data_written", "tail_written", "published"].into_iter().map(|p| (p, Root::local())).collect();
+    for point in ["data_written", "published"] {
+        cases.extend(Root::s3(&format!("sigkill-{point}")).map(|r| (point, r)));
+    }
+    for (point, root) in cases {
         import(&root, &files[..45]);
         ok(&root, &["materialize", "price_features"]);
         let before = count_before(&root);
@@ -365,7 +381,7 @@ fn sigkill_at_any_stage_never_shows_a_half_version_and_the_next_run_recovers() {
             assert_eq!(before, after, "{point}: readers still see the previous state, whole");
         }
         let runs = csv(&root, "select status from bhavstore_runs where view = 'price_features' order by run_id");
-        assert!(runs.lines().last() == Some("abandoned"), "{point}: {runs}");
+        assert!(runs.lines().last() == Some("abandoned"), "{point} on {}: {runs}", root.label());
 
         let next = ok(&root, &["materialize", "price_features"]);
         assert!(next.contains("succeeded"), "{point}: {next}");
