@@ -93,6 +93,12 @@ pub struct S3Config {
     pub secret_access_key: Option<String>,
     /// Allow plain HTTP endpoints (`AWS_ALLOW_HTTP`).
     pub allow_http: Option<bool>,
+    /// Retries of a failed request (5xx, connection errors, timeouts) before giving up. Unset:
+    /// object_store's default (10).
+    pub max_retries: Option<usize>,
+    /// Seconds after a request's first attempt beyond which it is not retried. Unset:
+    /// object_store's default (180), which is how long a run waits on an unreachable server.
+    pub retry_timeout_secs: Option<u64>,
 }
 
 /// The BSE download source.
@@ -186,6 +192,8 @@ impl Default for LogConfig {
 /// Environment variables read by [`Config::apply_env`], with the setting each overrides.
 pub const ENV_VARS: &[(&str, &str)] = &[
     ("BHAVSTORE_STORAGE", "storage.url"),
+    ("BHAVSTORE_S3_MAX_RETRIES", "storage.s3.max_retries"),
+    ("BHAVSTORE_S3_RETRY_TIMEOUT_SECS", "storage.s3.retry_timeout_secs"),
     ("BHAVSTORE_SOURCE_URL", "source.base_url"),
     ("BHAVSTORE_SOURCE_ISINCODE_FALLBACK", "source.isincode_fallback"),
     ("BHAVSTORE_SOURCE_TIMEOUT_SECS", "source.timeout_secs"),
@@ -236,6 +244,10 @@ impl Config {
             };
             match var.as_str() {
                 "BHAVSTORE_STORAGE" => self.storage.url = value.clone(),
+                "BHAVSTORE_S3_MAX_RETRIES" => {
+                    self.storage.s3.max_retries = Some(usize::try_from(int(&value)?).map_err(|e| bad(e.to_string()))?);
+                }
+                "BHAVSTORE_S3_RETRY_TIMEOUT_SECS" => self.storage.s3.retry_timeout_secs = Some(int(&value)?),
                 "BHAVSTORE_SOURCE_URL" => self.source.base_url = value.clone(),
                 "BHAVSTORE_SOURCE_ISINCODE_FALLBACK" => self.source.isincode_fallback = boolean(&value)?,
                 "BHAVSTORE_SOURCE_TIMEOUT_SECS" => self.source.timeout_secs = int(&value)?,
@@ -263,8 +275,9 @@ impl Config {
                 "BHAVSTORE_MLFLOW_TRACKING_URI" => {
                     self.mlflow.tracking_uri = Some(value.clone()).filter(|v| !v.trim().is_empty());
                 }
-                // Read by the CLI layer itself (clap `env`).
-                "BHAVSTORE_CONFIG" => {}
+                // Read by the CLI layer itself (clap `env`), and the crash-test pause points of
+                // materialization (see materialize::failpoint).
+                "BHAVSTORE_CONFIG" | "BHAVSTORE_FAILPOINT" | "BHAVSTORE_FAILPOINT_RESUME" => {}
                 _ => unknown.push(var.clone()),
             }
         }

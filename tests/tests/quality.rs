@@ -33,7 +33,11 @@ fn quality_figures_match_an_independent_computation() {
     let o = cli(&root, None, &["materialize", "price_features"]);
     assert!(o.status.success(), "{}", stderr(&o));
 
-    let q = cli(&root, None, &["query", "--format", "csv", "select * from bhavstore_quality where view = 'price_features'"]);
+    let q = cli(
+        &root,
+        None,
+        &["query", "--format", "csv", "select * from bhavstore_quality where view = 'price_features'"],
+    );
     assert!(q.status.success(), "{}", stderr(&q));
     let tmp = tempfile::tempdir().unwrap();
     let export = tmp.path().join("quality.csv");

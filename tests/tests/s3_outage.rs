@@ -217,9 +217,16 @@ fn outage_at(s3: &mut Seaweed, files: &[PathBuf], expected: &str, point: &str) {
     let (status, took, out, err) = paused.finish(FAIL_WITHIN);
     eprintln!("{point}: the run ended {status} {:.1} s after the S3 server stopped\n{out}{err}", took.as_secs_f64());
     assert!(!err.contains("panicked"), "{point}: the run panicked: {err}");
-    assert!(!status.success(), "{point}: a run whose object store vanished cannot succeed: {out}");
-    assert_eq!(status.code(), Some(1), "{point}: a failure, not a crash or a usage error: {out}{err}");
-    assert!(out.contains(&format!("{VIEW}: failed:")), "{point}: the view's failure is reported: {out}");
+    if point == "published" {
+        // Its manifest is out, so the run did its work; what it could not write afterwards
+        // (quality figures, its record) is reported as a warning.
+        assert!(status.success(), "{point}: a published run is not a failure: {out}{err}");
+        assert!(out.contains(": warning (incremental)"), "{point}: {out}");
+    } else {
+        assert!(!status.success(), "{point}: a run whose object store vanished cannot succeed: {out}");
+        assert_eq!(status.code(), Some(1), "{point}: a failure, not a crash or a usage error: {out}{err}");
+        assert!(out.contains(&format!("{VIEW}: failed:")), "{point}: the view's failure is reported: {out}");
+    }
     assert!(out.to_lowercase().contains("object store"), "{point}: the error names the object store: {out}");
 
     s3.start_again();
@@ -250,7 +257,12 @@ fn outage_at(s3: &mut Seaweed, files: &[PathBuf], expected: &str, point: &str) {
     assert_eq!(runs.len(), 3, "{point}: {runs:?}");
     let good = |r: &(String, String)| matches!(r.0.as_str(), "succeeded" | "warning");
     assert!(good(&runs[0]) && runs[0].1 == "full", "{point}: {runs:?}");
-    assert!(matches!(runs[1].0.as_str(), "failed" | "abandoned"), "{point}: the stopped run shows: {runs:?}");
+    if point == "published" {
+        // Its record never got past `running`; read back, it is completed from its manifest.
+        assert!(good(&runs[1]) && runs[1].1 == "incremental", "{point}: the stopped run shows: {runs:?}");
+    } else {
+        assert!(matches!(runs[1].0.as_str(), "failed" | "abandoned"), "{point}: the stopped run shows: {runs:?}");
+    }
     assert!(good(&runs[2]) && runs[2].1 == want, "{point}: {runs:?}");
     eprintln!("{point}: outage scenario done in {:.1} s; runs {runs:?}", t0.elapsed().as_secs_f64());
 }

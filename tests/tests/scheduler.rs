@@ -77,6 +77,9 @@ fn serve_ingests_and_materializes_on_schedule_and_stops_on_sigterm() {
     assert!(bse.total_hits() >= 1);
     let days = query("select distinct trade_date from bhavcopy");
     assert!(days.contains(&today.to_string()) || days.contains(&(today + Days::new(1)).to_string()), "{days}");
+    let ingests =
+        query("select mode, rows from bhavstore_runs where kind = 'ingest' and status = 'succeeded' order by run_id");
+    assert!(ingests.lines().nth(1).is_some_and(|l| l.starts_with("loaded,") && !l.ends_with(",0")), "{ingests}");
     let rows = query("select count(*) from price_features");
     assert_ne!(rows.lines().nth(1), Some("0"), "{rows}");
 }

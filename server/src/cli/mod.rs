@@ -320,11 +320,18 @@ async fn run_features(config: &Config, storage: &Storage) -> Result<ExitCode, St
     let views = crate::features::load_dir(dir).map_err(|e| e.to_string())?;
     let ctx = catalog::session(storage).map_err(|e| e.to_string())?;
     crate::features::register_views(&ctx, &views).await.map_err(|e| e.to_string())?;
-    for v in &views {
+    let prepared = crate::materialize::prepare(storage, &views).await.map_err(|e| e.to_string())?;
+    for (v, p) in views.iter().zip(&prepared) {
         println!(
             "{} (entity {}, event time {}, ttl {}, owner {})",
             v.spec.name, v.spec.entity, v.spec.event_time, v.spec.ttl, v.spec.owner
         );
+        let runs = match (&p.analysis.incremental, p.lookback_rows) {
+            (Ok(_), Some(rows)) => format!("incremental, carrying {rows} rows per {}", v.spec.entity),
+            (Err(why), _) => format!("full recompute only: {why}"),
+            (Ok(_), None) => "full recompute only".to_string(),
+        };
+        println!("  version {} ({runs})", p.version.id);
         println!("  {}", v.spec.description.trim());
         for f in &v.spec.features {
             println!("  - {}: {}", f.name, f.description.trim());

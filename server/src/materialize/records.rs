@@ -98,19 +98,48 @@ impl RunRecord {
     }
 }
 
-/// Every run record, oldest first.
+/// Every run record, oldest first. A run that died after publishing its manifest but before
+/// finishing its record is reported from the manifest, which is the truth about what it did.
 pub async fn load_runs(storage: &Storage) -> Result<Vec<RunRecord>, MaterializeError> {
     let mut out = Vec::new();
     for key in storage.list(paths::RUNS).await? {
         if let Some(bytes) = storage.get(&key).await? {
             match serde_json::from_slice::<RunRecord>(&bytes) {
-                Ok(r) => out.push(r.settle()),
+                Ok(r) => out.push(reconcile(storage, r.settle()).await?),
                 Err(e) => tracing::warn!(key, error = %e, "skipping an unreadable run record"),
             }
         }
     }
     out.sort_by(|a, b| a.run_id.cmp(&b.run_id));
     Ok(out)
+}
+
+async fn reconcile(storage: &Storage, mut r: RunRecord) -> Result<RunRecord, MaterializeError> {
+    let (Some(view), Some(version)) = (r.view.clone(), r.version.clone()) else { return Ok(r) };
+    if r.status != "abandoned" || r.kind != "materialize" {
+        return Ok(r);
+    }
+    // Only manifests published after the run started can be its own.
+    for seq in super::manifest::list_seqs(storage, &view, &version).await?.into_iter().rev() {
+        let m = super::manifest::read(storage, &view, &version, seq).await?;
+        if m.run_id == r.run_id {
+            r.status = "succeeded".into();
+            r.mode = Some(m.kind.clone());
+            r.manifest_seq = Some(m.seq);
+            r.finished_at = Some(m.published_at);
+            if let Some(seg) = m.segments.iter().find(|s| s.run_id == r.run_id) {
+                r.rows = seg.rows;
+                r.min_trade_date = Some(seg.min_trade_date);
+                r.max_trade_date = Some(seg.max_trade_date);
+            }
+            r.warnings.push("the run stopped after publishing; this record was completed from its manifest".into());
+            break;
+        }
+        if m.published_at < r.started_at {
+            break;
+        }
+    }
+    Ok(r)
 }
 
 /// Quality figures of one feature (or of the whole run when `feature` is None) in one run.

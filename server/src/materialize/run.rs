@@ -87,7 +87,13 @@ pub(super) async fn run_view(m: &Materializer, pv: &PreparedView, full: bool) ->
     let saved = record.save(storage).await;
     lock.release(storage).await;
     result?;
-    saved?;
+    if let Err(e) = saved {
+        // The manifest is out: the run did its work, and readers of bhavstore_runs complete
+        // the record from the manifest. Losing the record is a warning, not a failure.
+        tracing::warn!(view = name, error = %e, "published, but the run record could not be saved");
+        record.warnings.push(format!("published, but the run record could not be saved: {e}"));
+        record.status = "warning".into();
+    }
     tracing::info!(
         view = name,
         version,
@@ -134,6 +140,8 @@ async fn execute(
         }
     };
     let after = base.as_ref().and_then(|b| b.max_trade_date);
+    // Recorded now so a run that dies midway still says what it was doing.
+    record.save(storage).await?;
 
     // The input the view sees: all of bhavcopy, or the base's tail plus the days after it.
     let ctx = crate::catalog::session(storage).map_err(Box::new)?;

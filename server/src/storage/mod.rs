@@ -8,7 +8,7 @@ use futures::TryStreamExt;
 use object_store::aws::{AmazonS3Builder, S3ConditionalPut};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, RetryConfig};
 use url::Url;
 
 use crate::config::StorageConfig;
@@ -97,6 +97,16 @@ impl Storage {
             }
             if let Some(v) = s3.allow_http {
                 b = b.with_allow_http(v);
+            }
+            if s3.max_retries.is_some() || s3.retry_timeout_secs.is_some() {
+                let mut retry = RetryConfig::default();
+                if let Some(n) = s3.max_retries {
+                    retry.max_retries = n;
+                }
+                if let Some(secs) = s3.retry_timeout_secs {
+                    retry.retry_timeout = std::time::Duration::from_secs(secs);
+                }
+                b = b.with_retry(retry);
             }
             let store = b.build().map_err(|e| bad(e.to_string()))?;
             let store_url = Url::parse(&format!("s3://{bucket}/")).map_err(|e| bad(e.to_string()))?;

@@ -299,7 +299,7 @@ fn materialize(
 
 /// The materialization runs recorded under `root`.
 fn runs(args: &Args, root: &Path) -> Result<Vec<RunRow>, BoxError> {
-    let sql = "SELECT run_id, view, mode, status, rows, compute_ms, tail_ms, duration_ms, \
+    let sql = "SELECT run_id, \"view\", mode, status, \"rows\", compute_ms, tail_ms, duration_ms, \
                CAST(started_at AS BIGINT) AS started_ms, CAST(finished_at AS BIGINT) AS finished_ms \
                FROM bhavstore_runs WHERE kind = 'materialize' ORDER BY started_at";
     let out = bhavstore(args, root).args(["query", "--format", "json", sql]).stderr(Stdio::inherit()).output()?;
