@@ -13,6 +13,7 @@ pub mod formats;
 pub mod ingest;
 pub mod materialize;
 pub mod mlflow;
+pub mod online;
 pub mod paths;
 pub mod schedule;
 pub mod source;
