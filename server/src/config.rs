@@ -61,6 +61,10 @@ pub struct Config {
     pub schedule: crate::schedule::ScheduleConfig,
     /// MLflow tracking of materialization runs.
     pub mlflow: crate::mlflow::MlflowConfig,
+    /// Listeners of `bhavstore serve`.
+    pub server: crate::serve::ServerConfig,
+    /// The in-memory online store.
+    pub online: crate::online::OnlineConfig,
 }
 
 /// Storage location and S3 credentials.

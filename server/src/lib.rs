@@ -15,6 +15,8 @@ pub mod materialize;
 pub mod mlflow;
 pub mod online;
 pub mod paths;
+pub mod rest;
 pub mod schedule;
+pub mod serve;
 pub mod source;
 pub mod storage;

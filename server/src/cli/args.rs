@@ -70,6 +70,13 @@ pub struct MaterializeArgs {
 pub struct ServeArgs {
     #[command(flatten)]
     pub source: SourceArgs,
+    /// REST API address, e.g. 127.0.0.1:8080 (port 0: any free port; the bound one is logged).
+    /// Without configured tokens it is forced to 127.0.0.1.
+    #[arg(long, value_name = "ADDR")]
+    pub http_addr: Option<String>,
+    /// Run the listeners without the scheduler.
+    #[arg(long)]
+    pub no_schedule: bool,
 }
 
 /// Where to download from.

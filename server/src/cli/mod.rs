@@ -81,7 +81,12 @@ pub fn build_config(cli: &Cli) -> Result<Config, String> {
                 config.backfill.skip_weekends = true;
             }
         }
-        Command::Serve(a) => apply_source(&mut config, a.source.source_url.as_ref()),
+        Command::Serve(a) => {
+            apply_source(&mut config, a.source.source_url.as_ref());
+            if let Some(h) = &a.http_addr {
+                config.server.http_addr.clone_from(h);
+            }
+        }
         Command::Import(_) | Command::Query(_) | Command::Features | Command::Materialize(_) => {}
     }
     config.validate().map_err(|e| e.to_string())?;
@@ -103,7 +108,7 @@ async fn run(cli: Cli, config: Config) -> Result<ExitCode, String> {
         Command::Query(a) => run_query(&config, &storage, &a.sql, a.format).await,
         Command::Features => run_features(&config, &storage).await,
         Command::Materialize(a) => run_materialize(&config, storage, &a.views, a.full).await,
-        Command::Serve(_) => serve::run(&config, storage).await,
+        Command::Serve(a) => serve::run(&config, storage, a.no_schedule).await,
     }
 }
 

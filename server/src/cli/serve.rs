@@ -1,8 +1,11 @@
-//! `bhavstore serve`: the scheduler, running until SIGINT/SIGTERM. Each job downloads the day's
-//! bhavcopy and materializes the views; a signal lets the step in flight finish.
+//! `bhavstore serve`: the listeners, the online store and the scheduler, until SIGINT/SIGTERM.
+//! A signal stops the listeners (in-flight requests finish) and lets the scheduler's step in
+//! flight finish.
 
+use std::collections::HashMap;
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use chrono::{NaiveDate, Utc};
 use futures::FutureExt;
@@ -11,29 +14,29 @@ use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::ingest::{DayOutcome, Ingestor};
-use crate::materialize::Materializer;
 use crate::materialize::records::{RunRecord, new_run_id};
+use crate::online::OnlineStore;
+use crate::rest::RestService;
 use crate::schedule::{IngestAttempt, JobRunner};
+use crate::serve::{AppState, Metrics, Service, effective_addr};
 use crate::source::BseClient;
 use crate::storage::Storage;
 
 /// What the scheduler's jobs do, wired to the real ingest and materializer.
 struct Runner {
-    storage: Storage,
-    ingestor: Ingestor,
-    client: BseClient,
-    materializer: Materializer,
+    state: Arc<AppState>,
 }
 
 impl JobRunner for Runner {
     fn ingest(&self, date: NaiveDate) -> BoxFuture<'_, Result<IngestAttempt, String>> {
         async move {
+            let state = &self.state;
             // Every attempt is a row of bhavstore_runs, so a late or missing file shows up there.
             let mut record = RunRecord::start(&new_run_id(), "ingest", None, None);
             record.min_trade_date = Some(date);
             record.max_trade_date = Some(date);
             let started = std::time::Instant::now();
-            let result = match self.ingestor.fetch_day(&self.client, date).await {
+            let result = match state.ingestor.fetch_day(&state.client, date).await {
                 Ok(DayOutcome::Fetched { report, .. }) => {
                     info!(%date, rows = report.rows_loaded, quarantined = report.rows_quarantined, "bhavcopy loaded");
                     record.rows = report.rows_loaded;
@@ -55,7 +58,7 @@ impl JobRunner for Runner {
             record.error = result.as_ref().err().cloned();
             record.finished_at = Some(Utc::now());
             record.duration_ms = Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
-            if let Err(e) = record.save(&self.storage).await {
+            if let Err(e) = record.save(&state.storage).await {
                 warn!(%date, error = %e, "could not write the ingest run record");
             }
             result
@@ -65,7 +68,10 @@ impl JobRunner for Runner {
 
     fn materialize(&self, views: Vec<String>) -> BoxFuture<'_, Result<(), String>> {
         async move {
-            let results = self.materializer.run(&views, false).await.map_err(|e| e.to_string())?;
+            let results = self.state.materializer.run(&views, false).await.map_err(|e| e.to_string())?;
+            if let Err(e) = self.state.refresh_online().await {
+                warn!(error = %e, "online store refresh after materialization failed");
+            }
             let failed: Vec<String> =
                 results.iter().filter_map(|(v, r)| r.as_ref().err().map(|e| format!("{v}: {e}"))).collect();
             if failed.is_empty() { Ok(()) } else { Err(failed.join("; ")) }
@@ -74,23 +80,90 @@ impl JobRunner for Runner {
     }
 }
 
-pub(super) async fn run(config: &Config, storage: Storage) -> Result<ExitCode, String> {
+pub(super) async fn run(config: &Config, storage: Storage, no_schedule: bool) -> Result<ExitCode, String> {
     let schedule = config.schedule.validate().map_err(|e| e.to_string())?;
     let materializer = super::materializer(config, storage.clone()).await?;
     let client = BseClient::new(&config.source).map_err(|e| e.to_string())?;
-    let runner =
-        Arc::new(Runner { storage: storage.clone(), ingestor: Ingestor::new(storage.clone()), client, materializer });
-    info!(storage = %storage.display(), timezone = %config.schedule.timezone, "bhavstore serve: scheduler started");
-    for (job, at) in schedule.next_fires(Utc::now()) {
-        info!(job, next_fire = %at, "scheduled");
+    let state = Arc::new(AppState {
+        config: config.clone(),
+        storage: storage.clone(),
+        materializer,
+        ingestor: Ingestor::new(storage.clone()),
+        client,
+        online: OnlineStore::new(),
+        runs: Mutex::new(HashMap::new()),
+        metrics: Metrics::default(),
+        loaded: Mutex::new(HashMap::new()),
+    });
+    let loaded = state.refresh_online().await.map_err(|e| format!("loading the online store: {e}"))?;
+    info!(storage = %storage.display(), views = ?loaded, "online store ready");
+
+    let authenticated = !config.server.tokens.is_empty();
+    if !authenticated {
+        warn!("no tokens configured: the REST API requires no authentication and listens on 127.0.0.1 only");
     }
+    let mut services: Vec<Box<dyn Service>> = Vec::new();
+    if !config.server.http_addr.trim().is_empty() {
+        let addr = effective_addr(config.server.http_addr.trim(), authenticated);
+        let rest = RestService::bind(&addr, Arc::clone(&state))
+            .await
+            .map_err(|e| format!("binding the REST API to {addr}: {e}"))?;
+        services.push(Box::new(rest));
+    }
+    for s in &services {
+        // Tests and operators read the bound address from this line (port 0 picks one).
+        info!(protocol = s.name(), addr = %s.local_addr(), "listening");
+    }
+
     let (tx, rx) = tokio::sync::watch::channel(false);
-    let scheduler = tokio::spawn(crate::schedule::run(schedule, runner, rx));
+    let mut tasks = Vec::new();
+    for s in services {
+        let name = s.name();
+        let rx = rx.clone();
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = s.run(rx).await {
+                warn!(protocol = name, error = %e, "listener stopped with an error");
+            }
+        }));
+    }
+    if no_schedule {
+        info!("scheduler disabled (--no-schedule)");
+    } else {
+        info!(timezone = %config.schedule.timezone, "scheduler started");
+        for (job, at) in schedule.next_fires(Utc::now()) {
+            info!(job, next_fire = %at, "scheduled");
+        }
+        let runner = Arc::new(Runner { state: Arc::clone(&state) });
+        tasks.push(tokio::spawn(crate::schedule::run(schedule, runner, rx.clone())));
+    }
+    // Views materialized by other processes (a CLI run) reach the online store within refresh_secs.
+    let refresher = {
+        let state = Arc::clone(&state);
+        let every = Duration::from_secs(config.server.refresh_secs.max(1));
+        let rx = rx.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep(every) => {}
+                    () = crate::serve::wait_for(rx.clone()) => return,
+                }
+                match state.refresh_online().await {
+                    Ok(v) if !v.is_empty() => info!(views = ?v, "online store reloaded"),
+                    Ok(_) => {}
+                    Err(e) => warn!(error = %e, "online store refresh failed"),
+                }
+            }
+        })
+    };
+    tasks.push(refresher);
+
     super::shutdown_signal().await;
-    warn!("signal received: letting the step in flight finish, then stopping");
+    warn!("signal received: finishing in-flight work, then stopping");
     let _ = tx.send(true);
-    if let Err(e) = scheduler.await {
-        warn!(error = %e, "scheduler task ended abnormally");
+    for t in tasks {
+        if let Err(e) = t.await {
+            warn!(error = %e, "a task ended abnormally");
+        }
     }
     info!("bhavstore serve stopped");
     Ok(ExitCode::SUCCESS)

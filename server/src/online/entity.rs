@@ -1,10 +1,10 @@
 //! Entity ids as users type them: a BSE scrip code, or a symbol or ISIN where the data has them
 //! (UDiFF files carry both; the 18-column legacy file carries ISINs).
 
-use std::collections::HashMap;
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Int64Type};
+use std::collections::HashMap;
 
 use super::OnlineError;
 use crate::storage::Storage;

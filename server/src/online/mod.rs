@@ -89,7 +89,13 @@ impl OnlineStore {
     }
 
     /// The value of `feature` for `entity_id` as of `at`.
-    pub fn lookup(&self, view: &str, entity_id: &str, feature: &str, at: DateTime<Utc>) -> Result<ValueAt, LookupError> {
+    pub fn lookup(
+        &self,
+        view: &str,
+        entity_id: &str,
+        feature: &str,
+        at: DateTime<Utc>,
+    ) -> Result<ValueAt, LookupError> {
         let v = self.view(view).ok_or_else(|| LookupError::UnknownView(view.to_string()))?;
         let entity = self.resolve(entity_id).ok_or_else(|| LookupError::UnknownEntity(entity_id.to_string()))?;
         v.lookup(entity, feature, at)

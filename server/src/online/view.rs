@@ -168,10 +168,8 @@ impl OnlineView {
         let from = newest - Days::new(u64::from(history_days));
         let (e, t) = (quote(&spec.entity), quote(&spec.event_time));
         let cols: Vec<String> = spec.features.iter().map(|f| quote(&f.name)).collect();
-        let sql = format!(
-            "SELECT {e}, {t}, {} FROM published WHERE {t} >= DATE '{from}' ORDER BY {e}, {t}",
-            cols.join(", ")
-        );
+        let sql =
+            format!("SELECT {e}, {t}, {} FROM published WHERE {t} >= DATE '{from}' ORDER BY {e}, {t}", cols.join(", "));
         let df = ctx.sql(&sql).await?;
         let schema = Arc::new(df.schema().as_arrow().clone());
         let batch = concat_batches(&schema, &df.collect().await?).map_err(datafusion::error::DataFusionError::from)?;
@@ -204,7 +202,8 @@ impl OnlineView {
             }
         }
         let schema = batch.schema();
-        let features = (2..batch.num_columns()).map(|i| (schema.field(i).name().clone(), Arc::clone(batch.column(i)))).collect();
+        let features =
+            (2..batch.num_columns()).map(|i| (schema.field(i).name().clone(), Arc::clone(batch.column(i)))).collect();
         let oldest = dates.iter().min().map(|d| from_days(*d));
         Ok(Self { name, version, seq, ttl, clock, dates, index, features, oldest })
     }
@@ -307,8 +306,14 @@ fn value_of(column: &ArrayRef, row: usize) -> Value {
                 if x.is_finite() { Value::Float(x) } else { Value::Null }
             })
         }
-        DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 | DataType::UInt8 | DataType::UInt16
-        | DataType::UInt32 | DataType::UInt64 => cast(column, &DataType::Int64)
+        DataType::Int8
+        | DataType::Int16
+        | DataType::Int32
+        | DataType::Int64
+        | DataType::UInt8
+        | DataType::UInt16
+        | DataType::UInt32
+        | DataType::UInt64 => cast(column, &DataType::Int64)
             .ok()
             .map_or(Value::Null, |a| Value::Int(a.as_primitive::<Int64Type>().value(row))),
         DataType::Boolean => Value::Bool(column.as_boolean().value(row)),

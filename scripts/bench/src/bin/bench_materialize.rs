@@ -88,6 +88,8 @@ struct RunRow {
 struct Invocation {
     wall_s: f64,
     max_rss_kib: Option<u64>,
+    /// User + system CPU seconds of the process.
+    cpu_s: Option<f64>,
     load_before: String,
     spawned_ms: i64,
     exited_ms: i64,
@@ -201,9 +203,11 @@ fn report(inv: &Invocation) {
         );
     }
     eprintln!(
-        "   wall {:.2} s{}",
+        "   wall {:.2} s{}{}, load average before {}",
         inv.wall_s,
-        inv.max_rss_kib.map(|k| format!(", peak RSS {:.0} MiB", k as f64 / 1024.0)).unwrap_or_default()
+        inv.cpu_s.map(|c| format!(", CPU {c:.2} s")).unwrap_or_default(),
+        inv.max_rss_kib.map(|k| format!(", peak RSS {:.0} MiB", k as f64 / 1024.0)).unwrap_or_default(),
+        inv.load_before
     );
 }
 
@@ -251,10 +255,10 @@ fn materialize(
     seen: &mut BTreeSet<String>,
 ) -> Result<Invocation, BoxError> {
     let log = args.out.join("logs").join(format!("{label}.log"));
-    let rss_file = args.out.join("logs").join(format!("{label}.maxrss_kib"));
+    let rss_file = args.out.join("logs").join(format!("{label}.time"));
     let mut cmd = if time {
         let mut c = Command::new("/usr/bin/time");
-        c.arg("-f").arg("%M").arg("-o").arg(&rss_file).arg(&args.bhavstore);
+        c.arg("-f").arg("%M %U %S").arg("-o").arg(&rss_file).arg(&args.bhavstore);
         c.arg("--storage").arg(root).arg("--feature-defs").arg(&args.feature_defs).arg("--log").arg(&args.log);
         c.env_remove("RUST_LOG");
         c
@@ -284,17 +288,23 @@ fn materialize(
     if !output.status.success() {
         return Err(format!("bhavstore materialize failed ({}), see {}", output.status, log.display()).into());
     }
-    let max_rss_kib = if time {
-        std::fs::read_to_string(&rss_file).ok().and_then(|s| s.lines().last().and_then(|l| l.trim().parse().ok()))
+    // GNU time's last line: "%M %U %S" (peak RSS KiB, user s, system s).
+    let measured: Vec<f64> = if time {
+        std::fs::read_to_string(&rss_file)
+            .ok()
+            .and_then(|s| s.lines().last().map(|l| l.split_whitespace().filter_map(|x| x.parse().ok()).collect()))
+            .unwrap_or_default()
     } else {
-        None
+        Vec::new()
     };
+    let max_rss_kib = measured.first().map(|k| *k as u64);
+    let cpu_s = (measured.len() == 3).then(|| measured[1] + measured[2]);
     let runs: Vec<RunRow> = runs(args, root)?.into_iter().filter(|r| seen.insert(r.run_id.clone())).collect();
     if runs.is_empty() {
         return Err(format!("no new run records after {label}").into());
     }
     let published_ms = published_from_log(&std::fs::read_to_string(&log)?);
-    Ok(Invocation { wall_s, max_rss_kib, load_before, spawned_ms, exited_ms, runs, published_ms, log })
+    Ok(Invocation { wall_s, max_rss_kib, cpu_s, load_before, spawned_ms, exited_ms, runs, published_ms, log })
 }
 
 /// The materialization runs recorded under `root`.
@@ -395,12 +405,63 @@ fn summary(args: &Args, results: &[HistoryResult]) -> String {
         views.iter().copied().collect::<Vec<_>>().join(", "),
         args.repeat
     );
+    let cpu = |c: Option<f64>| c.map_or_else(|| "-".into(), |c| format!("{c:.1} s"));
+    let _ = writeln!(s, "## Full backfill (`materialize --full`)\n");
     let _ = writeln!(
         s,
-        "| sessions | input rows | full: wall | full: rows written | full: rows/s | full: duration_ms | full: peak RSS \
-         | incr: wall best / median | incr: duration_ms best / median | incr: compute_ms | incr: tail_ms | incr: other ms | incr: peak RSS |"
+        "| sessions | input rows | wall | CPU (user+sys) | rows written (all views) | rows/s (wall) | duration_ms (slowest view) \
+         | compute_ms / tail_ms (slowest view) | peak RSS | load avg before |"
     );
-    let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+    for r in results {
+        let slow = r.full.slowest();
+        let _ = writeln!(
+            s,
+            "| {} | {} | {:.1} s | {} | {} | {:.0} | {} | {} / {} | {} | {} |",
+            r.sessions,
+            r.input_rows.map_or_else(|| "-".into(), |n| n.to_string()),
+            r.full.wall_s,
+            cpu(r.full.cpu_s),
+            r.full.rows(),
+            r.full.rows() as f64 / r.full.wall_s,
+            r.full.duration_ms(),
+            slow.map_or(0, |x| x.compute_ms),
+            slow.map_or(0, |x| x.tail_ms),
+            mib(r.full.max_rss_kib),
+            r.full.load_before,
+        );
+    }
+    let (Some(small), Some(large)) = (results.first(), results.last()) else { return s };
+    if results.len() > 1 {
+        let _ = writeln!(
+            s,
+            "| **{} / {}** | {} | **{:.1}×** | {} | | | **{:.1}×** | | | |",
+            large.sessions,
+            small.sessions,
+            match (large.input_rows, small.input_rows) {
+                (Some(a), Some(b)) => format!("{:.1}×", a as f64 / b.max(1) as f64),
+                _ => String::new(),
+            },
+            large.full.wall_s / small.full.wall_s,
+            match (large.full.cpu_s, small.full.cpu_s) {
+                (Some(a), Some(b)) => format!("{:.1}×", a / b),
+                _ => String::new(),
+            },
+            large.full.duration_ms() as f64 / small.full.duration_ms().max(1) as f64,
+        );
+    }
+
+    let _ = writeln!(s, "\n## Incremental (one new session per run, {} runs)\n", args.repeat);
+    let _ = writeln!(
+        s,
+        "| sessions | wall best / median | CPU median | duration_ms best / median | compute_ms | tail_ms \
+         | other ms (prepare, publish, quality) | rows written (all views) | peak RSS |"
+    );
+    let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let incr_wall = |r: &HistoryResult| median(&r.incremental.iter().map(|i| i.wall_s).collect::<Vec<_>>());
+    let incr_dur =
+        |r: &HistoryResult| median(&r.incremental.iter().map(|i| i.duration_ms() as f64).collect::<Vec<_>>());
+    let incr_cpu = |r: &HistoryResult| median(&r.incremental.iter().filter_map(|i| i.cpu_s).collect::<Vec<_>>());
     for r in results {
         let walls: Vec<f64> = r.incremental.iter().map(|i| i.wall_s).collect();
         let durs: Vec<f64> = r.incremental.iter().map(|i| i.duration_ms() as f64).collect();
@@ -412,37 +473,28 @@ fn summary(args: &Args, results: &[HistoryResult]) -> String {
         let rss = r.incremental.iter().filter_map(|i| i.max_rss_kib).max();
         let _ = writeln!(
             s,
-            "| {} | {} | {:.1} s | {} | {:.0} | {} | {} | {:.2} / {:.2} s | {:.0} / {:.0} | {:.0} | {:.0} | {:.0} | {} |",
+            "| {} | {:.2} / {:.2} s | {} | {:.0} / {:.0} | {:.0} | {:.0} | {:.0} | {} | {} |",
             r.sessions,
-            r.input_rows.map_or_else(|| "-".into(), |n| n.to_string()),
-            r.full.wall_s,
-            r.full.rows(),
-            r.full.rows() as f64 / r.full.wall_s,
-            r.full.duration_ms(),
-            mib(r.full.max_rss_kib),
             best(&walls),
             median(&walls),
+            cpu(Some(incr_cpu(r)).filter(|c| c.is_finite())),
             best(&durs),
             median(&durs),
             compute,
             tail,
             other,
+            median(&r.incremental.iter().map(|i| i.rows() as f64).collect::<Vec<_>>()),
             mib(rss),
         );
     }
-    let (Some(small), Some(large)) = (results.first(), results.last()) else { return s };
-    let incr_wall = |r: &HistoryResult| median(&r.incremental.iter().map(|i| i.wall_s).collect::<Vec<_>>());
-    let incr_dur =
-        |r: &HistoryResult| median(&r.incremental.iter().map(|i| i.duration_ms() as f64).collect::<Vec<_>>());
     if results.len() > 1 {
         let _ = writeln!(
             s,
-            "| **{} / {}** | | **{:.1}×** | | | **{:.1}×** | | **{:.2}×** (median) | **{:.2}×** (median) | | | | |",
+            "| **{} / {}** | **{:.2}×** (median) | **{:.2}×** | **{:.2}×** (median) | | | | | |",
             large.sessions,
             small.sessions,
-            large.full.wall_s / small.full.wall_s,
-            large.full.duration_ms() as f64 / small.full.duration_ms().max(1) as f64,
             incr_wall(large) / incr_wall(small),
+            incr_cpu(large) / incr_cpu(small),
             incr_dur(large) / incr_dur(small).max(1.0),
         );
     }
@@ -450,10 +502,11 @@ fn summary(args: &Args, results: &[HistoryResult]) -> String {
     let _ = writeln!(s, "\n## Targets\n\n| target | measured | met |\n|---|---:|:---:|");
     let yes = |b: bool| if b { "yes" } else { "**no**" };
     for r in results {
-        let (w, d) = (incr_wall(r), incr_dur(r));
+        let (w, d, c) = (incr_wall(r), incr_dur(r), incr_cpu(r));
         let _ = writeln!(
             s,
-            "| incremental (one new day) ≤ 1 s, {} sessions: wall (median) / in-process duration (median) | {w:.2} s / {} | {} / {} |",
+            "| incremental (one new day) ≤ 1 s, {} sessions: wall / in-process duration (medians; CPU {c:.1} s) \
+             | {w:.2} s / {} | {} / {} |",
             r.sessions,
             secs(d),
             yes(w <= 1.0),
@@ -464,9 +517,11 @@ fn summary(args: &Args, results: &[HistoryResult]) -> String {
         let (rw, rd) = (incr_wall(large) / incr_wall(small), incr_dur(large) / incr_dur(small).max(1.0));
         let _ = writeln!(
             s,
-            "| incremental time at {} sessions ≤ 1.5× at {}: wall / duration | {rw:.2}× / {rd:.2}× | {} / {} |",
+            "| incremental time at {} sessions ≤ 1.5× at {}: wall / duration (medians; CPU {:.2}×) \
+             | {rw:.2}× / {rd:.2}× | {} / {} |",
             large.sessions,
             small.sessions,
+            incr_cpu(large) / incr_cpu(small),
             yes(rw <= 1.5),
             yes(rd <= 1.5)
         );
@@ -540,6 +595,7 @@ fn to_json(results: &[HistoryResult]) -> Value {
         json!({
             "wall_s": i.wall_s,
             "max_rss_kib": i.max_rss_kib,
+            "cpu_s": i.cpu_s,
             "load_before": i.load_before,
             "log": i.log.display().to_string(),
             "phases_ms": phases(i),

@@ -1,0 +1,97 @@
+//! The REST API (axum): the seed's `POST /feature-store/ingest` and `GET /feature-store/lookup`,
+//! a batch lookup, run status, `/health`, `/metrics` and `/openapi.json`. Parameters are only ever
+//! used as values; nothing here builds SQL from them.
+
+mod error;
+mod ingest;
+mod lookup;
+mod meta;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use futures::FutureExt;
+use futures::future::BoxFuture;
+
+pub use error::ApiError;
+pub use meta::document as openapi_document;
+
+use crate::serve::{AppState, Service};
+
+/// The REST listener, bound.
+pub struct RestService {
+    listener: tokio::net::TcpListener,
+    router: Router,
+}
+
+impl RestService {
+    /// Binds `addr` (port 0 picks one).
+    pub async fn bind(addr: &str, state: Arc<AppState>) -> std::io::Result<Self> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        Ok(Self { listener, router: router(state) })
+    }
+}
+
+/// The routes, with bearer authentication when tokens are configured.
+pub fn router(state: Arc<AppState>) -> Router {
+    let open = Router::new().route("/health", get(meta::health)).route("/openapi.json", get(meta::openapi));
+    let guarded = Router::new()
+        .route("/feature-store/lookup", get(lookup::lookup))
+        .route("/feature-store/lookup/batch", post(lookup::batch))
+        .route("/feature-store/ingest", post(ingest::ingest))
+        .route("/feature-store/runs/{id}", get(ingest::run_status))
+        .route("/metrics", get(meta::metrics))
+        .route_layer(middleware::from_fn_with_state(Arc::clone(&state), require_token));
+    open.merge(guarded)
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint; see /openapi.json") })
+        .with_state(state)
+}
+
+async fn require_token(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let tokens = &state.config.server.tokens;
+    if tokens.is_empty() {
+        return next.run(request).await;
+    }
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match given {
+        Some(t) if tokens.iter().any(|k| constant_time_eq(k.as_bytes(), t.as_bytes())) => next.run(request).await,
+        _ => {
+            let mut r = ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "a valid bearer token is required")
+                .into_response();
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+            r
+        }
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl Service for RestService {
+    fn name(&self) -> &'static str {
+        "http"
+    }
+
+    fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    fn run(self: Box<Self>, shutdown: tokio::sync::watch::Receiver<bool>) -> BoxFuture<'static, std::io::Result<()>> {
+        async move {
+            axum::serve(self.listener, self.router).with_graceful_shutdown(crate::serve::wait_for(shutdown)).await
+        }
+        .boxed()
+    }
+}
