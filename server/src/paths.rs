@@ -195,6 +195,12 @@ pub fn data_file(view: &str, version: &str, run_id: &str, part: usize) -> String
     format!("{}/{run_id}/part-{part:04}.parquet", data_dir(view, version))
 }
 
+/// One data file of a run, for one calendar year of a partition's rows.
+#[must_use]
+pub fn data_file_year(view: &str, version: &str, run_id: &str, part: usize, year: i32) -> String {
+    format!("{}/{run_id}/part-{part:04}-{year}.parquet", data_dir(view, version))
+}
+
 /// Folder of the carried state (tails) of a version.
 #[must_use]
 pub fn state_dir(view: &str, version: &str) -> String {

@@ -78,6 +78,8 @@ pub struct PreparedView {
     pub version: version::VersionId,
     /// Rows per entity carried between runs (None: full recompute only).
     pub lookback_rows: Option<usize>,
+    /// The `bhavcopy` columns the view reads: the only ones its tail needs to keep.
+    pub input_columns: Vec<String>,
 }
 
 /// Runs materializations against one storage root.
@@ -180,7 +182,43 @@ pub async fn prepare(storage: &Storage, views: &[FeatureView]) -> Result<Vec<Pre
             }
         };
         let version = version::version_of(view, &analysis.functions);
-        out.push(PreparedView { view: view.clone(), analysis, version, lookback_rows });
+        let input_columns = input_columns(&ctx, &plan, &view.spec)?;
+        out.push(PreparedView { view: view.clone(), analysis, version, lookback_rows, input_columns });
     }
     Ok(out)
+}
+
+/// Columns of `bhavcopy` the optimized plan reads (projection pushed into the scan), plus the
+/// entity and event-time columns; all columns when the plan does not say.
+fn input_columns(
+    ctx: &datafusion::prelude::SessionContext,
+    plan: &datafusion::logical_expr::LogicalPlan,
+    spec: &crate::features::ViewSpec,
+) -> Result<Vec<String>, MaterializeError> {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    let optimized = ctx.state().optimize(plan)?;
+    let mut cols: Vec<String> = Vec::new();
+    let mut all = false;
+    optimized
+        .apply(|node| {
+            if let datafusion::logical_expr::LogicalPlan::TableScan(scan) = node
+                && scan.table_name.table() == crate::catalog::BHAVCOPY
+            {
+                match &scan.projection {
+                    Some(_) => cols.extend(scan.projected_schema.fields().iter().map(|f| f.name().clone())),
+                    None => all = true,
+                }
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })
+        .map_err(MaterializeError::Engine)?;
+    let full: Vec<String> =
+        crate::formats::canonical::canonical_schema().fields().iter().map(|f| f.name().clone()).collect();
+    if all || cols.is_empty() {
+        return Ok(full);
+    }
+    cols.push(spec.entity.clone());
+    cols.push(spec.event_time.clone());
+    // Keep bhavcopy's column order so tails of one version always have the same schema.
+    Ok(full.into_iter().filter(|c| cols.contains(c)).collect())
 }

@@ -153,7 +153,11 @@ pub async fn assess(
         &format!(
             "SELECT count(*) FROM {b} WHERE trade_date = DATE '{last}' AND is_equity AND prev_close > 0 \
              AND abs(close / prev_close - 1) > 0.2001 AND (ex_flag IS NULL OR trim(ex_flag) = '')",
-            b = crate::catalog::BHAVCOPY
+            b = if run_ctx.table_exist(super::run::FULL_INPUT).unwrap_or(false) {
+                super::run::FULL_INPUT
+            } else {
+                crate::catalog::BHAVCOPY
+            }
         ),
     )
     .await

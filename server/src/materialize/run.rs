@@ -15,7 +15,7 @@ use super::lock::ViewLock;
 use super::manifest::{self, FileRef, MANIFEST_FORMAT, Manifest, Segment, TailRef};
 use super::records::{RunRecord, new_run_id};
 use super::table::ParquetFilesTable;
-use super::writer::write_stream;
+use super::writer::{write_stream, write_stream_by_year};
 use super::{MaterializeError, Materializer, PreparedView, quality};
 use crate::paths;
 use crate::storage::Storage;
@@ -147,9 +147,13 @@ async fn execute(
     let ctx = crate::catalog::session(storage).map_err(Box::new)?;
     if let Some(b) = &base {
         let tail = b.tail.as_ref().ok_or_else(|| MaterializeError::Corrupt("base manifest has no tail".into()))?;
-        narrow_input(&ctx, storage, &tail.file, after).await?;
+        narrow_input(&ctx, storage, &tail.file, after, &pv.input_columns).await?;
     }
-    crate::features::register_views(&ctx, &m.all_views)
+    // An incremental input holds only this view's columns (and incremental views read only
+    // bhavcopy), so only this view is planned on it; a full run may read other views.
+    let to_register: Vec<crate::features::FeatureView> =
+        if base.is_some() { vec![pv.view.clone()] } else { m.all_views.to_vec() };
+    crate::features::register_views(&ctx, &to_register)
         .await
         .map_err(|e| MaterializeError::Catalog(Box::new(crate::catalog::CatalogError::FeatureDefs(e))))?;
 
@@ -305,30 +309,37 @@ async fn decide(
     Ok(Plan::Full { why: format!("{first_revised} was revised and no kept state predates it") })
 }
 
-/// Replaces `bhavcopy` in `ctx` by the tail plus the days after `after`.
+/// Name of the whole `bhavcopy` in a run whose `bhavcopy` is narrowed to tail + new days.
+pub(super) const FULL_INPUT: &str = "__bhavcopy_all";
+
+/// Replaces `bhavcopy` in `ctx` by the tail plus the days after `after`, both with only the
+/// columns the view reads.
 async fn narrow_input(
     ctx: &SessionContext,
     storage: &Storage,
     tail: &FileRef,
     after: Option<NaiveDate>,
+    columns: &[String],
 ) -> Result<(), MaterializeError> {
     let all = ctx.table(crate::catalog::BHAVCOPY).await?;
-    let schema: SchemaRef = Arc::new(all.schema().as_arrow().clone());
     ctx.deregister_table(crate::catalog::BHAVCOPY)?;
-    ctx.register_table("__bhavcopy_all", all.into_view())?;
-    ctx.register_table("__tail", Arc::new(ParquetFilesTable::new(storage, schema, std::slice::from_ref(tail))?))?;
-    let newer = ctx.table("__bhavcopy_all").await?;
+    ctx.register_table(FULL_INPUT, all.into_view())?;
+    let cols: Vec<&str> = columns.iter().map(String::as_str).collect();
+    let newer = ctx.table(FULL_INPUT).await?;
     let newer = match after {
         Some(d) => newer.filter(col("trade_date").gt(lit(date_scalar(d))))?,
         None => newer,
-    };
+    }
+    .select_columns(&cols)?;
+    let schema: SchemaRef = Arc::new(newer.schema().as_arrow().clone());
+    ctx.register_table("__tail", Arc::new(ParquetFilesTable::new(storage, schema, std::slice::from_ref(tail))?))?;
     let input = ctx.table("__tail").await?.union(newer)?;
     ctx.register_table(crate::catalog::BHAVCOPY, input.into_view())?;
     Ok(())
 }
 
-/// Writes the view's rows. A full run writes one file per output partition, in parallel; an
-/// incremental run's few thousand rows go to one file.
+/// Writes the view's rows. A full run writes each output partition in parallel, one file per
+/// calendar year; an incremental run's few thousand rows go to one file.
 async fn write_output(
     storage: &Storage,
     view: &str,
@@ -341,12 +352,19 @@ async fn write_output(
     let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
     let streams = if parallel { df.execute_stream_partitioned().await? } else { vec![df.execute_stream().await?] };
     let writes = streams.into_iter().enumerate().map(|(i, stream)| {
-        let key = paths::data_file(view, version, run_id, i);
         let schema = Arc::clone(&schema);
-        async move { write_stream(storage, &key, schema, stream, Some(event_time)).await }
+        async move {
+            if parallel {
+                let key_of = |year: i32| paths::data_file_year(view, version, run_id, i, year);
+                write_stream_by_year(storage, key_of, schema, stream, event_time).await
+            } else {
+                let key = paths::data_file(view, version, run_id, i);
+                write_stream(storage, &key, schema, stream, Some(event_time)).await.map(|w| vec![w])
+            }
+        }
     });
     let mut out = Vec::new();
-    for w in futures::future::try_join_all(writes).await? {
+    for w in futures::future::try_join_all(writes).await?.into_iter().flatten() {
         if let Some(f) = w.file {
             out.push((f, w.dates));
         }
@@ -364,8 +382,14 @@ async fn write_tail(
 ) -> Result<TailRef, MaterializeError> {
     let spec = &pv.view.spec;
     let input = ctx.table(crate::catalog::BHAVCOPY).await?;
-    let columns: Vec<String> = input.schema().fields().iter().map(|f| f.name().clone()).collect();
-    let select = columns.iter().map(|c| format!("\"{c}\"")).collect::<Vec<_>>().join(", ");
+    let present: Vec<String> = input.schema().fields().iter().map(|f| f.name().clone()).collect();
+    let select = pv
+        .input_columns
+        .iter()
+        .filter(|c| present.contains(c))
+        .map(|c| format!("\"{c}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
     let sql = format!(
         "SELECT {select} FROM (SELECT *, row_number() OVER (PARTITION BY \"{e}\" ORDER BY \"{t}\" DESC) AS __rn \
          FROM {b}) WHERE __rn <= {rows}",

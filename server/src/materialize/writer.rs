@@ -80,3 +80,74 @@ pub async fn write_stream(
     let dates = range.and_then(|(lo, hi)| Some((to_date(lo)?, to_date(hi)?)));
     Ok(Written { file: Some(FileRef { key: key.to_string(), size, rows }), dates })
 }
+
+/// Writes `stream` into one file per calendar year of `date_col` (`key_of(year)`), so that a
+/// full history is laid out by date: queries on recent sessions (quality figures, the online
+/// store, time ranges) skip the other years' files by their statistics.
+pub async fn write_stream_by_year(
+    storage: &Storage,
+    key_of: impl Fn(i32) -> String,
+    schema: SchemaRef,
+    mut stream: SendableRecordBatchStream,
+    date_col: &str,
+) -> Result<Vec<Written>, MaterializeError> {
+    use std::collections::BTreeMap;
+
+    use chrono::Datelike;
+    use datafusion::arrow::array::UInt32Array;
+    use datafusion::arrow::compute::take_record_batch;
+
+    struct Open {
+        key: String,
+        writer: AsyncArrowWriter<BufWriter>,
+        rows: u64,
+        range: (i32, i32),
+    }
+    let idx = schema.index_of(date_col).map_err(|e| MaterializeError::Write(e.to_string()))?;
+    let mut open: BTreeMap<i32, Open> = BTreeMap::new();
+    let werr = |e: datafusion::parquet::errors::ParquetError| MaterializeError::Write(e.to_string());
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        let Some(dates) = batch.column(idx).as_any().downcast_ref::<Date32Array>() else {
+            return Err(MaterializeError::Write(format!("{date_col} is not a DATE column")));
+        };
+        let mut by_year: BTreeMap<i32, Vec<u32>> = BTreeMap::new();
+        for (row, d) in dates.iter().enumerate() {
+            let year = d.map_or(0, |d| (epoch + chrono::Duration::days(i64::from(d))).year());
+            by_year.entry(year).or_default().push(u32::try_from(row).unwrap_or(u32::MAX));
+        }
+        for (year, rows) in by_year {
+            let part = take_record_batch(&batch, &UInt32Array::from(rows))
+                .map_err(|e| MaterializeError::Write(e.to_string()))?;
+            let part_dates = part.column(idx).as_any().downcast_ref::<Date32Array>().expect("same column type");
+            let (lo, hi) = part_dates.iter().flatten().fold((i32::MAX, i32::MIN), |(a, b), d| (a.min(d), b.max(d)));
+            let entry = match open.entry(year) {
+                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    let key = key_of(year);
+                    let object = BufWriter::new(storage.object_store(), storage.object_path(&key));
+                    let writer = AsyncArrowWriter::try_new(object, schema.clone(), Some(props()?)).map_err(werr)?;
+                    v.insert(Open { key, writer, rows: 0, range: (i32::MAX, i32::MIN) })
+                }
+            };
+            entry.rows += part.num_rows() as u64;
+            entry.range = (entry.range.0.min(lo), entry.range.1.max(hi));
+            entry.writer.write(&part).await.map_err(werr)?;
+        }
+    }
+    let mut out = Vec::new();
+    for (_, o) in open {
+        o.writer.close().await.map_err(werr)?;
+        let size = storage
+            .size(&o.key)
+            .await?
+            .ok_or_else(|| MaterializeError::Write(format!("{} is missing right after it was written", o.key)))?;
+        let to_date = |d: i32| NaiveDate::from_num_days_from_ce_opt(d + 719_163);
+        let dates = (o.range.0 <= o.range.1)
+            .then(|| (to_date(o.range.0), to_date(o.range.1)))
+            .and_then(|(a, b)| Some((a?, b?)));
+        out.push(Written { file: Some(FileRef { key: o.key, size, rows: o.rows }), dates });
+    }
+    Ok(out)
+}
