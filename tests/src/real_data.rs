@@ -43,3 +43,16 @@ pub fn count_data_lines(bytes: &[u8]) -> u64 {
     let text = String::from_utf8_lossy(bytes);
     text.split('\n').skip(1).filter(|l| !l.trim_matches('\r').trim().is_empty()).count() as u64
 }
+
+/// The legacy `EQ{DDMMYY}.CSV` files of a folder, in trade-date order (their names do not sort
+/// by date).
+#[must_use]
+pub fn files_2015(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> =
+        std::fs::read_dir(dir).expect("folder of bhavcopies").flatten().map(|e| e.path()).collect();
+    v.sort_by_key(|p| {
+        let n = p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        n.get(2..8).map(|d| (d[4..6].to_string(), d[2..4].to_string(), d[0..2].to_string())).unwrap_or_default()
+    });
+    v
+}

@@ -10,7 +10,7 @@ use bhavstore::ingest::{Ingestor, Provenance};
 use bhavstore::materialize::{MaterializeConfig, Materializer, RunRecord};
 use bhavstore::storage::Storage;
 use bhavstore_e2e::bin::{bhavstore, run, stderr, stdout};
-use bhavstore_e2e::real_data::real_data_dir;
+use bhavstore_e2e::real_data::{files_2015, real_data_dir};
 use bhavstore_e2e::storage_roots::Root;
 use bhavstore_e2e::synthetic::Market;
 use datafusion::arrow::array::{Array, ArrayRef};
@@ -147,16 +147,6 @@ async fn incremental_runs_equal_a_full_recompute_on_a_history_longer_than_the_ca
     )
     .await;
     assert_eq!(changed[0].len(), 1);
-}
-
-/// The 2015 files in date order (their names are EQ{DDMMYY}.CSV).
-fn files_2015(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
-    v.sort_by_key(|p| {
-        let n = p.file_name().unwrap().to_string_lossy().to_string();
-        (n[6..8].to_string(), n[4..6].to_string(), n[2..4].to_string())
-    });
-    v
 }
 
 fn cli(root: &Root, args: &[&str]) -> std::process::Output {

@@ -359,15 +359,7 @@ async fn materialize_logs_each_view_run_and_survives_mlflow_being_down() {
     let Some(server) = MlflowServer::start(true).await else { return };
     let root = Root::local();
     let defs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../feature_defs");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(data.join("legacy-eq-14col/2015"))
-        .expect("2015 files")
-        .map(|e| e.expect("entry").path())
-        .collect();
-    // EQ{DDMMYY}.CSV: in date order, so the second import adds days after the first.
-    files.sort_by_key(|p| {
-        let n = p.file_name().expect("name").to_string_lossy().to_string();
-        (n[6..8].to_string(), n[4..6].to_string(), n[2..4].to_string())
-    });
+    let files = bhavstore_e2e::real_data::files_2015(&data.join("legacy-eq-14col/2015"));
     let mut import = bhavstore();
     root.apply(&mut import);
     assert!(import.arg("import").args(&files[..10]).output().expect("import").status.success());

@@ -9,22 +9,13 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use bhavstore_e2e::bin::{bhavstore, run, stderr, stdout};
-use bhavstore_e2e::real_data::real_data_dir;
+use bhavstore_e2e::real_data::{files_2015, real_data_dir};
 use bhavstore_e2e::storage_roots::Root;
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use serde_json::Value;
 
 fn defs() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../feature_defs")
-}
-
-fn files_2015(dir: &std::path::Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
-    v.sort_by_key(|p| {
-        let n = p.file_name().unwrap().to_string_lossy().to_string();
-        (n[6..8].to_string(), n[4..6].to_string(), n[2..4].to_string())
-    });
-    v
 }
 
 fn cli(root: &Root, args: &[&str]) -> String {

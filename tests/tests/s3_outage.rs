@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use bhavstore::materialize::manifest;
 use bhavstore::paths;
 use bhavstore_e2e::bin::{bhavstore, run, stderr, stdout};
-use bhavstore_e2e::real_data::real_data_dir;
+use bhavstore_e2e::real_data::{files_2015, real_data_dir};
 use bhavstore_e2e::seaweed::Seaweed;
 use bhavstore_e2e::storage_roots::Root;
 
@@ -23,16 +23,6 @@ const FAIL_WITHIN: Duration = Duration::from_secs(120);
 
 fn feature_defs() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../feature_defs")
-}
-
-/// The 2015 files in date order (their names are EQ{DDMMYY}.CSV).
-fn files_2015(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
-    v.sort_by_key(|p| {
-        let n = p.file_name().unwrap().to_string_lossy().to_string();
-        (n[6..8].to_string(), n[4..6].to_string(), n[2..4].to_string())
-    });
-    v
 }
 
 /// A `bhavstore` command on `root`; on S3 with short retries, so a dead server fails a request in

@@ -103,8 +103,9 @@ pub async fn open(
     }
     let views = crate::features::load_dir(feature_defs)?;
     crate::features::register_views(&ctx, &views).await?;
+    // Planned on this session, where the views were just registered: no second catalog.
     let prepared =
-        crate::materialize::prepare(storage, &views).await.map_err(|e| CatalogError::Materialized(e.to_string()))?;
+        crate::materialize::prepare_in(&ctx, &views).await.map_err(|e| CatalogError::Materialized(e.to_string()))?;
     let mut current = Vec::new();
     let mut live = std::collections::HashMap::new();
     for pv in &prepared {

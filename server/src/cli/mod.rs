@@ -325,7 +325,7 @@ async fn run_features(config: &Config, storage: &Storage) -> Result<ExitCode, St
     let views = crate::features::load_dir(dir).map_err(|e| e.to_string())?;
     let ctx = catalog::session(storage).map_err(|e| e.to_string())?;
     crate::features::register_views(&ctx, &views).await.map_err(|e| e.to_string())?;
-    let prepared = crate::materialize::prepare(storage, &views).await.map_err(|e| e.to_string())?;
+    let prepared = crate::materialize::prepare_in(&ctx, &views).await.map_err(|e| e.to_string())?;
     for (v, p) in views.iter().zip(&prepared) {
         println!(
             "{} (entity {}, event time {}, ttl {}, owner {})",

@@ -161,6 +161,14 @@ pub async fn prepare(storage: &Storage, views: &[FeatureView]) -> Result<Vec<Pre
     crate::features::register_views(&ctx, views)
         .await
         .map_err(|e| MaterializeError::Catalog(Box::new(crate::catalog::CatalogError::FeatureDefs(e))))?;
+    prepare_in(&ctx, views).await
+}
+
+/// [`prepare`] on a session where `views` are already registered (the catalog's own).
+pub async fn prepare_in(
+    ctx: &datafusion::prelude::SessionContext,
+    views: &[FeatureView],
+) -> Result<Vec<PreparedView>, MaterializeError> {
     let mut out = Vec::new();
     for view in views {
         let plan = ctx.state().create_logical_plan(&view.sql).await?;
@@ -182,7 +190,7 @@ pub async fn prepare(storage: &Storage, views: &[FeatureView]) -> Result<Vec<Pre
             }
         };
         let version = version::version_of(view, &analysis.functions);
-        let input_columns = input_columns(&ctx, &plan, &view.spec)?;
+        let input_columns = input_columns(ctx, &plan, &view.spec)?;
         out.push(PreparedView { view: view.clone(), analysis, version, lookback_rows, input_columns });
     }
     Ok(out)
