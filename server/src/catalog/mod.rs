@@ -90,6 +90,16 @@ pub async fn open(
     feature_defs: &std::path::Path,
     required: bool,
 ) -> Result<SessionContext, CatalogError> {
+    open_with(storage, feature_defs, required, &crate::online::OnlineConfig::default()).await
+}
+
+/// [`open`], with the market clock of `online` for point-in-time functions.
+pub async fn open_with(
+    storage: &Storage,
+    feature_defs: &std::path::Path,
+    required: bool,
+    online: &crate::online::OnlineConfig,
+) -> Result<SessionContext, CatalogError> {
     let ctx = session(storage)?;
     if !feature_defs.is_dir() {
         if required {
@@ -108,32 +118,29 @@ pub async fn open(
         crate::materialize::prepare_in(&ctx, &views).await.map_err(|e| CatalogError::Materialized(e.to_string()))?;
     let mut current = Vec::new();
     let mut live = std::collections::HashMap::new();
+    let mut asof = std::collections::HashMap::new();
     for pv in &prepared {
         let name = pv.view.spec.name.as_str();
         if let Ok(p) = ctx.table_provider(name).await {
+            let schema = p.schema();
+            let features =
+                pv.view.spec.features.iter().filter_map(|f| schema.field_with_name(&f.name).ok().cloned()).collect();
+            asof.insert(
+                name.to_string(),
+                crate::training::AsofView {
+                    entity: pv.view.spec.entity.clone(),
+                    event_time: pv.view.spec.event_time.clone(),
+                    features,
+                    ttl: pv.view.ttl,
+                },
+            );
             live.insert(name.to_string(), p);
         }
         current.push((name.to_string(), pv.version.id.clone()));
-        let latest = crate::materialize::manifest::latest(storage, name, &pv.version.id)
-            .await
-            .map_err(|e| CatalogError::Materialized(e.to_string()))?;
-        match latest {
-            Some(m) if m.files().next().is_some() => {
-                let table = versioned::manifest_table(storage, &m)
-                    .await
-                    .map_err(|e| CatalogError::Materialized(e.to_string()))?;
-                let err = |source| CatalogError::Register { table: "(feature view)", source };
-                ctx.deregister_table(name).map_err(err)?;
-                ctx.register_table(name, Arc::new(table)).map_err(err)?;
-                tracing::debug!(view = name, version = %pv.version.id, seq = m.seq, "serving the materialized view");
-            }
-            _ => tracing::info!(
-                view = name,
-                version = %pv.version.id,
-                "no materialized state of the current definition yet: computing the view live (run `bhavstore materialize`)"
-            ),
-        }
     }
+    let clock =
+        crate::online::MarketClock::from_config(online).map_err(|e| CatalogError::Materialized(e.to_string()))?;
+    ctx.register_udtf(crate::training::FUNCTION, Arc::new(crate::training::AsofFunction::new(asof, clock)));
     for (kind, table) in [
         (system::Kind::Runs, system::RUNS),
         (system::Kind::Quality, system::QUALITY),
@@ -145,11 +152,62 @@ pub async fn open(
     let catalog = ctx.catalog("bhavstore").ok_or_else(|| CatalogError::Materialized("no default catalog".into()))?;
     let inner = catalog.schema("public").ok_or_else(|| CatalogError::Materialized("no default schema".into()))?;
     let names = prepared.iter().map(|p| p.view.spec.name.clone()).collect();
+    let schema = Arc::new(versioned::VersionedSchema::new(inner, storage.clone(), names, live));
     catalog
-        .register_schema("public", Arc::new(versioned::VersionedSchema::new(inner, storage.clone(), names, live)))
+        .register_schema("public", Arc::clone(&schema) as _)
         .map_err(|source| CatalogError::Register { table: "(schema)", source })?;
+    for (name, version) in &current {
+        if !publish_latest(&schema, storage, name, version).await? {
+            tracing::info!(
+                view = %name,
+                %version,
+                "no materialized state of the current definition yet: computing the view live (run `bhavstore materialize`)"
+            );
+        }
+    }
     tracing::debug!(views = views.len(), dir = %feature_defs.display(), "feature views registered");
     Ok(ctx)
+}
+
+/// Points the plain name of each of `views` (name, version) at its newest published state, if
+/// one exists. Queries already running keep the state they started with.
+pub async fn refresh_views(
+    ctx: &SessionContext,
+    storage: &Storage,
+    views: &[(String, String)],
+) -> Result<(), CatalogError> {
+    let schema = ctx
+        .catalog("bhavstore")
+        .and_then(|c| c.schema("public"))
+        .ok_or_else(|| CatalogError::Materialized("no default schema".into()))?;
+    let Some(schema) = schema.downcast_ref::<versioned::VersionedSchema>() else {
+        return Err(CatalogError::Materialized("the default schema has no feature views".into()));
+    };
+    for (name, version) in views {
+        publish_latest(schema, storage, name, version).await?;
+    }
+    Ok(())
+}
+
+async fn publish_latest(
+    schema: &versioned::VersionedSchema,
+    storage: &Storage,
+    name: &str,
+    version: &str,
+) -> Result<bool, CatalogError> {
+    let latest = crate::materialize::manifest::latest(storage, name, version)
+        .await
+        .map_err(|e| CatalogError::Materialized(e.to_string()))?;
+    match latest {
+        Some(m) if m.files().next().is_some() => {
+            let table =
+                versioned::manifest_table(storage, &m).await.map_err(|e| CatalogError::Materialized(e.to_string()))?;
+            schema.publish(name, Arc::new(table));
+            tracing::debug!(view = name, version, seq = m.seq, "serving the materialized view");
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
 }
 
 /// Registers a table partitioned by `trade_date=YYYY-MM-DD/`. DataFusion appends partition

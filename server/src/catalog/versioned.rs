@@ -34,6 +34,9 @@ pub struct VersionedSchema {
     storage: Storage,
     views: Vec<String>,
     live: std::collections::HashMap<String, Arc<dyn TableProvider>>,
+    /// The newest published state of each materialized view; swapped whole when a newer
+    /// manifest appears, so a query sees one state or the next, never a mix.
+    published: std::sync::RwLock<std::collections::HashMap<String, Arc<dyn TableProvider>>>,
 }
 
 impl VersionedSchema {
@@ -45,7 +48,18 @@ impl VersionedSchema {
         views: Vec<String>,
         live: std::collections::HashMap<String, Arc<dyn TableProvider>>,
     ) -> Self {
-        Self { inner, storage, views, live }
+        Self { inner, storage, views, live, published: std::sync::RwLock::default() }
+    }
+
+    /// Makes `table` what the plain name `view` reads from now on.
+    pub fn publish(&self, view: &str, table: Arc<dyn TableProvider>) {
+        if let Ok(mut p) = self.published.write() {
+            p.insert(view.to_string(), table);
+        }
+    }
+
+    fn published(&self, name: &str) -> Option<Arc<dyn TableProvider>> {
+        self.published.read().ok().and_then(|p| p.get(name).cloned())
     }
 }
 
@@ -56,7 +70,12 @@ impl SchemaProvider for VersionedSchema {
     }
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
-        let Some((view, selector)) = name.split_once('@') else { return self.inner.table(name).await };
+        let Some((view, selector)) = name.split_once('@') else {
+            if let Some(t) = self.published(name) {
+                return Ok(Some(t));
+            }
+            return self.inner.table(name).await;
+        };
         if !self.views.iter().any(|v| v == view) {
             return plan_err!("{view:?} is not a feature view, so {name:?} names nothing");
         }

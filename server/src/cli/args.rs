@@ -74,6 +74,14 @@ pub struct ServeArgs {
     /// Without configured tokens it is forced to 127.0.0.1.
     #[arg(long, value_name = "ADDR")]
     pub http_addr: Option<String>,
+    /// Postgres wire address, e.g. 127.0.0.1:5433 (port 0: any free port). Without configured
+    /// users it is forced to 127.0.0.1. An empty value turns the listener off.
+    #[arg(long, value_name = "ADDR")]
+    pub pg_addr: Option<String>,
+    /// Arrow Flight SQL address, e.g. 127.0.0.1:50051 (port 0: any free port). Without
+    /// configured users or tokens it is forced to 127.0.0.1. An empty value turns it off.
+    #[arg(long, value_name = "ADDR")]
+    pub flight_addr: Option<String>,
     /// Run the listeners without the scheduler.
     #[arg(long)]
     pub no_schedule: bool,

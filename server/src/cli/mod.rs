@@ -86,6 +86,12 @@ pub fn build_config(cli: &Cli) -> Result<Config, String> {
             if let Some(h) = &a.http_addr {
                 config.server.http_addr.clone_from(h);
             }
+            if let Some(h) = &a.pg_addr {
+                config.server.pg_addr.clone_from(h);
+            }
+            if let Some(h) = &a.flight_addr {
+                config.server.flight_addr.clone_from(h);
+            }
         }
         Command::Import(_) | Command::Query(_) | Command::Features | Command::Materialize(_) => {}
     }
@@ -315,9 +321,12 @@ fn feature_dir_explicit(config: &Config) -> bool {
     config.features.dir != crate::config::FeaturesConfig::default().dir
 }
 
-async fn catalog_for(config: &Config, storage: &Storage) -> Result<datafusion::prelude::SessionContext, String> {
+pub(crate) async fn catalog_for(
+    config: &Config,
+    storage: &Storage,
+) -> Result<datafusion::prelude::SessionContext, String> {
     let dir = std::path::Path::new(&config.features.dir);
-    catalog::open(storage, dir, feature_dir_explicit(config)).await.map_err(|e| e.to_string())
+    catalog::open_with(storage, dir, feature_dir_explicit(config), &config.online).await.map_err(|e| e.to_string())
 }
 
 async fn run_features(config: &Config, storage: &Storage) -> Result<ExitCode, String> {

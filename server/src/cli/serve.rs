@@ -13,12 +13,14 @@ use futures::future::BoxFuture;
 use tracing::{info, warn};
 
 use crate::config::Config;
+use crate::flight::FlightService;
 use crate::ingest::{DayOutcome, Ingestor};
 use crate::materialize::records::{RunRecord, new_run_id};
 use crate::online::OnlineStore;
+use crate::pg::PgService;
 use crate::rest::RestService;
 use crate::schedule::{IngestAttempt, JobRunner};
-use crate::serve::{AppState, Metrics, Service, effective_addr};
+use crate::serve::{AppState, Credentials, Metrics, Service, effective_addr};
 use crate::source::BseClient;
 use crate::storage::Storage;
 
@@ -80,10 +82,25 @@ impl JobRunner for Runner {
     }
 }
 
+/// The address a listener binds, or `None` when it is turned off (empty address). A listener
+/// without authentication binds the loopback interface only, and says so.
+fn listen_addr(configured: &str, authenticated: bool, what: &str, needs: &str) -> Option<String> {
+    let configured = configured.trim();
+    if configured.is_empty() {
+        return None;
+    }
+    if !authenticated {
+        warn!("{what}: no {needs} configured, so no authentication: listening on 127.0.0.1 only");
+    }
+    Some(effective_addr(configured, authenticated))
+}
+
 pub(super) async fn run(config: &Config, storage: Storage, no_schedule: bool) -> Result<ExitCode, String> {
     let schedule = config.schedule.validate().map_err(|e| e.to_string())?;
     let materializer = super::materializer(config, storage.clone()).await?;
     let client = BseClient::new(&config.source).map_err(|e| e.to_string())?;
+    let credentials = Arc::new(Credentials::from_config(&config.server)?);
+    let sql = super::catalog_for(config, &storage).await?;
     let state = Arc::new(AppState {
         config: config.clone(),
         storage: storage.clone(),
@@ -94,21 +111,30 @@ pub(super) async fn run(config: &Config, storage: Storage, no_schedule: bool) ->
         runs: Mutex::new(HashMap::new()),
         metrics: Metrics::default(),
         loaded: Mutex::new(HashMap::new()),
+        sql,
     });
     let loaded = state.refresh_online().await.map_err(|e| format!("loading the online store: {e}"))?;
     info!(storage = %storage.display(), views = ?loaded, "online store ready");
 
-    let authenticated = !config.server.tokens.is_empty();
-    if !authenticated {
-        warn!("no tokens configured: the REST API requires no authentication and listens on 127.0.0.1 only");
-    }
     let mut services: Vec<Box<dyn Service>> = Vec::new();
-    if !config.server.http_addr.trim().is_empty() {
-        let addr = effective_addr(config.server.http_addr.trim(), authenticated);
+    if let Some(addr) = listen_addr(&config.server.http_addr, credentials.has_tokens(), "REST API", "tokens") {
         let rest = RestService::bind(&addr, Arc::clone(&state))
             .await
             .map_err(|e| format!("binding the REST API to {addr}: {e}"))?;
         services.push(Box::new(rest));
+    }
+    if let Some(addr) = listen_addr(&config.server.pg_addr, credentials.has_users(), "Postgres listener", "users") {
+        let pg = PgService::bind(&addr, &state.sql, &credentials, config.server.tls.as_ref())
+            .await
+            .map_err(|e| format!("Postgres listener: {e}"))?;
+        services.push(Box::new(pg));
+    }
+    let flight_auth = credentials.has_users() || credentials.has_tokens();
+    if let Some(addr) = listen_addr(&config.server.flight_addr, flight_auth, "Flight SQL listener", "users or tokens") {
+        let flight = FlightService::bind(&addr, &state.sql, Arc::clone(&credentials), config.server.tls.as_ref())
+            .await
+            .map_err(|e| format!("Flight SQL listener: {e}"))?;
+        services.push(Box::new(flight));
     }
     for s in &services {
         // Tests and operators read the bound address from this line (port 0 picks one).

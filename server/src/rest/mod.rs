@@ -22,7 +22,7 @@ use futures::future::BoxFuture;
 pub use error::ApiError;
 pub use meta::document as openapi_document;
 
-use crate::serve::{AppState, Service};
+use crate::serve::{AppState, Service, constant_time_eq};
 
 /// The REST listener, bound.
 pub struct RestService {
@@ -73,10 +73,6 @@ async fn require_token(State(state): State<Arc<AppState>>, request: Request, nex
             r
         }
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 impl Service for RestService {

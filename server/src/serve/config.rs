@@ -8,16 +8,128 @@ use serde::{Deserialize, Serialize};
 pub struct ServerConfig {
     /// REST API address (`host:port`; port 0 picks a free one); empty = no REST listener.
     pub http_addr: String,
-    /// Bearer tokens accepted by the REST API. Empty = no authentication, and then every
-    /// listener binds to 127.0.0.1 only, whatever address is configured.
+    /// Postgres wire address (psql, BI tools); empty = no Postgres listener.
+    pub pg_addr: String,
+    /// Arrow Flight SQL address (bulk pulls); empty = no Flight listener.
+    pub flight_addr: String,
+    /// Bearer tokens accepted by the REST API and by Flight SQL. Empty = REST needs no
+    /// authentication and binds to 127.0.0.1 only, whatever address is configured.
     pub tokens: Vec<String>,
+    /// Users for Postgres (SCRAM-SHA-256) and Flight SQL (basic, exchanged for a bearer token in
+    /// the handshake). Empty = Postgres needs no password and binds to 127.0.0.1 only.
+    pub users: Vec<User>,
+    /// TLS for Postgres and Flight SQL (optional; REST is meant to sit behind a proxy).
+    pub tls: Option<TlsConfig>,
     /// Seconds between checks for views materialized by other processes (the online store
-    /// reloads a view whose newest manifest changed).
+    /// and the SQL catalog reload a view whose newest manifest changed).
     pub refresh_secs: u64,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { http_addr: "127.0.0.1:8080".into(), tokens: Vec::new(), refresh_secs: 30 }
+        Self {
+            http_addr: "127.0.0.1:8080".into(),
+            pg_addr: "127.0.0.1:5433".into(),
+            flight_addr: "127.0.0.1:50051".into(),
+            tokens: Vec::new(),
+            users: Vec::new(),
+            tls: None,
+            refresh_secs: 30,
+        }
     }
+}
+
+/// A user of the SQL protocols.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct User {
+    /// Login name.
+    pub name: String,
+    /// Password in the file (prefer `password_env`).
+    #[serde(default, skip_serializing)]
+    pub password: Option<String>,
+    /// Name of an environment variable holding the password.
+    #[serde(default)]
+    pub password_env: Option<String>,
+}
+
+impl User {
+    /// The password, from the file or the environment.
+    pub fn resolve_password(&self) -> Result<String, String> {
+        match (&self.password, &self.password_env) {
+            (Some(p), None) => Ok(p.clone()),
+            (None, Some(var)) => std::env::var(var).map_err(|_| {
+                format!("server.users: environment variable {var} (password of {}) is not set", self.name)
+            }),
+            _ => Err(format!("server.users: user {} needs exactly one of password, password_env", self.name)),
+        }
+    }
+}
+
+/// PEM files for TLS.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Certificate chain (PEM).
+    pub cert: String,
+    /// Private key (PEM, PKCS#8).
+    pub key: String,
+}
+
+/// Users with their passwords resolved, as the protocols check them.
+#[derive(Debug, Clone, Default)]
+pub struct Credentials {
+    users: Vec<(String, String)>,
+    tokens: Vec<String>,
+}
+
+impl Credentials {
+    /// Resolves every password now, so a missing variable fails at start, not at first login.
+    pub fn from_config(config: &ServerConfig) -> Result<Self, String> {
+        let users =
+            config.users.iter().map(|u| u.resolve_password().map(|p| (u.name.clone(), p))).collect::<Result<_, _>>()?;
+        Ok(Self { users, tokens: config.tokens.clone() })
+    }
+
+    /// Whether any user is configured.
+    #[must_use]
+    pub fn has_users(&self) -> bool {
+        !self.users.is_empty()
+    }
+
+    /// The configured user names.
+    #[must_use]
+    pub fn user_names(&self) -> Vec<String> {
+        self.users.iter().map(|(u, _)| u.clone()).collect()
+    }
+
+    /// Whether any bearer token is configured.
+    #[must_use]
+    pub fn has_tokens(&self) -> bool {
+        !self.tokens.is_empty()
+    }
+
+    /// The password of `user`.
+    #[must_use]
+    pub fn password(&self, user: &str) -> Option<&str> {
+        self.users.iter().find(|(u, _)| u == user).map(|(_, p)| p.as_str())
+    }
+
+    /// Checks a user's password in constant time.
+    #[must_use]
+    pub fn check_password(&self, user: &str, password: &str) -> bool {
+        self.password(user).is_some_and(|p| constant_time_eq(p.as_bytes(), password.as_bytes()))
+    }
+
+    /// Checks a configured bearer token in constant time.
+    #[must_use]
+    pub fn check_token(&self, token: &str) -> bool {
+        self.tokens.iter().any(|t| constant_time_eq(t.as_bytes(), token.as_bytes()))
+    }
+}
+
+/// Byte comparison whose time does not depend on where the inputs differ.
+#[must_use]
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

@@ -4,12 +4,13 @@
 
 mod config;
 mod state;
+pub mod tls;
 
 use std::net::SocketAddr;
 
 use futures::future::BoxFuture;
 
-pub use config::ServerConfig;
+pub use config::{Credentials, ServerConfig, TlsConfig, User, constant_time_eq};
 pub use state::{AppState, Metrics, RunStatus};
 
 /// A bound listener of one protocol.

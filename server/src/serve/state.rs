@@ -73,6 +73,9 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Newest manifest seq per view held by the online store, to notice new publications.
     pub loaded: Mutex<HashMap<String, (String, u64)>>,
+    /// The SQL catalog Postgres and Flight SQL clients query; its views follow the same
+    /// publications as the online store.
+    pub sql: datafusion::prelude::SessionContext,
 }
 
 impl std::fmt::Debug for AppState {
@@ -101,6 +104,10 @@ impl AppState {
         }
         let views: Vec<_> = changed.iter().map(|(pv, _)| pv.clone()).collect();
         self.online.load(&self.storage, &views, &self.config.online).await?;
+        let names: Vec<_> = views.iter().map(|p| (p.view.spec.name.clone(), p.version.id.clone())).collect();
+        if let Err(e) = crate::catalog::refresh_views(&self.sql, &self.storage, &names).await {
+            tracing::warn!(error = %e, "SQL catalog refresh failed; SQL clients keep the previous state");
+        }
         Metrics::inc(&self.metrics.reloads, 1);
         if let Ok(mut m) = self.loaded.lock() {
             for (pv, seq) in &changed {

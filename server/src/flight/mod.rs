@@ -1,0 +1,98 @@
+//! Arrow Flight SQL, for bulk pulls into training: statements and prepared statements (with
+//! bound parameters), catalogs, schemas, tables, table types and SqlInfo, over the same
+//! read-only catalog as Postgres and REST. Results stream batch by batch from DataFusion to the
+//! wire; nothing is collected whole.
+//!
+//! Statement and prepared-statement handles are self-contained (the SQL and any bound
+//! parameters), so the server keeps no per-statement state and a handle survives a reconnect.
+
+mod auth;
+mod handle;
+mod service;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use arrow_flight::flight_service_server::FlightServiceServer;
+
+use datafusion::prelude::SessionContext;
+use futures::FutureExt;
+use futures::future::BoxFuture;
+
+pub use auth::FlightAuth;
+pub use service::BhavFlightSql;
+
+use crate::serve::{Credentials, Service, TlsConfig};
+
+/// Errors starting the Flight listener.
+#[derive(Debug, thiserror::Error)]
+pub enum FlightError {
+    /// The address could not be bound.
+    #[error("binding {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TLS certificate or key could not be used.
+    #[error("TLS: {0}")]
+    Tls(String),
+}
+
+/// The Flight SQL listener, bound.
+pub struct FlightService {
+    listener: tokio::net::TcpListener,
+    service: BhavFlightSql,
+    auth: Arc<FlightAuth>,
+    tls: Option<tonic::transport::ServerTlsConfig>,
+}
+
+impl FlightService {
+    /// Binds `addr`.
+    pub async fn bind(
+        addr: &str,
+        ctx: &SessionContext,
+        credentials: Arc<Credentials>,
+        tls: Option<&TlsConfig>,
+    ) -> Result<Self, FlightError> {
+        let tls = tls.map(crate::serve::tls::flight_identity).transpose().map_err(FlightError::Tls)?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| FlightError::Bind { addr: addr.to_string(), source })?;
+        let auth = Arc::new(FlightAuth::new(credentials));
+        Ok(Self { listener, service: BhavFlightSql::new(ctx.clone(), Arc::clone(&auth)), auth, tls })
+    }
+}
+
+impl Service for FlightService {
+    fn name(&self) -> &'static str {
+        "flight"
+    }
+
+    fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    fn run(self: Box<Self>, shutdown: tokio::sync::watch::Receiver<bool>) -> BoxFuture<'static, std::io::Result<()>> {
+        async move {
+            let Self { listener, service, auth, tls } = *self;
+            let server = FlightServiceServer::new(service)
+                // Training pulls move big batches; tonic's 4 MiB default would refuse them.
+                .max_decoding_message_size(256 << 20)
+                .max_encoding_message_size(256 << 20);
+            let server = tonic::service::interceptor::InterceptedService::new(server, auth::Interceptor(auth));
+            let mut builder = tonic::transport::Server::builder();
+            if let Some(tls) = tls {
+                builder = builder.tls_config(tls).map_err(std::io::Error::other)?;
+            }
+            let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+            builder
+                .add_service(server)
+                .serve_with_incoming_shutdown(incoming, crate::serve::wait_for(shutdown))
+                .await
+                .map_err(std::io::Error::other)
+        }
+        .boxed()
+    }
+}

@@ -1,0 +1,460 @@
+//! The `FlightSqlService` implementation.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use arrow_flight::encode::FlightDataEncoderBuilder;
+use arrow_flight::flight_service_server::FlightService;
+use arrow_flight::sql::metadata::{SqlInfoData, SqlInfoDataBuilder};
+use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
+use arrow_flight::sql::{
+    ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest, ActionCreatePreparedStatementResult,
+    CommandGetCatalogs, CommandGetDbSchemas, CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables,
+    CommandPreparedStatementQuery, CommandStatementQuery, DoPutPreparedStatementResult, ProstMessageExt, SqlInfo,
+    SqlNullOrdering, SqlSupportedCaseSensitivity, SqlSupportedTransaction, TicketStatementQuery,
+};
+use arrow_flight::{
+    Action, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, IpcMessage, SchemaAsIpc,
+    Ticket,
+};
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::ipc::writer::IpcWriteOptions;
+use datafusion::common::{ParamValues, ScalarValue};
+use datafusion::datasource::TableType;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::SendableRecordBatchStream;
+use datafusion::prelude::SessionContext;
+use futures::{Stream, StreamExt, TryStreamExt};
+use prost::Message;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::auth::FlightAuth;
+use super::handle::Handle;
+use crate::sqlguard::GuardError;
+
+type DoGetStream = <BhavFlightSql as FlightService>::DoGetStream;
+
+/// Flight SQL over a bhavstore catalog.
+#[derive(Clone)]
+pub struct BhavFlightSql {
+    ctx: SessionContext,
+    auth: Arc<FlightAuth>,
+    info: Arc<SqlInfoData>,
+}
+
+impl BhavFlightSql {
+    /// Serves `ctx`.
+    #[must_use]
+    pub fn new(ctx: SessionContext, auth: Arc<FlightAuth>) -> Self {
+        Self { ctx, auth, info: Arc::new(sql_info()) }
+    }
+
+    async fn plan(&self, sql: &str) -> Result<LogicalPlan, Status> {
+        crate::sqlguard::plan_query(&self.ctx, sql).await.map_err(guard_status)
+    }
+
+    /// Executes a handle: once, or once per row of its bound parameters, one after the other.
+    async fn execute(&self, handle: &Handle) -> Result<(SchemaRef, SendableStream), Status> {
+        let plan = self.plan(&handle.sql).await?;
+        let schema = wire_schema(plan.schema().inner());
+        let params = handle.params()?;
+        if params.is_empty() {
+            let stream = self.run(plan).await?;
+            return Ok((Arc::clone(&schema), wire_stream(stream, schema)));
+        }
+        let mut runs = Vec::new();
+        for batch in &params {
+            for row in 0..batch.num_rows() {
+                let values = batch
+                    .columns()
+                    .iter()
+                    .map(|c| ScalarValue::try_from_array(c, row))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| Status::invalid_argument(format!("parameter row {row}: {e}")))?;
+                let bound = plan
+                    .clone()
+                    .with_param_values(ParamValues::from(values))
+                    .map_err(|e| Status::invalid_argument(format!("binding parameters: {e}")))?;
+                runs.push(bound);
+            }
+        }
+        let ctx = self.ctx.clone();
+        let out = Arc::clone(&schema);
+        let stream = futures::stream::iter(runs)
+            .then(move |plan| {
+                let ctx = ctx.clone();
+                async move {
+                    let frame = ctx.execute_logical_plan(plan).await?;
+                    frame.execute_stream().await
+                }
+            })
+            .map_err(|e| arrow_flight::error::FlightError::ExternalError(Box::new(e)))
+            .map_ok(move |s| wire_stream(s, Arc::clone(&out)))
+            .try_flatten();
+        Ok((schema, Box::pin(stream)))
+    }
+
+    async fn run(&self, plan: LogicalPlan) -> Result<SendableRecordBatchStream, Status> {
+        let frame = self.ctx.execute_logical_plan(plan).await.map_err(engine_status)?;
+        frame.execute_stream().await.map_err(engine_status)
+    }
+
+    fn info_for(&self, schema: &Schema, ticket: Vec<u8>, descriptor: FlightDescriptor) -> Result<FlightInfo, Status> {
+        let endpoint = FlightEndpoint::new().with_ticket(Ticket::new(ticket));
+        FlightInfo::new()
+            .try_with_schema(schema)
+            .map_err(|e| Status::internal(format!("encoding the schema: {e}")))
+            .map(|i| i.with_endpoint(endpoint).with_descriptor(descriptor).with_ordered(true))
+    }
+
+    async fn tables_batch(&self, query: CommandGetTables) -> Result<RecordBatch, Status> {
+        let mut builder = query.into_builder();
+        for catalog_name in self.ctx.catalog_names() {
+            let Some(catalog) = self.ctx.catalog(&catalog_name) else { continue };
+            for schema_name in catalog.schema_names() {
+                let Some(schema) = catalog.schema(&schema_name) else { continue };
+                let mut names = schema.table_names();
+                names.sort();
+                for name in names {
+                    let Ok(Some(table)) = schema.table(&name).await else { continue };
+                    let kind = match table.table_type() {
+                        TableType::View => "VIEW",
+                        TableType::Temporary => "LOCAL TEMPORARY",
+                        TableType::Base => "TABLE",
+                    };
+                    builder
+                        .append(&catalog_name, &schema_name, &name, kind, &wire_schema(&table.schema()))
+                        .map_err(|e| Status::internal(e.to_string()))?;
+                }
+            }
+        }
+        builder.build().map_err(|e| Status::internal(e.to_string()))
+    }
+}
+
+type SendableStream =
+    Pin<Box<dyn Stream<Item = Result<RecordBatch, arrow_flight::error::FlightError>> + Send + 'static>>;
+
+/// The schema clients receive: view types become their plain forms, which every Arrow reader
+/// (older pyarrow, polars, the ADBC driver, JDBC) understands.
+fn wire_schema(schema: &Schema) -> SchemaRef {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let t = match f.data_type() {
+                DataType::Utf8View => DataType::Utf8,
+                DataType::BinaryView => DataType::Binary,
+                other => other.clone(),
+            };
+            f.as_ref().clone().with_data_type(t)
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
+fn wire_stream(stream: SendableRecordBatchStream, schema: SchemaRef) -> SendableStream {
+    Box::pin(stream.map(move |batch| {
+        let batch = batch.map_err(|e| arrow_flight::error::FlightError::ExternalError(Box::new(e)))?;
+        let columns = batch
+            .columns()
+            .iter()
+            .zip(schema.fields())
+            .map(|(c, f)| if c.data_type() == f.data_type() { Ok(Arc::clone(c)) } else { cast(c, f.data_type()) })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(RecordBatch::try_new(Arc::clone(&schema), columns)?)
+    }))
+}
+
+fn encode(schema: SchemaRef, batches: SendableStream) -> Response<DoGetStream> {
+    let stream = FlightDataEncoderBuilder::new().with_schema(schema).build(batches).map_err(Status::from);
+    Response::new(Box::pin(stream))
+}
+
+fn one_batch<E: std::fmt::Display>(batch: Result<RecordBatch, E>) -> Result<Response<DoGetStream>, Status> {
+    let batch = batch.map_err(|e| Status::internal(e.to_string()))?;
+    let schema = batch.schema();
+    Ok(encode(schema, Box::pin(futures::stream::once(async { Ok(batch) }))))
+}
+
+fn schema_bytes(schema: &Schema) -> Result<bytes::Bytes, Status> {
+    let message: Result<IpcMessage, _> = SchemaAsIpc::new(schema, &IpcWriteOptions::default()).try_into();
+    message.map(|IpcMessage(b)| b).map_err(|e| Status::internal(format!("encoding a schema: {e}")))
+}
+
+/// Refusals and engine errors as gRPC statuses, without internals.
+fn guard_status(e: GuardError) -> Status {
+    match e {
+        GuardError::ReadOnly(_) => Status::permission_denied(e.to_string()),
+        GuardError::Engine(e) => engine_status(e),
+    }
+}
+
+fn engine_status(e: datafusion::error::DataFusionError) -> Status {
+    let (code, message) = crate::pg::errors::classify(&e);
+    match code {
+        "42P01" | "42703" => Status::not_found(message),
+        "0A000" => Status::unimplemented(message),
+        "53000" => Status::resource_exhausted(message),
+        "58030" | "XX000" => Status::internal(message),
+        _ => Status::invalid_argument(message),
+    }
+}
+
+fn sql_info() -> SqlInfoData {
+    let mut b = SqlInfoDataBuilder::new();
+    b.append(SqlInfo::FlightSqlServerName, "bhavstore");
+    b.append(SqlInfo::FlightSqlServerVersion, env!("CARGO_PKG_VERSION"));
+    b.append(SqlInfo::FlightSqlServerArrowVersion, "59.3");
+    b.append(SqlInfo::FlightSqlServerReadOnly, true);
+    b.append(SqlInfo::FlightSqlServerSql, true);
+    b.append(SqlInfo::FlightSqlServerSubstrait, false);
+    b.append(SqlInfo::FlightSqlServerTransaction, SqlSupportedTransaction::None as i32);
+    b.append(SqlInfo::FlightSqlServerCancel, false);
+    b.append(SqlInfo::FlightSqlServerBulkIngestion, false);
+    b.append(SqlInfo::SqlDdlCatalog, false);
+    b.append(SqlInfo::SqlDdlSchema, false);
+    b.append(SqlInfo::SqlDdlTable, false);
+    b.append(SqlInfo::SqlIdentifierCase, SqlSupportedCaseSensitivity::SqlCaseSensitivityLowercase as i32);
+    b.append(SqlInfo::SqlIdentifierQuoteChar, "\"");
+    b.append(SqlInfo::SqlQuotedIdentifierCase, SqlSupportedCaseSensitivity::SqlCaseSensitivityCaseInsensitive as i32);
+    b.append(SqlInfo::SqlAllTablesAreSelectable, true);
+    b.append(SqlInfo::SqlNullOrdering, SqlNullOrdering::SqlNullsSortedHigh as i32);
+    b.append(SqlInfo::SqlSupportsColumnAliasing, true);
+    b.append(SqlInfo::SqlNullPlusNullIsNull, true);
+    b.append(SqlInfo::SqlSupportsTableCorrelationNames, true);
+    b.append(SqlInfo::SqlSupportsExpressionsInOrderBy, true);
+    b.append(SqlInfo::SqlSupportsOrderByUnrelated, true);
+    b.append(SqlInfo::SqlSupportsLikeEscapeClause, true);
+    b.append(SqlInfo::SqlSupportsNonNullableColumns, true);
+    b.append(SqlInfo::SqlCatalogTerm, "catalog");
+    b.append(SqlInfo::SqlSchemaTerm, "schema");
+    b.append(SqlInfo::SqlCatalogAtStart, true);
+    b.append(SqlInfo::SqlSelectForUpdateSupported, false);
+    b.append(SqlInfo::SqlStoredProceduresSupported, false);
+    b.append(SqlInfo::SqlTransactionsSupported, false);
+    b.append(SqlInfo::SqlBatchUpdatesSupported, false);
+    b.append(SqlInfo::SqlSavepointsSupported, false);
+    b.append(SqlInfo::SqlMaxColumnNameLength, 63_i64);
+    b.append(SqlInfo::SqlMaxTableNameLength, 63_i64);
+    // The builder only fails on a value of the wrong kind for its id; every id above is static.
+    b.build().unwrap_or_else(|e| panic!("static SqlInfo table: {e}"))
+}
+
+#[tonic::async_trait]
+impl FlightSqlService for BhavFlightSql {
+    type FlightService = Self;
+
+    async fn do_handshake(
+        &self,
+        request: Request<Streaming<HandshakeRequest>>,
+    ) -> Result<Response<Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>>, Status> {
+        let header = request.metadata().get("authorization").and_then(|v| v.to_str().ok());
+        let user = self.auth.check(header)?;
+        let token = self.auth.open_session(&user)?;
+        tracing::debug!(%user, "flight handshake");
+        let reply = HandshakeResponse { protocol_version: 0, payload: token.clone().into() };
+        let mut response: Response<Pin<Box<dyn Stream<Item = _> + Send>>> =
+            Response::new(Box::pin(futures::stream::iter(vec![Ok(reply)])));
+        let value = format!("Bearer {token}").parse().map_err(|_| Status::internal("token header"))?;
+        response.metadata_mut().insert("authorization", value);
+        Ok(response)
+    }
+
+    async fn get_flight_info_statement(
+        &self,
+        query: CommandStatementQuery,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let plan = self.plan(&query.query).await?;
+        let schema = wire_schema(plan.schema().inner());
+        let ticket = TicketStatementQuery { statement_handle: Handle::new(&query.query).encode()? };
+        let info = self.info_for(&schema, ticket.as_any().encode_to_vec(), request.into_inner())?;
+        Ok(Response::new(info))
+    }
+
+    async fn do_get_statement(
+        &self,
+        ticket: TicketStatementQuery,
+        _request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        let handle = Handle::decode(&ticket.statement_handle)?;
+        let (schema, stream) = self.execute(&handle).await?;
+        Ok(encode(schema, stream))
+    }
+
+    async fn do_action_create_prepared_statement(
+        &self,
+        query: ActionCreatePreparedStatementRequest,
+        _request: Request<Action>,
+    ) -> Result<ActionCreatePreparedStatementResult, Status> {
+        let plan = self.plan(&query.query).await?;
+        let schema = wire_schema(plan.schema().inner());
+        let types = plan.get_parameter_types().map_err(engine_status)?;
+        let mut ids: Vec<_> = types.into_iter().collect();
+        // $1, $2, ... in order ($10 after $9).
+        ids.sort_by_key(|(id, _)| (id.len(), id.clone()));
+        let params = Schema::new(
+            ids.into_iter().map(|(id, t)| Field::new(id, t.unwrap_or(DataType::Utf8), true)).collect::<Vec<_>>(),
+        );
+        Ok(ActionCreatePreparedStatementResult {
+            prepared_statement_handle: Handle::new(&query.query).encode()?,
+            dataset_schema: schema_bytes(&schema)?,
+            parameter_schema: schema_bytes(&params)?,
+        })
+    }
+
+    async fn do_action_close_prepared_statement(
+        &self,
+        _query: ActionClosePreparedStatementRequest,
+        _request: Request<Action>,
+    ) -> Result<(), Status> {
+        // Handles hold no server state.
+        Ok(())
+    }
+
+    async fn do_put_prepared_statement_query(
+        &self,
+        query: CommandPreparedStatementQuery,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<DoPutPreparedStatementResult, Status> {
+        let handle = Handle::decode(&query.prepared_statement_handle)?;
+        let stream = request.into_inner().map_err(arrow_flight::error::FlightError::from);
+        let batches: Vec<RecordBatch> = arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(stream)
+            .try_collect()
+            .await
+            .map_err(|e| Status::invalid_argument(format!("reading parameters: {e}")))?;
+        let handle = handle.with_params(&batches)?;
+        Ok(DoPutPreparedStatementResult { prepared_statement_handle: Some(handle.encode()?) })
+    }
+
+    async fn get_flight_info_prepared_statement(
+        &self,
+        cmd: CommandPreparedStatementQuery,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let handle = Handle::decode(&cmd.prepared_statement_handle)?;
+        let plan = self.plan(&handle.sql).await?;
+        let schema = wire_schema(plan.schema().inner());
+        let info = self.info_for(&schema, cmd.as_any().encode_to_vec(), request.into_inner())?;
+        Ok(Response::new(info))
+    }
+
+    async fn do_get_prepared_statement(
+        &self,
+        query: CommandPreparedStatementQuery,
+        _request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        let handle = Handle::decode(&query.prepared_statement_handle)?;
+        let (schema, stream) = self.execute(&handle).await?;
+        Ok(encode(schema, stream))
+    }
+
+    async fn get_flight_info_catalogs(
+        &self,
+        query: CommandGetCatalogs,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let schema = query.clone().into_builder().schema();
+        Ok(Response::new(self.info_for(&schema, query.as_any().encode_to_vec(), request.into_inner())?))
+    }
+
+    async fn do_get_catalogs(
+        &self,
+        query: CommandGetCatalogs,
+        _request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        let mut builder = query.into_builder();
+        let mut names = self.ctx.catalog_names();
+        names.sort();
+        for name in names {
+            builder.append(name);
+        }
+        one_batch(builder.build())
+    }
+
+    async fn get_flight_info_schemas(
+        &self,
+        query: CommandGetDbSchemas,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let schema = query.clone().into_builder().schema();
+        Ok(Response::new(self.info_for(&schema, query.as_any().encode_to_vec(), request.into_inner())?))
+    }
+
+    async fn do_get_schemas(
+        &self,
+        query: CommandGetDbSchemas,
+        _request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        let mut builder = query.into_builder();
+        for catalog_name in self.ctx.catalog_names() {
+            let Some(catalog) = self.ctx.catalog(&catalog_name) else { continue };
+            let mut schemas = catalog.schema_names();
+            schemas.sort();
+            for schema in schemas {
+                builder.append(&catalog_name, schema);
+            }
+        }
+        one_batch(builder.build())
+    }
+
+    async fn get_flight_info_tables(
+        &self,
+        query: CommandGetTables,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let schema = query.clone().into_builder().schema();
+        Ok(Response::new(self.info_for(&schema, query.as_any().encode_to_vec(), request.into_inner())?))
+    }
+
+    async fn do_get_tables(
+        &self,
+        query: CommandGetTables,
+        _request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        one_batch(Ok::<_, Status>(self.tables_batch(query).await?))
+    }
+
+    async fn get_flight_info_table_types(
+        &self,
+        query: CommandGetTableTypes,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let schema = query.clone().into_builder().schema();
+        Ok(Response::new(self.info_for(&schema, query.as_any().encode_to_vec(), request.into_inner())?))
+    }
+
+    async fn do_get_table_types(
+        &self,
+        query: CommandGetTableTypes,
+        _request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        let mut builder = query.into_builder();
+        for t in ["LOCAL TEMPORARY", "TABLE", "VIEW"] {
+            builder.append(t);
+        }
+        one_batch(builder.build())
+    }
+
+    async fn get_flight_info_sql_info(
+        &self,
+        query: CommandGetSqlInfo,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let schema = query.clone().into_builder(&self.info).schema();
+        Ok(Response::new(self.info_for(&schema, query.as_any().encode_to_vec(), request.into_inner())?))
+    }
+
+    async fn do_get_sql_info(
+        &self,
+        query: CommandGetSqlInfo,
+        _request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        one_batch(query.into_builder(&self.info).build())
+    }
+
+    async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
+}
