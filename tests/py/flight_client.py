@@ -36,8 +36,15 @@ def command_statement_query(sql):
     return field(1, b"type.googleapis.com/arrow.flight.protocol.sql.CommandStatementQuery") + field(2, inner)
 
 
+def jsonable(v):
+    # Floats as repr text: exact, whatever JSON parser the test uses.
+    if isinstance(v, float):
+        return repr(v)
+    return v.isoformat() if hasattr(v, "isoformat") else v
+
+
 def rows(table):
-    return [{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in r.items()} for r in table.to_pylist()]
+    return [{k: jsonable(v) for k, v in r.items()} for r in table.to_pylist()]
 
 
 def main():

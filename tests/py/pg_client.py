@@ -13,6 +13,9 @@ import psycopg
 
 
 def jsonable(v):
+    # Floats as repr text: exact, whatever JSON parser the test uses.
+    if isinstance(v, float):
+        return repr(v)
     return v.isoformat() if hasattr(v, "isoformat") else v
 
 

@@ -6,5 +6,6 @@ pub mod bin;
 pub mod fake_bse;
 pub mod real_data;
 pub mod seaweed;
+pub mod serve;
 pub mod storage_roots;
 pub mod synthetic;

@@ -77,13 +77,33 @@ impl FlightAuth {
 }
 
 fn decode_basic(b64: &str) -> Result<(String, String), Status> {
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(b64)
-        .map_err(|_| Status::invalid_argument("basic credentials are not base64"))?;
+    // arrow-go (the ADBC driver) sends unpadded base64; other clients pad.
+    let engine = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        base64::engine::GeneralPurposeConfig::new()
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+    );
+    let bytes = engine.decode(b64).map_err(|_| Status::invalid_argument("basic credentials are not base64"))?;
     let text = String::from_utf8(bytes).map_err(|_| Status::invalid_argument("basic credentials are not UTF-8"))?;
     let (user, password) =
         text.split_once(':').ok_or_else(|| Status::invalid_argument("basic credentials need user:password"))?;
     Ok((user.to_string(), password.to_string()))
+}
+
+/// Which session a call belongs to (the key of its uploads): its bearer token, its basic user,
+/// or the anonymous session. Never the password.
+#[must_use]
+pub fn session_key(metadata: &tonic::metadata::MetadataMap) -> String {
+    let header = metadata.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if let Some(token) = header.strip_prefix("Bearer ") {
+        return format!("bearer:{}", token.trim());
+    }
+    if let Some(b64) = header.strip_prefix("Basic ")
+        && let Ok((user, _)) = decode_basic(b64.trim())
+    {
+        return format!("basic:{user}");
+    }
+    "anonymous".to_string()
 }
 
 /// Checks every call before it reaches the service.

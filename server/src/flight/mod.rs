@@ -9,6 +9,7 @@
 mod auth;
 mod handle;
 mod service;
+pub mod uploads;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

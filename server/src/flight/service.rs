@@ -10,8 +10,9 @@ use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
 use arrow_flight::sql::{
     ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest, ActionCreatePreparedStatementResult,
     CommandGetCatalogs, CommandGetDbSchemas, CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables,
-    CommandPreparedStatementQuery, CommandStatementQuery, DoPutPreparedStatementResult, ProstMessageExt, SqlInfo,
-    SqlNullOrdering, SqlSupportedCaseSensitivity, SqlSupportedTransaction, TicketStatementQuery,
+    CommandPreparedStatementQuery, CommandStatementIngest, CommandStatementQuery, DoPutPreparedStatementResult,
+    ProstMessageExt, SqlInfo, SqlNullOrdering, SqlSupportedCaseSensitivity, SqlSupportedTransaction,
+    TicketStatementQuery,
 };
 use arrow_flight::{
     Action, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, IpcMessage, SchemaAsIpc,
@@ -30,8 +31,9 @@ use futures::{Stream, StreamExt, TryStreamExt};
 use prost::Message;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::auth::FlightAuth;
+use super::auth::{FlightAuth, session_key};
 use super::handle::Handle;
+use super::uploads::Uploads;
 use crate::sqlguard::GuardError;
 
 type DoGetStream = <BhavFlightSql as FlightService>::DoGetStream;
@@ -42,26 +44,32 @@ pub struct BhavFlightSql {
     ctx: SessionContext,
     auth: Arc<FlightAuth>,
     info: Arc<SqlInfoData>,
+    uploads: Arc<Uploads>,
 }
 
 impl BhavFlightSql {
     /// Serves `ctx`.
     #[must_use]
     pub fn new(ctx: SessionContext, auth: Arc<FlightAuth>) -> Self {
-        Self { ctx, auth, info: Arc::new(sql_info()) }
+        Self { ctx, auth, info: Arc::new(sql_info()), uploads: Arc::new(Uploads::default()) }
     }
 
-    async fn plan(&self, sql: &str) -> Result<LogicalPlan, Status> {
-        crate::sqlguard::plan_query(&self.ctx, sql).await.map_err(guard_status)
+    /// The catalog as the caller's session sees it (with its uploads).
+    fn session<T>(&self, request: &Request<T>) -> SessionContext {
+        self.uploads.context(&self.ctx, &session_key(request.metadata()))
+    }
+
+    async fn plan(ctx: &SessionContext, sql: &str) -> Result<LogicalPlan, Status> {
+        crate::sqlguard::plan_query(ctx, sql).await.map_err(guard_status)
     }
 
     /// Executes a handle: once, or once per row of its bound parameters, one after the other.
-    async fn execute(&self, handle: &Handle) -> Result<(SchemaRef, SendableStream), Status> {
-        let plan = self.plan(&handle.sql).await?;
+    async fn execute(ctx: &SessionContext, handle: &Handle) -> Result<(SchemaRef, SendableStream), Status> {
+        let plan = Self::plan(ctx, &handle.sql).await?;
         let schema = wire_schema(plan.schema().inner());
         let params = handle.params()?;
         if params.is_empty() {
-            let stream = self.run(plan).await?;
+            let stream = Self::run(ctx, plan).await?;
             return Ok((Arc::clone(&schema), wire_stream(stream, schema)));
         }
         let mut runs = Vec::new();
@@ -80,7 +88,7 @@ impl BhavFlightSql {
                 runs.push(bound);
             }
         }
-        let ctx = self.ctx.clone();
+        let ctx = ctx.clone();
         let out = Arc::clone(&schema);
         let stream = futures::stream::iter(runs)
             .then(move |plan| {
@@ -96,8 +104,8 @@ impl BhavFlightSql {
         Ok((schema, Box::pin(stream)))
     }
 
-    async fn run(&self, plan: LogicalPlan) -> Result<SendableRecordBatchStream, Status> {
-        let frame = self.ctx.execute_logical_plan(plan).await.map_err(engine_status)?;
+    async fn run(ctx: &SessionContext, plan: LogicalPlan) -> Result<SendableRecordBatchStream, Status> {
+        let frame = ctx.execute_logical_plan(plan).await.map_err(engine_status)?;
         frame.execute_stream().await.map_err(engine_status)
     }
 
@@ -213,7 +221,8 @@ fn sql_info() -> SqlInfoData {
     b.append(SqlInfo::FlightSqlServerSubstrait, false);
     b.append(SqlInfo::FlightSqlServerTransaction, SqlSupportedTransaction::None as i32);
     b.append(SqlInfo::FlightSqlServerCancel, false);
-    b.append(SqlInfo::FlightSqlServerBulkIngestion, false);
+    b.append(SqlInfo::FlightSqlServerBulkIngestion, true);
+    b.append(SqlInfo::FlightSqlServerIngestTransactionsSupported, false);
     b.append(SqlInfo::SqlDdlCatalog, false);
     b.append(SqlInfo::SqlDdlSchema, false);
     b.append(SqlInfo::SqlDdlTable, false);
@@ -268,7 +277,7 @@ impl FlightSqlService for BhavFlightSql {
         query: CommandStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let plan = self.plan(&query.query).await?;
+        let plan = Self::plan(&self.session(&request), &query.query).await?;
         let schema = wire_schema(plan.schema().inner());
         let ticket = TicketStatementQuery { statement_handle: Handle::new(&query.query).encode()? };
         let info = self.info_for(&schema, ticket.as_any().encode_to_vec(), request.into_inner())?;
@@ -278,19 +287,19 @@ impl FlightSqlService for BhavFlightSql {
     async fn do_get_statement(
         &self,
         ticket: TicketStatementQuery,
-        _request: Request<Ticket>,
+        request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
         let handle = Handle::decode(&ticket.statement_handle)?;
-        let (schema, stream) = self.execute(&handle).await?;
+        let (schema, stream) = Self::execute(&self.session(&request), &handle).await?;
         Ok(encode(schema, stream))
     }
 
     async fn do_action_create_prepared_statement(
         &self,
         query: ActionCreatePreparedStatementRequest,
-        _request: Request<Action>,
+        request: Request<Action>,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
-        let plan = self.plan(&query.query).await?;
+        let plan = Self::plan(&self.session(&request), &query.query).await?;
         let schema = wire_schema(plan.schema().inner());
         let types = plan.get_parameter_types().map_err(engine_status)?;
         let mut ids: Vec<_> = types.into_iter().collect();
@@ -336,7 +345,7 @@ impl FlightSqlService for BhavFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let handle = Handle::decode(&cmd.prepared_statement_handle)?;
-        let plan = self.plan(&handle.sql).await?;
+        let plan = Self::plan(&self.session(&request), &handle.sql).await?;
         let schema = wire_schema(plan.schema().inner());
         let info = self.info_for(&schema, cmd.as_any().encode_to_vec(), request.into_inner())?;
         Ok(Response::new(info))
@@ -345,10 +354,10 @@ impl FlightSqlService for BhavFlightSql {
     async fn do_get_prepared_statement(
         &self,
         query: CommandPreparedStatementQuery,
-        _request: Request<Ticket>,
+        request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
         let handle = Handle::decode(&query.prepared_statement_handle)?;
-        let (schema, stream) = self.execute(&handle).await?;
+        let (schema, stream) = Self::execute(&self.session(&request), &handle).await?;
         Ok(encode(schema, stream))
     }
 
@@ -357,7 +366,7 @@ impl FlightSqlService for BhavFlightSql {
         query: CommandGetCatalogs,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let schema = query.clone().into_builder().schema();
+        let schema = query.into_builder().schema();
         Ok(Response::new(self.info_for(&schema, query.as_any().encode_to_vec(), request.into_inner())?))
     }
 
@@ -423,7 +432,7 @@ impl FlightSqlService for BhavFlightSql {
         query: CommandGetTableTypes,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let schema = query.clone().into_builder().schema();
+        let schema = query.into_builder().schema();
         Ok(Response::new(self.info_for(&schema, query.as_any().encode_to_vec(), request.into_inner())?))
     }
 
@@ -454,6 +463,20 @@ impl FlightSqlService for BhavFlightSql {
         _request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
         one_batch(query.into_builder(&self.info).build())
+    }
+
+    async fn do_put_statement_ingest(
+        &self,
+        cmd: CommandStatementIngest,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        let session = session_key(request.metadata());
+        let stream = request.into_inner().map_err(arrow_flight::error::FlightError::from);
+        let batches: Vec<RecordBatch> = arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(stream)
+            .try_collect()
+            .await
+            .map_err(|e| Status::invalid_argument(format!("reading the upload: {e}")))?;
+        self.uploads.ingest(&session, &cmd, batches)
     }
 
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}

@@ -98,9 +98,8 @@ impl Format {
 
     fn push_value(&self, out: &mut BytesMut, value: &str) {
         if self.csv {
-            let needs_quotes = value.is_empty()
-                || value == self.null
-                || value.contains(|c| c == self.delimiter || c == '"' || c == '\n' || c == '\r');
+            let needs_quotes =
+                value.is_empty() || value == self.null || value.contains([self.delimiter, '"', '\n', '\r']);
             if needs_quotes {
                 out.put_u8(b'"');
                 out.put_slice(value.replace('"', "\"\"").as_bytes());

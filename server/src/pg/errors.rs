@@ -3,6 +3,7 @@
 //! internals.
 
 use datafusion::error::DataFusionError;
+use datafusion::sql::sqlparser::parser::ParserError;
 use pgwire::api::{ClientInfo, ErrorHandler};
 use pgwire::error::{ErrorInfo, PgWireError};
 
@@ -15,9 +16,14 @@ impl ErrorHandler for SqlStateErrors {
         C: ClientInfo,
     {
         if let PgWireError::ApiError(inner) = error {
-            let info = match inner.downcast_ref::<DataFusionError>() {
-                Some(e) => to_error_info(e),
-                None => ErrorInfo::new("ERROR".into(), "XX000".into(), inner.to_string()),
+            let info = if let Some(e) = inner.downcast_ref::<DataFusionError>() {
+                to_error_info(e)
+            } else if inner.downcast_ref::<ParserError>().is_some() || inner.to_string().starts_with("sql parser error")
+            {
+                ErrorInfo::new("ERROR".into(), "42601".into(), inner.to_string())
+            } else {
+                tracing::warn!(error = %inner, "unclassified error answering a Postgres client");
+                ErrorInfo::new("ERROR".into(), "XX000".into(), inner.to_string())
             };
             *error = PgWireError::UserError(Box::new(info));
         }
