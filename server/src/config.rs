@@ -214,6 +214,9 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("BHAVSTORE_MATERIALIZE_KEEP_TAILS", "materialize.keep_tails"),
     ("BHAVSTORE_SCHEDULE_TIMEZONE", "schedule.timezone"),
     ("BHAVSTORE_MLFLOW_TRACKING_URI", "mlflow.tracking_uri"),
+    ("BHAVSTORE_HTTP_ADDR", "server.http_addr"),
+    ("BHAVSTORE_PG_ADDR", "server.pg_addr"),
+    ("BHAVSTORE_FLIGHT_ADDR", "server.flight_addr"),
 ];
 
 impl Config {
@@ -279,6 +282,9 @@ impl Config {
                 "BHAVSTORE_MLFLOW_TRACKING_URI" => {
                     self.mlflow.tracking_uri = Some(value.clone()).filter(|v| !v.trim().is_empty());
                 }
+                "BHAVSTORE_HTTP_ADDR" => self.server.http_addr = value.clone(),
+                "BHAVSTORE_PG_ADDR" => self.server.pg_addr = value.clone(),
+                "BHAVSTORE_FLIGHT_ADDR" => self.server.flight_addr = value.clone(),
                 // Read by the CLI layer itself (clap `env`), and the crash-test pause points of
                 // materialization (see materialize::failpoint).
                 "BHAVSTORE_CONFIG" | "BHAVSTORE_FAILPOINT" | "BHAVSTORE_FAILPOINT_RESUME" => {}

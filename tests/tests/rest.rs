@@ -48,7 +48,7 @@ fn serve(root: &Root, config: Option<&std::path::Path>) -> Server {
     let mut child = c
         .arg("--feature-defs")
         .arg(defs())
-        .args(["serve", "--http-addr", "127.0.0.1:0", "--no-schedule"])
+        .args(["serve", "--http-addr", "127.0.0.1:0", "--pg-addr", "", "--flight-addr", "", "--no-schedule"])
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

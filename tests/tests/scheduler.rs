@@ -31,7 +31,7 @@ fn serve_ingests_and_materializes_on_schedule_and_stops_on_sigterm() {
     let config = dir.path().join("bhavstore.yaml");
     std::fs::write(
         &config,
-        "schedule:\n  timezone: Asia/Kolkata\n  jobs:\n    - name: every-3s\n      cron: \"*/3 * * * * *\"\n      retry_every: 1s\n      retry_until: \"23:59\"\n",
+        "server:\n  http_addr: 127.0.0.1:0\n  pg_addr: 127.0.0.1:0\n  flight_addr: 127.0.0.1:0\nschedule:\n  timezone: Asia/Kolkata\n  jobs:\n    - name: every-3s\n      cron: \"*/3 * * * * *\"\n      retry_every: 1s\n      retry_until: \"23:59\"\n",
     )
     .expect("config");
     let defs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../feature_defs");
