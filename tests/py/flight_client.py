@@ -12,6 +12,7 @@ import adbc_driver_flightsql.dbapi as flightsql
 import adbc_driver_manager
 import pyarrow as pa
 import pyarrow.flight as fl
+import polars as pl
 
 
 def varint(n):
@@ -61,6 +62,15 @@ def main():
             out["adbc_rows"] = rows(table)
             cur.execute(param_query, parameters=(int(param),))
             out["adbc_param_rows"] = rows(cur.fetch_arrow_table())
+            # Every column type of the catalog's tables, strings included (DataFusion scans them
+            # as Utf8View; the server sends Utf8), read by pyarrow and polars.
+            types = {}
+            for name in ("bhavcopy", "bhavcopy_quarantine", "price_features", "volatility_features", "bhavstore_runs"):
+                cur.execute(f"SELECT * FROM {name} LIMIT 50")
+                t = cur.fetch_arrow_table()
+                pl.from_arrow(t)
+                types[name] = {f.name: str(f.type) for f in t.schema}
+            out["column_types"] = types
         objects = conn.adbc_get_objects(depth="all").read_all().to_pylist()
         out["objects"] = [
             {

@@ -3,13 +3,12 @@
 //! lookups, auth, and the online store following a new materialization.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use bhavstore_e2e::bin::{bhavstore, run, stderr, stdout};
 use bhavstore_e2e::real_data::{files_2015, real_data_dir};
+use bhavstore_e2e::serve::Serve;
 use bhavstore_e2e::storage_roots::Root;
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use serde_json::Value;
@@ -26,46 +25,16 @@ fn cli(root: &Root, args: &[&str]) -> String {
     stdout(&o)
 }
 
-/// A running `bhavstore serve`, killed on drop.
+/// A running `bhavstore serve` and its REST base URL.
 struct Server {
-    child: Child,
+    _serve: Serve,
     base: String,
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn serve(root: &Root, config: Option<&std::path::Path>) -> Server {
-    let mut c = bhavstore();
-    root.apply(&mut c);
-    if let Some(cfg) = config {
-        c.arg("--config").arg(cfg);
-    }
-    let mut child = c
-        .arg("--feature-defs")
-        .arg(defs())
-        .args(["serve", "--http-addr", "127.0.0.1:0", "--pg-addr", "", "--flight-addr", "", "--no-schedule"])
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn serve");
-    let err = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(err).lines().map_while(Result::ok) {
-            if line.contains("listening") && line.contains("http") {
-                let addr = line.split("addr=").nth(1).and_then(|s| s.split_whitespace().next()).map(str::to_string);
-                let _ = tx.send(addr);
-            }
-        }
-    });
-    let addr = rx.recv_timeout(Duration::from_secs(120)).expect("serve logs its bound address").expect("addr");
-    Server { child, base: format!("http://{addr}") }
+    let s = Serve::start(root, config, &[]);
+    let base = format!("http://{}", s.http);
+    Server { _serve: s, base }
 }
 
 /// Sends a request and reads the answer as JSON (Null when it is not JSON).

@@ -254,6 +254,11 @@ fn psql_postgres_drivers_flight_and_rest_read_the_same_values() {
     assert_eq!(from_json_rows(&fl["adbc_rows"]), psql_values, "ADBC agrees");
     assert_eq!(from_json_rows(&fl["pyarrow_rows"]), psql_values, "pyarrow.flight agrees");
     assert_eq!(fl["adbc_schema"]["trade_date"], "date32[day]");
+    let types = &fl["column_types"];
+    assert_eq!(types["bhavcopy"]["symbol"], "string", "strings arrive as Utf8, not Utf8View: {types}");
+    assert_eq!(types["bhavcopy"]["isin"], "string");
+    assert_eq!(types["bhavstore_runs"]["status"], "string");
+    assert!(types["volatility_features"].as_object().is_some_and(|m| m.len() > 5), "{types}");
     assert_eq!(fl["pyarrow_schema_matches_info"], true, "DoGet streams the schema GetFlightInfo announced");
     assert_eq!(
         fl["adbc_param_rows"].as_array().map(|r| r.iter().map(|x| x["trade_date"].clone()).collect::<Vec<_>>()),
@@ -574,4 +579,57 @@ fn sql_clients_see_new_publications_without_reconnecting() {
         let b = flight_query(&mut flight, "SELECT CAST(max(trade_date) AS VARCHAR) AS d FROM price_features").await;
         assert_eq!(b[0].column(0).as_string::<i32>().value(0), after.to_string(), "Flight reads the same state");
     });
+}
+
+#[test]
+fn tls_for_postgres_and_flight() {
+    let Some((root, cfg, _)) = fixture(50) else { return };
+    let (cert, key) = (cfg.path().join("cert.pem"), cfg.path().join("key.pem"));
+    let o = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let yaml = cfg.path().join("bhavstore.yaml");
+    let mut text = std::fs::read_to_string(&yaml).expect("config");
+    text = text
+        .replace("server:\n", &format!("server:\n  tls:\n    cert: {}\n    key: {}\n", cert.display(), key.display()));
+    std::fs::write(&yaml, text).expect("config");
+    let server = start(&root, &cfg);
+
+    // psql negotiates TLS; verify-ca checks our certificate.
+    let (host, port) = server.pg_host_port();
+    let conn = format!(
+        "host={host} port={port} user={USER} dbname=bhavstore sslmode=verify-ca sslrootcert={}",
+        cert.display()
+    );
+    let o = Command::new("psql")
+        .arg(&conn)
+        .args(["-X", "-A", "-t", "-c", "SELECT count(*) > 0 FROM price_features"])
+        .env("PGPASSWORD", PASSWORD)
+        .output()
+        .expect("psql");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o).trim(), "t");
+
+    // Flight over grpc+tls with the certificate as the root.
+    let script = format!(
+        "import pyarrow.flight as fl\n\
+         c = fl.FlightClient('grpc+tls://{addr}', tls_root_certs=open('{cert}','rb').read())\n\
+         h = c.authenticate_basic_token('{USER}', '{PASSWORD}')\n\
+         print('handshake', h[0].decode())\n\
+         try:\n    fl.FlightClient('grpc://{addr}').authenticate_basic_token('{USER}', '{PASSWORD}')\n    print('plaintext accepted')\n\
+         except fl.FlightError as e:\n    print('plaintext refused')\n",
+        addr = server.flight,
+        cert = cert.display()
+    );
+    let o = Command::new("python3").args(["-c", &script]).output().expect("python3");
+    let out = stdout(&o);
+    assert!(o.status.success(), "{}{out}", stderr(&o));
+    assert!(out.contains("handshake authorization"), "{out}");
+    assert!(out.contains("plaintext refused"), "{out}");
 }
