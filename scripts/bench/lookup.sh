@@ -14,11 +14,12 @@
 #
 # Environment overrides (defaults in brackets):
 #   SECURITIES [2000]  SESSIONS [250]  SEED [42]
-#   RATE [auto: half of Feast's 1-feature throughput at CONCURRENCY, rounded down to 50/s]
+#   RATE [auto: per features-per-request, half of Feast's throughput at CONCURRENCY, rounded
+#         down to 50/s]
 #   CONCURRENCY [16]  FPR ["1 5": features per request]  DURATION [30]  WARMUP [5] (seconds)
 #   GEN_THREADS [1]  SAMPLES [50]
 #   FEAST_VERSION [0.67.0]  FEAST_VENV [$BENCH_CACHE/feast-venv]
-#   FEAST_WORKERS [2]  FEAST_ARGS [--no-access-log --max-requests 0]
+#   FEAST_WORKERS [2]  FEAST_ARGS [--no-access-log --max-requests 0; FEAST_ARGS= for none]
 #   BENCH_CACHE [$HOME/.cache/bhavstore-bench]  OUT [$BENCH_CACHE/out-lookup]
 #   CARGO_TARGET_DIR [$HOME/.cache/bhavstore-target]  NO_BUILD [empty: build]
 # Smoke run: SECURITIES=200 SESSIONS=60 DURATION=3 WARMUP=1 scripts/bench/lookup.sh
@@ -42,7 +43,7 @@ samples="${SAMPLES:-50}"
 feast_version="${FEAST_VERSION:-0.67.0}"
 venv="${FEAST_VENV:-$cache/feast-venv}"
 feast_workers="${FEAST_WORKERS:-2}"
-read -r -a feast_args <<< "${FEAST_ARGS:---no-access-log --max-requests 0}"
+read -r -a feast_args <<< "${FEAST_ARGS---no-access-log --max-requests 0}"
 
 if [ -z "${NO_BUILD:-}" ]; then
     echo "== build (release)"
@@ -155,8 +156,8 @@ load() { # target url label out-name args...
 }
 
 echo "== load (each run: ${warmup} s warm-up, ${duration} s measured; generator threads $gen_threads)"
-rate="${RATE:-auto}"
 for fpr in $fpr_list; do
+    rate="${RATE:-auto}"
     load feast "$fe" "closed c=$concurrency f=$fpr" "closed-c$concurrency-f$fpr-feast" \
         --concurrency "$concurrency" --features-per-request "$fpr"
     load bhavstore "$bh" "closed c=$concurrency f=$fpr" "closed-c$concurrency-f$fpr-bhavstore" \

@@ -9,10 +9,10 @@
    with the view's published Parquet files (serving_duckdb.py, its own process); the two
    results are compared row by row and the run fails if they differ.
 
-Every timing: one warm-up, then --repeat runs; best and median reported. Server-side figures
-per run come from /proc/<server pid>: CPU seconds, bytes written (= bytes sent to the client on
-loopback: `wchar` counts socket writes) and peak RSS (VmHWM, reset before each run through
-/proc/<pid>/clear_refs).
+Every timing: one warm-up, then --repeat runs; best and median reported. Per run: the server's
+CPU seconds and peak RSS (VmHWM, reset before each run through /proc/<pid>/clear_refs) from
+/proc/<server pid>, the client's CPU seconds, and the bytes over the loopback interface
+(/proc/net/dev, machine-wide).
 
 Writes OUT/results.json and OUT/summary.md (also printed).
 """
@@ -29,6 +29,8 @@ import sys
 import time
 from pathlib import Path
 
+import warnings
+
 import adbc_driver_flightsql.dbapi as flightsql
 import numpy as np
 import psycopg
@@ -39,6 +41,8 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 HERE = Path(__file__).resolve().parent
+# ADBC warns that Flight SQL cannot turn autocommit off; irrelevant for reads.
+warnings.filterwarnings("ignore", message="Cannot disable autocommit")
 P31 = 2147483647  # 2^31 - 1, prime: the spine's hash arithmetic stays below 2^62
 
 
@@ -77,15 +81,18 @@ class Server:
         with open(f"/proc/{self.pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
         cpu = (int(fields[11]) + int(fields[12])) / self.tick
-        wchar = None
-        try:
-            with open(f"/proc/{self.pid}/io") as f:
-                for line in f:
-                    if line.startswith("wchar:"):
-                        wchar = int(line.split()[1])
-        except OSError:
-            pass
-        return {"cpu": cpu, "wchar": wchar}
+        return {"cpu": cpu, "lo_bytes": loopback_bytes()}
+
+
+def loopback_bytes():
+    """Bytes sent over the loopback interface (machine-wide: the benchmark's traffic dominates;
+    TCP/IP headers included, ~0.1% at loopback's 64 KiB MTU)."""
+    with open("/proc/net/dev") as f:
+        for line in f:
+            name, _, rest = line.partition(":")
+            if name.strip() == "lo":
+                return int(rest.split()[8])
+    return None
 
 
 def client_cpu():
@@ -106,10 +113,11 @@ def measure(server, fn):
     out["seconds"] = t1 - t0
     out["client_cpu_seconds"] = c1 - c0
     out["server_cpu_seconds"] = after["cpu"] - before["cpu"]
-    if before["wchar"] is not None and after["wchar"] is not None:
-        out["server_bytes_sent"] = after["wchar"] - before["wchar"]
+    if before["lo_bytes"] is not None and after["lo_bytes"] is not None:
+        out["loopback_bytes"] = after["lo_bytes"] - before["lo_bytes"]
     out["server_peak_rss_bytes"] = server._status("VmHWM") if peak_ok else None
     out["server_rss_after_bytes"] = server.rss()
+    out["loadavg_1min_after"] = float(open("/proc/loadavg").read().split()[0])
     return out
 
 
@@ -222,24 +230,16 @@ class Clients:
     # -- Postgres wire -------------------------------------------------------------------------
 
     def pg_psql_copy(self, sql):
-        """psql (libpq, C): COPY (query) TO STDOUT in text format, written to /dev/null."""
-        with open(os.devnull, "wb") as null:
-            p = subprocess.run(
-                ["psql", self.pg_dsn, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", f"COPY ({sql}) TO STDOUT"],
-                stdout=null, stderr=subprocess.PIPE, check=False,
-            )
+        """psql (libpq, C): `\\copy (query) to '/dev/null'` (COPY ... TO STDOUT in text format under
+        the hood); psql prints the row count."""
+        p = subprocess.run(
+            ["psql", self.pg_dsn, "-X", "-v", "ON_ERROR_STOP=1", "-c", f"\\copy ({sql}) to '/dev/null'"],
+            capture_output=True, check=False,
+        )
         if p.returncode != 0:
             raise RuntimeError(f"psql failed: {p.stderr.decode(errors='replace')}")
-        return {}
-
-    def pg_psql_copy_counted(self, sql):
-        """The same, piped through `wc -l -c` to check the row count (used as the warm-up)."""
-        p = subprocess.run(
-            f"psql '{self.pg_dsn}' -X -q -v ON_ERROR_STOP=1 -c \"COPY ({sql}) TO STDOUT\" | wc -l -c",
-            shell=True, capture_output=True, check=True,
-        )
-        lines, nbytes = p.stdout.split()
-        return {"rows": int(lines), "payload_bytes": int(nbytes)}
+        m = re.search(rb"COPY (\d+)", p.stdout)
+        return {"rows": int(m.group(1))} if m else {}
 
     def pg_copy(self, sql):
         """psycopg: COPY (query) TO STDOUT (text), raw chunks, not parsed."""
@@ -291,11 +291,14 @@ FLIGHT_CLIENTS = {
     "flight_do_get": ("Flight SQL, pyarrow.flight do_get, batches iterated", "flight_do_get"),
     "flight_adbc_table": ("Flight SQL, ADBC fetch_arrow_table() (whole table in memory)", "flight_adbc_table"),
 }
+# pg_stream_binary last: its Execute without a row limit makes the server buffer the whole result
+# (pgwire's Portal::fetch(0)), and the allocator keeps that memory, which would inflate the peak
+# RSS figures of whatever runs after it in the same server.
 PG_CLIENTS = {
-    "pg_psql_copy": ("pgwire, psql COPY (...) TO STDOUT (text) > /dev/null", "pg_psql_copy"),
+    "pg_psql_copy": ("pgwire, psql \\copy (...) to /dev/null (text)", "pg_psql_copy"),
     "pg_copy": ("pgwire, psycopg COPY (...) TO STDOUT (text), raw chunks", "pg_copy"),
-    "pg_stream_binary": ("pgwire, psycopg stream(binary=True, size=10000), tuples", "pg_stream_binary"),
     "pg_named_cursor": ("pgwire, psycopg named cursor, itersize 100000 (text), tuples", "pg_named_cursor"),
+    "pg_stream_binary": ("pgwire, psycopg stream(binary=True, size=10000), tuples", "pg_stream_binary"),
 }
 
 
@@ -329,15 +332,11 @@ def pull_benchmark(cl, server, view, total_rows, args, results):
             table = FLIGHT_CLIENTS if c in FLIGHT_CLIENTS else PG_CLIENTS
             desc, method = table[c]
             fn = getattr(cl, method)
-            warm = None
-            if c == "pg_psql_copy":
-                warm = lambda: cl.pg_psql_copy_counted(sql)  # noqa: E731
-            runs = repeat(f"{label} {c}", server, lambda: fn(sql), args.repeat, warmup_fn=warm)
+            # pgwire clients were warmed up by the probe above.
+            runs = repeat(f"{label} {c}", server, lambda: fn(sql), args.repeat, warmup=c in FLIGHT_CLIENTS)
             for r in runs:
-                if "rows" not in r:
-                    r["rows"] = rows_expected
-                if r["rows"] != rows_expected:
-                    raise SystemExit(f"FAIL: {c} got {r['rows']} rows, expected {rows_expected}")
+                if r.get("rows") != rows_expected:
+                    raise SystemExit(f"FAIL: {c} got {r.get('rows')} rows, expected {rows_expected}")
             out[c] = {"description": desc, "sql": sql, "rows": rows_expected, "runs": runs}
         return out
 
@@ -415,21 +414,27 @@ def published_files(cl, root, view):
 
 
 def compare(bh, dk, features, spine):
-    """Row by row: DuckDB's rows ordered by spine row i against bhavstore's (in spine order)."""
+    """Row by row. DuckDB's rows are put in spine order (by i); bhavstore's should already be in
+    spine order (features_asof's contract). If they are not, both are sorted by (entity, ts) and
+    compared that way (rows with equal keys have equal answers), and the order is reported."""
     n = spine.num_rows
     if bh.num_rows != n or dk.num_rows != n:
         raise SystemExit(f"FAIL: row counts bhavstore {bh.num_rows}, duckdb {dk.num_rows}, spine {n}")
     dk = dk.sort_by("i")
-    problems = {}
     same = lambda a, b: pc.all(pc.equal(a, b)).as_py()  # noqa: E731
+    problems = {}
     if not same(dk["i"], pa.array(np.arange(n, dtype=np.int64))):
         raise SystemExit("FAIL: duckdb result does not cover every spine row once")
-    for name, a, b in [("bhavstore entity vs spine", bh["entity"], spine["scrip_code"].cast(pa.int64())),
-                       ("bhavstore ts vs spine", bh["ts"].cast(pa.timestamp("us")), spine["ts"]),
-                       ("duckdb entity vs spine", dk["entity"], spine["scrip_code"].cast(pa.int64())),
-                       ("duckdb ts vs spine", dk["ts"], spine["ts"])]:
-        if not same(a, b):
-            problems[name] = "differs"
+    ent = spine["scrip_code"].cast(pa.int64())
+    if not (same(dk["entity"], ent) and same(dk["ts"], spine["ts"])):
+        problems["duckdb keys vs spine"] = "differ"
+    bh = bh.set_column(bh.schema.get_field_index("ts"), "ts", bh["ts"].cast(pa.timestamp("us")))
+    in_order = same(bh["entity"], ent) and same(bh["ts"], spine["ts"])
+    if not in_order:
+        keys = [("entity", "ascending"), ("ts", "ascending")]
+        bh, dk = bh.sort_by(keys), dk.sort_by(keys)
+        if not (same(bh["entity"], dk["entity"]) and same(bh["ts"], dk["ts"])):
+            problems["bhavstore keys vs spine"] = "not the spine's (entity, ts) rows"
     cols = ["feature_trade_date", "feature_event_time"] + features
     mismatches = {}
     for c in cols:
@@ -451,15 +456,16 @@ def compare(bh, dk, features, spine):
             idx = pc.indices_nonzero(bad).to_pylist()[:5]
             mismatches[c] = {
                 "rows": count,
-                "examples": [{"row": i, "bhavstore": a[i].as_py(), "duckdb": b[i].as_py(),
+                "examples": [{"bhavstore": a[i].as_py(), "duckdb": b[i].as_py(),
                               "entity": bh["entity"][i].as_py(), "ts": str(bh["ts"][i].as_py())} for i in idx],
             }
-    matched = bh.num_rows - pc.sum(pc.is_null(bh["feature_trade_date"])).as_py()
+    matched = n - bh["feature_trade_date"].null_count
     return {
         "rows_compared": n,
         "columns_compared": len(cols),
         "rows_with_features": matched,
         "rows_null": n - matched,
+        "bhavstore_in_spine_order": in_order,
         "key_problems": problems,
         "mismatches": mismatches,
         "ok": not problems and not mismatches,
@@ -481,8 +487,11 @@ def training_benchmark(cl, server, view, args, results, out):
 
     # The spine, once, through Flight: written to Parquet for DuckDB and the upload.
     t0 = time.perf_counter()
-    spine = cl.arrow_table(f"SELECT i, scrip_code, ts FROM ({spine_q})")
+    spine = cl.arrow_table(f"SELECT i, scrip_code, ts FROM ({spine_q}) ORDER BY i")
     spine_secs = time.perf_counter() - t0
+    # (An ORDER BY inside a subquery does not order the outer query: sorting again is not
+    # optional.)
+    spine = spine.sort_by("i")
     spine = spine.cast(pa.schema([("i", pa.int64()), ("scrip_code", pa.int64()), ("ts", pa.timestamp("us"))]))
     spine_path = out / "spine.parquet"
     pq.write_table(spine, spine_path, compression="zstd")
@@ -581,7 +590,7 @@ def training_benchmark(cl, server, view, args, results, out):
     # DuckDB, in its own process.
     files_path = out / "price_features_files.json"
     files_path.write_text(json.dumps(pub["files"]))
-    dk_path = out / "duckdb_result.arrow"
+    dk_path = Path(args.scratch) / f"serving_duckdb_result_{os.getpid()}.arrow"
     log("  duckdb ASOF JOIN (own process)")
     p = subprocess.run(
         [sys.executable, str(HERE / "serving_duckdb.py"), "--spine", str(spine_path), "--files", str(files_path),
@@ -593,13 +602,15 @@ def training_benchmark(cl, server, view, args, results, out):
     res["duckdb"] = json.loads(p.stdout)
 
     # Cross-check.
-    with ipc.open_file(dk_path) as f:
-        dk = f.read_all()
+    try:
+        with ipc.open_file(dk_path) as f:
+            dk = f.read_all()
+    finally:
+        dk_path.unlink(missing_ok=True)
     checks = {"spine_query_vs_duckdb": compare(holder["a"], dk, features, spine)}
     if "b" in holder:
         checks["upload_vs_duckdb"] = compare(holder["b"], dk, features, spine)
     res["crosscheck"] = checks
-    dk_path.unlink()
     results["training"] = res
     for name, c in checks.items():
         log(f"  cross-check {name}: {'OK' if c['ok'] else 'FAILED'} ({c['rows_compared']} rows, "
@@ -618,7 +629,8 @@ def fmt_s(x):
 def summary(results):
     lines = []
     meta = results["meta"]
-    lines.append(f"# Serving benchmarks ({meta['started']})\n")
+    phases = [p for p in ("pull", "training") if p in results]
+    lines.append(f"# Serving benchmarks: {' and '.join(phases)} ({meta['started']})\n")
     lines.append(f"Machine: {meta['cpus']} CPUs, load average before {meta['loadavg_before']}, "
                  f"after {meta.get('loadavg_after')}. Server RSS at start {meta['server_rss_start_bytes'] / 2**20:.0f} MiB.\n")
     pull = results.get("pull")
@@ -627,15 +639,15 @@ def summary(results):
         for which, clients in pull["clients"].items():
             rows = pull["table_rows"] if which == "full" else pull["subset_rows"]
             lines.append(f"### {'whole table' if which == 'full' else f'subset: LIMIT {rows:,}'}\n")
-            lines.append("| client | best | median | rows/s (best) | MB/s sent (best) | Arrow/text MB | "
-                         "server CPU | server peak RSS |")
-            lines.append("|---|---:|---:|---:|---:|---:|---:|---:|")
-            bests = {}
+            lines.append("| client | best | median | rows/s (best) | loopback MB/s (best) | Arrow/text MB | "
+                         "server CPU | server peak RSS | best / best Flight |")
+            lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+            bests = {c: best(d["runs"]) for c, d in clients.items()}
+            fl_min = min(v for k, v in bests.items() if k.startswith("flight"))
             for c, d in clients.items():
                 b, m = best(d["runs"]), median(d["runs"])
-                bests[c] = b
                 br = min(timed(d["runs"]), key=lambda r: r["seconds"])
-                sent = br.get("server_bytes_sent")
+                sent = br.get("loopback_bytes")
                 payload = br.get("payload_bytes") or next(
                     (r.get("payload_bytes") for r in d["runs"] if r.get("payload_bytes")), None)
                 rss = br.get("server_peak_rss_bytes")
@@ -643,7 +655,7 @@ def summary(results):
                     f"| {d['description']} | {fmt_s(b)} | {fmt_s(m)} | {rows / b / 1e6:.2f} M | "
                     f"{(sent / b / 1e6) if sent else float('nan'):.0f} | "
                     f"{(payload / 1e6) if payload else float('nan'):.0f} | {br['server_cpu_seconds']:.1f} s | "
-                    f"{(rss / 2**20) if rss else float('nan'):.0f} MiB |")
+                    f"{(rss / 2**20) if rss else float('nan'):.0f} MiB | {b / fl_min:.1f}× |")
             fl_best = min((v, k) for k, v in bests.items() if k.startswith("flight"))
             pg = [(v, k) for k, v in bests.items() if k.startswith("pg")]
             if pg:
@@ -694,12 +706,12 @@ def summary(results):
                      f"{fmt_s(dmed)} | {dcpu:.1f} s | {d['peak_rss_bytes'] / 2**20:.0f} MiB (process) |")
         lines.append("")
         bh_best = best(a)
-        lines.append(f"**bhavstore (spine query) / DuckDB = {bh_best:.2f} s / {dbest:.2f} s = {bh_best / dbest:.2f}×**"
-                     " (target ≤ 1×)")
+        verdict = (f"**bhavstore (spine query) / DuckDB = {bh_best:.2f} s / {dbest:.2f} s = {bh_best / dbest:.2f}×**"
+                   " (target ≤ 1×)")
         if up.get("available"):
             ub = best(up["upload_and_query"]["runs"])
-            lines.append(f"; **upload + features_asof / DuckDB = {ub / dbest:.2f}×**")
-        lines.append("")
+            verdict += f"; **upload + features_asof / DuckDB = {ub:.2f} s / {dbest:.2f} s = {ub / dbest:.2f}×**"
+        lines.append(verdict + "\n")
         for name, c in tr["crosscheck"].items():
             verdict = "agree" if c["ok"] else "DISAGREE"
             lines.append(f"Cross-check {name}: {c['rows_compared']:,} rows × {c['columns_compared']} columns {verdict} "
@@ -730,9 +742,12 @@ def main():
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--duckdb-threads", type=int, default=2)
     ap.add_argument("--skip", default="", help="pull,training")
+    ap.add_argument("--scratch", default="/dev/shm" if os.path.isdir("/dev/shm") else None,
+                    help="where DuckDB's result goes for the cross-check (deleted after) [/dev/shm, else --out]")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    args.scratch = args.scratch or str(out)
     server = Server(args.server_pid)
     pg_host, pg_port = args.pg.rsplit(":", 1)
     cl = Clients(args.flight, pg_host, pg_port)

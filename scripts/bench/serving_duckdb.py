@@ -73,7 +73,7 @@ def main():
     table = None
     for r in range(a.repeat + 1):
         c0, t0 = cpu(), time.perf_counter()
-        table = con.execute(sql).to_arrow_table()
+        table = con.sql(sql).to_arrow_table()
         t1, c1 = time.perf_counter(), cpu()
         runs.append({"warmup": r == 0, "seconds": t1 - t0, "cpu_seconds": c1 - c0, "rows": table.num_rows})
         print(f"  duckdb run {r}{' (warm-up)' if r == 0 else ''}: {t1 - t0:.3f} s, {table.num_rows} rows",

@@ -28,22 +28,25 @@ pub async fn health(State(state): State<Arc<AppState>>) -> Json<Value> {
 pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     let m = &state.metrics;
     let mut out = String::new();
-    let mut counter = |name: &str, help: &str, value: u64| {
+    let mut counter = |name: &str, help: &str, value: String| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
     };
-    counter("bhavstore_lookups_total", "Lookups answered with a value.", m.lookups_ok.load(Ordering::Relaxed));
+    counter(
+        "bhavstore_lookups_total",
+        "Lookups answered with a value.",
+        m.lookups_ok.load(Ordering::Relaxed).to_string(),
+    );
     counter(
         "bhavstore_lookups_refused_total",
         "Lookups refused (unknown, stale, bad input).",
-        m.lookups_refused.load(Ordering::Relaxed),
+        m.lookups_refused.load(Ordering::Relaxed).to_string(),
     );
-    counter(
-        "bhavstore_lookup_seconds_total",
-        "Time spent answering single lookups, in microseconds.",
-        m.lookup_micros.load(Ordering::Relaxed),
-    );
-    counter("bhavstore_ingest_requests_total", "Ingest requests.", m.ingests.load(Ordering::Relaxed));
-    counter("bhavstore_online_reloads_total", "Online store reloads.", m.reloads.load(Ordering::Relaxed));
+    // Prometheus convention: base units, so seconds (held as microseconds).
+    #[allow(clippy::cast_precision_loss)]
+    let seconds = m.lookup_micros.load(Ordering::Relaxed) as f64 / 1e6;
+    counter("bhavstore_lookup_seconds_total", "Time spent answering single lookups.", format!("{seconds}"));
+    counter("bhavstore_ingest_requests_total", "Ingest requests.", m.ingests.load(Ordering::Relaxed).to_string());
+    counter("bhavstore_online_reloads_total", "Online store reloads.", m.reloads.load(Ordering::Relaxed).to_string());
     let _ =
         writeln!(out, "# HELP bhavstore_online_rows Rows held in memory per view.\n# TYPE bhavstore_online_rows gauge");
     for name in state.online.view_names() {
