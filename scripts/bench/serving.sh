@@ -7,14 +7,14 @@
 #      same spine (Parquet) with the view's published Parquet files; target <= DuckDB's time;
 #      the two results are compared row by row (the run fails if they differ).
 # Steps: release build; synthetic history (cached); a work root hard-linked from it with
-# price_features materialized (cached: a full run takes ~95 s); `bhavstore serve` on port 0;
-# serving_bench.py (clients, timings, cross-check, summary); the server is stopped.
+# price_features materialized (cached: a full run takes ~95 s); per phase, a fresh
+# `bhavstore serve` on port 0 and serving_bench.py (clients, timings, cross-check, summary).
 #
 # Environment overrides (defaults in brackets):
 #   SECURITIES [5000]  SESSIONS [5000]  SEED [42]  REPEAT [3]  SPINE_ROWS [1000000]
 #   PG_MAX_SECONDS [600: a pgwire client estimated slower than this on the whole table makes
 #     every client run on a subset of SUBSET_ROWS [5000000] too]  PROBE_ROWS [500000]
-#   FLIGHT_CLIENTS, PG_CLIENTS [all: see serving_bench.py]  SKIP [empty; pull,training]
+#   FLIGHT_CLIENTS, PG_CLIENTS [all: see serving_bench.py]  SKIP [empty; pull and/or training]
 #   DUCKDB_THREADS [2]  BENCH_CACHE [$HOME/.cache/bhavstore-bench]  OUT [$BENCH_CACHE/out-serving]
 #   WORK [$BENCH_CACHE/serving-work-{S}x{N}-seed{seed}]  CARGO_TARGET_DIR [$HOME/.cache/bhavstore-target]
 #   NO_BUILD [empty: build]  LOG [info]
@@ -71,35 +71,57 @@ echo "== materialize price_features -> $root"
 cat "$out/logs/materialize.out"
 grep -E 'Elapsed|Maximum resident' "$out/logs/materialize.time" | sed 's/^\s*/   /'
 
-echo "== serve"
-"$bin/bhavstore" --storage "$root" --feature-defs "$defs" --log "${LOG:-info}" serve --no-schedule \
-    --http-addr 127.0.0.1:0 --pg-addr 127.0.0.1:0 --flight-addr 127.0.0.1:0 \
-    > "$out/logs/serve.out" 2> "$out/logs/serve.log" &
-server=$!
-stop() {
-    if kill -0 "$server" 2>/dev/null; then
-        kill -TERM "$server" 2>/dev/null || true
-        for _ in $(seq 50); do kill -0 "$server" 2>/dev/null || break; sleep 0.2; done
-        kill -KILL "$server" 2>/dev/null || true
-    fi
+serve_pid=""
+start_server() { # $1: log name
+    "$bin/bhavstore" --storage "$root" --feature-defs "$defs" --log "${LOG:-info}" serve --no-schedule \
+        --http-addr 127.0.0.1:0 --pg-addr 127.0.0.1:0 --flight-addr 127.0.0.1:0 \
+        > "$out/logs/$1.out" 2> "$out/logs/$1.log" &
+    serve_pid=$!
+    flight="" pg=""
+    local addr
+    for _ in $(seq 600); do
+        addr="$(grep -o 'listening protocol="flight" addr=[0-9.:]*' "$out/logs/$1.log" | head -n 1 || true)"
+        flight="${addr##*addr=}"
+        addr="$(grep -o 'listening protocol="postgres" addr=[0-9.:]*' "$out/logs/$1.log" | head -n 1 || true)"
+        pg="${addr##*addr=}"
+        [ -n "$flight" ] && [ -n "$pg" ] && break
+        kill -0 "$serve_pid" 2>/dev/null || { cat "$out/logs/$1.log"; echo "serve exited" >&2; exit 1; }
+        sleep 0.5
+    done
+    [ -n "$flight" ] && [ -n "$pg" ] || { echo "serve did not start listening" >&2; exit 1; }
+    echo "flight $flight, postgres $pg, pid $serve_pid"
 }
-trap stop EXIT
-addr() { grep -o "listening protocol=\"$1\" addr=[0-9.:]*" "$out/logs/serve.log" | head -n 1 | sed 's/.*addr=//' || true; }
-flight="" pg=""
-for _ in $(seq 600); do
-    flight="$(addr flight)" pg="$(addr postgres)"
-    [ -n "$flight" ] && [ -n "$pg" ] && break
-    kill -0 "$server" 2>/dev/null || { cat "$out/logs/serve.log"; echo "serve exited" >&2; exit 1; }
-    sleep 0.5
-done
-[ -n "$flight" ] && [ -n "$pg" ] || { echo "serve did not start listening" >&2; exit 1; }
-echo "flight $flight, postgres $pg, pid $server"
+stop_server() {
+    if [ -n "$serve_pid" ] && kill -0 "$serve_pid" 2>/dev/null; then
+        kill -TERM "$serve_pid" 2>/dev/null || true
+        for _ in $(seq 50); do kill -0 "$serve_pid" 2>/dev/null || break; sleep 0.2; done
+        kill -KILL "$serve_pid" 2>/dev/null || true
+    fi
+    serve_pid=""
+}
+trap stop_server EXIT
+bench() { # $1: phase (pull or training)
+    local skip=pull
+    [ "$1" = pull ] && skip=training
+    python3 "$here/serving_bench.py" --flight "$flight" --pg "$pg" --server-pid "$serve_pid" \
+        --root "$root" --feature-defs "$defs" --out "$out/$1" --repeat "${REPEAT:-3}" \
+        --spine-rows "${SPINE_ROWS:-1000000}" --seed "$seed" --duckdb-threads "${DUCKDB_THREADS:-2}" \
+        --pg-max-seconds "${PG_MAX_SECONDS:-600}" --subset-rows "${SUBSET_ROWS:-5000000}" \
+        --probe-rows "${PROBE_ROWS:-500000}" --skip "$skip" \
+        ${FLIGHT_CLIENTS:+--flight-clients "$FLIGHT_CLIENTS"} ${PG_CLIENTS:+--pg-clients "$PG_CLIENTS"}
+}
 
-echo "== benchmark"
-python3 "$here/serving_bench.py" --flight "$flight" --pg "$pg" --server-pid "$server" \
-    --root "$root" --feature-defs "$defs" --out "$out" --repeat "${REPEAT:-3}" \
-    --spine-rows "${SPINE_ROWS:-1000000}" --seed "$seed" --duckdb-threads "${DUCKDB_THREADS:-2}" \
-    --pg-max-seconds "${PG_MAX_SECONDS:-600}" --subset-rows "${SUBSET_ROWS:-5000000}" \
-    --probe-rows "${PROBE_ROWS:-500000}" --skip "${SKIP:-}" \
-    ${FLIGHT_CLIENTS:+--flight-clients "$FLIGHT_CLIENTS"} ${PG_CLIENTS:+--pg-clients "$PG_CLIENTS"}
-echo "== results: $out/summary.md, $out/results.json, logs in $out/logs"
+# One server per phase, so each phase's memory figures start from a fresh process.
+status=0
+for phase in pull training; do
+    case ",${SKIP:-}," in *",$phase,"*) continue ;; esac
+    echo "== serve ($phase)"
+    start_server "serve-$phase"
+    echo "== benchmark: $phase"
+    bench "$phase" || status=$?
+    stop_server
+    [ -f "$out/$phase/summary.md" ] && cat "$out/$phase/summary.md" >> "$out/summary.md"
+    [ "$status" = 0 ] || break
+done
+echo "== results: $out/summary.md; $out/{pull,training}/results.json; logs in $out/logs"
+exit "$status"

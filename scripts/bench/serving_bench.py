@@ -548,7 +548,8 @@ def training_benchmark(cl, server, view, args, results, out):
     # (b) the spine uploaded (Flight SQL bulk ingestion into the session's temp catalog), if the
     # server accepts it.
     upload = {"available": False}
-    up_table = spine.select(["scrip_code", "ts"])
+    # Uploaded as a client would build it: several record batches (65,536 rows each).
+    up_table = pa.Table.from_batches(spine.select(["scrip_code", "ts"]).to_batches(max_chunksize=65536))
     try:
         with cl.adbc.cursor() as cur:
             cur.adbc_ingest("bench_spine", up_table, mode="replace", temporary=True)
@@ -714,9 +715,11 @@ def summary(results):
         lines.append(verdict + "\n")
         for name, c in tr["crosscheck"].items():
             verdict = "agree" if c["ok"] else "DISAGREE"
+            order = ("in spine order" if c["bhavstore_in_spine_order"]
+                     else "NOT in spine order: rows matched by (entity, ts)")
             lines.append(f"Cross-check {name}: {c['rows_compared']:,} rows × {c['columns_compared']} columns {verdict} "
                          f"({c['rows_with_features']:,} rows with features, {c['rows_null']:,} NULL: no row or "
-                         f"older than the ttl)." + ("" if c["ok"] else f" {json.dumps(c['mismatches'])[:2000]} "
+                         f"older than the ttl); bhavstore's rows {order}." + ("" if c["ok"] else f" {json.dumps(c['mismatches'])[:2000]} "
                                                     f"{c['key_problems']}"))
         lines.append("")
     return "\n".join(lines)

@@ -30,7 +30,7 @@ use datafusion::common::{ScalarValue, exec_err, plan_err};
 use datafusion::datasource::TableType;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::error::{DataFusionError, Result};
-use datafusion::execution::SessionState;
+use datafusion::execution::{SessionState, SessionStateBuilder};
 use datafusion::logical_expr::{Expr, col, lit};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
@@ -155,6 +155,12 @@ fn from_days(d: i32) -> NaiveDate {
 
 impl AsofTable {
     async fn spine(&self, ctx: &SessionContext) -> Result<(Vec<Option<i64>>, Vec<Option<i64>>)> {
+        // One partition: a multi-partition scan (an upload of many batches) would come back
+        // interleaved, and the result must keep spine order.
+        let config = ctx.copied_config().with_target_partitions(1);
+        let ctx = &SessionContext::new_with_state(
+            SessionStateBuilder::new_from_existing(ctx.state()).with_config(config).build(),
+        );
         let plan = crate::sqlguard::plan_query(ctx, &self.spine).await.map_err(|e| match e {
             crate::sqlguard::GuardError::Engine(e) => e,
             other => DataFusionError::Plan(format!("{FUNCTION}: spine query: {other}")),

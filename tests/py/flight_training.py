@@ -29,6 +29,8 @@ def main():
             "ts": pa.array([dt.datetime.fromisoformat(r[1]) for r in spine], pa.timestamp("us", tz="UTC")),
         }
     )
+    # Many small batches, as a big upload arrives: the result must still keep spine order.
+    table = pa.Table.from_batches(table.to_batches(max_chunksize=17))
     out = {}
     kwargs = {"username": user, "password": password}
     with flightsql.connect(f"grpc://{addr}", db_kwargs=kwargs) as conn:
