@@ -6,8 +6,8 @@
 //! SQL: `SELECT * FROM features_asof('price_features', 'SELECT scrip_code, ts FROM spine')`.
 //! The second argument is a read-only query whose first column is the entity (scrip code) and
 //! second the timestamp (any timestamp type, or RFC 3339 text; naive timestamps are UTC). The
-//! result has one row per spine row, in spine order: `entity`, `ts`, `feature_trade_date`,
-//! `feature_event_time`, then every feature of the view.
+//! result has one row per spine row, in the order the spine query returns them: `entity`, `ts`,
+//! `feature_trade_date`, `feature_event_time`, then every feature of the view.
 //!
 //! The join is an as-of merge, not SQL: one pass over the view's keys finds each spine row's
 //! trade date, a second pass reads the features of exactly those rows.
