@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, NaiveDate};
+use chrono::DateTime;
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, Date32Array, RecordBatch, TimestampMicrosecondArray, UInt32Array, new_null_array,
 };
@@ -37,6 +37,7 @@ use datafusion::prelude::SessionContext;
 use futures::TryStreamExt;
 
 use crate::online::MarketClock;
+use crate::online::{from_days, to_days};
 
 /// Name of the table function.
 pub const FUNCTION: &str = "features_asof";
@@ -143,16 +144,6 @@ impl TableProvider for AsofTable {
     }
 }
 
-/// Days since the epoch.
-fn days(d: NaiveDate) -> i32 {
-    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
-    i32::try_from((d - epoch).num_days()).unwrap_or(i32::MIN)
-}
-
-fn from_days(d: i32) -> NaiveDate {
-    NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default() + chrono::Duration::days(i64::from(d))
-}
-
 impl AsofTable {
     async fn spine(&self, ctx: &SessionContext) -> Result<(Vec<Option<i64>>, Vec<Option<i64>>)> {
         // One partition: a multi-partition scan (an upload of many batches) would come back
@@ -198,7 +189,7 @@ impl AsofTable {
             cutoffs.push(t.and_then(|t| {
                 let minute = t.div_euclid(60_000_000);
                 let at = DateTime::from_timestamp_micros(t)?;
-                Some(*by_minute.entry(minute).or_insert_with(|| days(self.clock.last_known_date(at))))
+                Some(*by_minute.entry(minute).or_insert_with(|| to_days(self.clock.last_known_date(at))))
             }));
         }
         let wanted: HashSet<i64> = entities.iter().flatten().copied().collect();

@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 
 pub use config::OnlineConfig;
 pub use entity::EntityIndex;
-pub use view::{LookupError, MarketClock, OnlineView, Value, ValueAt};
+pub use view::{LookupError, MarketClock, OnlineView, Value, ValueAt, from_days, to_days};
 
 use crate::materialize::MaterializeError;
 use crate::storage::Storage;

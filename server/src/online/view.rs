@@ -139,15 +139,21 @@ pub struct OnlineView {
     oldest: Option<NaiveDate>,
 }
 
-fn epoch() -> NaiveDate {
+/// 1970-01-01, the origin of Arrow's Date32.
+#[must_use]
+pub fn epoch() -> NaiveDate {
     NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date")
 }
 
-fn to_days(d: NaiveDate) -> i32 {
+/// Days since [`epoch`] (Arrow's Date32).
+#[must_use]
+pub fn to_days(d: NaiveDate) -> i32 {
     i32::try_from((d - epoch()).num_days()).unwrap_or(i32::MIN)
 }
 
-fn from_days(d: i32) -> NaiveDate {
+/// The date of a Date32 value.
+#[must_use]
+pub fn from_days(d: i32) -> NaiveDate {
     epoch() + chrono::Duration::days(i64::from(d))
 }
 

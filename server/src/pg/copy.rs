@@ -6,7 +6,6 @@ use bytes::{BufMut, Bytes, BytesMut};
 use datafusion::arrow::array::{Array, RecordBatch};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::prelude::SessionContext;
-use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{
     CopyLegacyCsvOption, CopyLegacyOption, CopyOption, CopySource, CopyTarget, Statement,
 };
@@ -193,15 +192,7 @@ pub async fn copy_to_stdout(ctx: &SessionContext, sql: &str) -> PgWireResult<Res
             format!("SELECT {cols} FROM {table_name}")
         }
     };
-    let state = ctx.state();
-    let statement = state
-        .sql_to_statement(&query, &datafusion::config::Dialect::PostgreSQL)
-        .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
-    if !matches!(statement, DfStatement::Statement(ref s) if matches!(**s, Statement::Query(_))) {
-        return Err(unsupported("COPY needs a query or a table"));
-    }
-    let plan = state.statement_to_plan(statement).await.map_err(|e| PgWireError::ApiError(Box::new(e)))?;
-    super::guard::check_plan(&plan)?;
+    let plan = crate::sqlguard::plan_query(ctx, &query).await.map_err(super::guard::from_guard)?;
     let names: Vec<String> = plan.schema().fields().iter().map(|f| f.name().clone()).collect();
     let frame = ctx.execute_logical_plan(plan).await.map_err(|e| PgWireError::ApiError(Box::new(e)))?;
     let batches = frame.execute_stream().await.map_err(|e| PgWireError::ApiError(Box::new(e)))?;

@@ -43,6 +43,15 @@ pub fn refusal(what: &str) -> PgWireError {
     PgWireError::UserError(Box::new(ErrorInfo::new("ERROR".into(), READ_ONLY.into(), message)))
 }
 
+/// A [`crate::sqlguard`] refusal or engine error as a Postgres error.
+#[must_use]
+pub fn from_guard(e: crate::sqlguard::GuardError) -> PgWireError {
+    match e {
+        crate::sqlguard::GuardError::ReadOnly(what) => refusal(&what),
+        crate::sqlguard::GuardError::Engine(e) => PgWireError::ApiError(Box::new(e)),
+    }
+}
+
 /// Refuses DataFusion-only statements (`CREATE EXTERNAL TABLE`, `COPY ... TO 'file'`) that the
 /// Postgres parser would otherwise report as mere syntax errors. `COPY ... TO STDOUT` is
 /// answered by [`super::copy`] before this is reached.
