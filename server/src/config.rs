@@ -51,6 +51,8 @@ pub struct Config {
     pub source: SourceConfig,
     /// Backfill settings.
     pub backfill: BackfillConfig,
+    /// How files are taken in: revisions that lose rows, archive limits.
+    pub ingest: IngestConfig,
     /// Feature views.
     pub features: FeaturesConfig,
     /// Logging.
@@ -103,6 +105,8 @@ pub struct S3Config {
     /// Seconds after a request's first attempt beyond which it is not retried. Unset:
     /// object_store's default (180), which is how long a run waits on an unreachable server.
     pub retry_timeout_secs: Option<u64>,
+    /// Seconds one request may take before it counts as timed out. Unset: 30.
+    pub timeout_secs: Option<u64>,
 }
 
 /// The BSE download source.
@@ -164,6 +168,103 @@ impl Default for BackfillConfig {
     }
 }
 
+/// What happens when a new revision of a loaded day has fewer rows than the current one.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RowLossPolicy {
+    /// Store the bytes but keep the current revision in force; the new one is held until a user
+    /// accepts it (`--accept-revision`, `bhavstore revisions DATE --use ...`).
+    #[default]
+    Hold,
+    /// Load it anyway (with a warning).
+    Accept,
+}
+
+impl std::str::FromStr for RowLossPolicy {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "hold" => Ok(Self::Hold),
+            "accept" => Ok(Self::Accept),
+            other => Err(format!("{other:?} is not hold or accept")),
+        }
+    }
+}
+
+/// Taking files in: the guard against revisions that lose rows, and the limits on archives and
+/// files (real bhavcopies are a few MB; BSE's own zips expand about 3x).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// What a new revision of a loaded day with fewer rows than the current one does.
+    pub on_row_loss: RowLossPolicy,
+    /// Percent of the current revision's rows a new revision may lose and still take effect
+    /// without being held (0: any loss holds it).
+    pub max_row_loss_pct: f64,
+    /// Largest file `import` (and REST ingest from a location) reads.
+    pub max_file_bytes: crate::serve::limits::ByteSize,
+    /// Largest uncompressed CSV member of a zip.
+    pub max_member_bytes: crate::serve::limits::ByteSize,
+    /// Largest uncompressed size of all CSV members of one zip together.
+    pub max_archive_bytes: crate::serve::limits::ByteSize,
+    /// Largest ratio of uncompressed to compressed size, per member and per archive.
+    pub max_compression_ratio: u64,
+    /// Most entries one zip may list.
+    pub max_archive_members: usize,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        let zip = crate::formats::ZipLimits::default();
+        Self {
+            on_row_loss: RowLossPolicy::Hold,
+            max_row_loss_pct: 0.0,
+            max_file_bytes: crate::serve::limits::ByteSize::gib(1),
+            max_member_bytes: crate::serve::limits::ByteSize(zip.max_member_bytes),
+            max_archive_bytes: crate::serve::limits::ByteSize(zip.max_total_bytes),
+            max_compression_ratio: zip.max_ratio,
+            max_archive_members: zip.max_members,
+        }
+    }
+}
+
+impl IngestConfig {
+    /// The limits archives are read under.
+    #[must_use]
+    pub fn zip_limits(&self) -> crate::formats::ZipLimits {
+        crate::formats::ZipLimits {
+            max_member_bytes: self.max_member_bytes.0,
+            max_total_bytes: self.max_archive_bytes.0,
+            max_ratio: self.max_compression_ratio,
+            max_members: self.max_archive_members,
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !(0.0..=100.0).contains(&self.max_row_loss_pct) {
+            return Err(ConfigError::Invalid(format!(
+                "ingest.max_row_loss_pct must be in 0..=100, got {}",
+                self.max_row_loss_pct
+            )));
+        }
+        for (name, v) in [
+            ("max_file_bytes", self.max_file_bytes.0),
+            ("max_member_bytes", self.max_member_bytes.0),
+            ("max_archive_bytes", self.max_archive_bytes.0),
+            ("max_compression_ratio", self.max_compression_ratio),
+        ] {
+            if v == 0 {
+                return Err(ConfigError::Invalid(format!("ingest.{name} must be above 0")));
+            }
+        }
+        if self.max_archive_members == 0 {
+            return Err(ConfigError::Invalid("ingest.max_archive_members must be at least 1".into()));
+        }
+        Ok(())
+    }
+}
+
 /// Feature view definitions.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -198,6 +299,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("BHAVSTORE_STORAGE", "storage.url"),
     ("BHAVSTORE_S3_MAX_RETRIES", "storage.s3.max_retries"),
     ("BHAVSTORE_S3_RETRY_TIMEOUT_SECS", "storage.s3.retry_timeout_secs"),
+    ("BHAVSTORE_S3_TIMEOUT_SECS", "storage.s3.timeout_secs"),
     ("BHAVSTORE_SOURCE_URL", "source.base_url"),
     ("BHAVSTORE_SOURCE_ISINCODE_FALLBACK", "source.isincode_fallback"),
     ("BHAVSTORE_SOURCE_TIMEOUT_SECS", "source.timeout_secs"),
@@ -209,6 +311,8 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("BHAVSTORE_SOURCE_USER_AGENT", "source.user_agent"),
     ("BHAVSTORE_BACKFILL_JOBS", "backfill.jobs"),
     ("BHAVSTORE_BACKFILL_SKIP_WEEKENDS", "backfill.skip_weekends"),
+    ("BHAVSTORE_INGEST_ON_ROW_LOSS", "ingest.on_row_loss"),
+    ("BHAVSTORE_INGEST_MAX_ROW_LOSS_PCT", "ingest.max_row_loss_pct"),
     ("BHAVSTORE_FEATURE_DEFS", "features.dir"),
     ("BHAVSTORE_LOG", "log.level"),
     ("BHAVSTORE_MATERIALIZE_KEEP_TAILS", "materialize.keep_tails"),
@@ -255,6 +359,7 @@ impl Config {
                     self.storage.s3.max_retries = Some(usize::try_from(int(&value)?).map_err(|e| bad(e.to_string()))?);
                 }
                 "BHAVSTORE_S3_RETRY_TIMEOUT_SECS" => self.storage.s3.retry_timeout_secs = Some(int(&value)?),
+                "BHAVSTORE_S3_TIMEOUT_SECS" => self.storage.s3.timeout_secs = Some(int(&value)?),
                 "BHAVSTORE_SOURCE_URL" => self.source.base_url = value.clone(),
                 "BHAVSTORE_SOURCE_ISINCODE_FALLBACK" => self.source.isincode_fallback = boolean(&value)?,
                 "BHAVSTORE_SOURCE_TIMEOUT_SECS" => self.source.timeout_secs = int(&value)?,
@@ -273,6 +378,11 @@ impl Config {
                     self.backfill.jobs = usize::try_from(int(&value)?).map_err(|e| bad(e.to_string()))?;
                 }
                 "BHAVSTORE_BACKFILL_SKIP_WEEKENDS" => self.backfill.skip_weekends = boolean(&value)?,
+                "BHAVSTORE_INGEST_ON_ROW_LOSS" => self.ingest.on_row_loss = value.parse().map_err(bad)?,
+                "BHAVSTORE_INGEST_MAX_ROW_LOSS_PCT" => {
+                    self.ingest.max_row_loss_pct =
+                        value.trim().parse().map_err(|e: std::num::ParseFloatError| bad(e.to_string()))?;
+                }
                 "BHAVSTORE_FEATURE_DEFS" => self.features.dir = value.clone(),
                 "BHAVSTORE_LOG" => self.log.level = value.clone(),
                 "BHAVSTORE_MATERIALIZE_KEEP_TAILS" => {
@@ -310,6 +420,12 @@ impl Config {
         }
         url::Url::parse(&self.source.base_url)
             .map_err(|e| ConfigError::Invalid(format!("source.base_url {:?}: {e}", self.source.base_url)))?;
+        self.ingest.validate()?;
+        if self.storage.s3.timeout_secs == Some(0) {
+            return Err(ConfigError::Invalid("storage.s3.timeout_secs must be at least 1".into()));
+        }
+        crate::ingest::location::ImportRoots::parse(&self.server.import_roots)
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         if self.materialize.keep_tails == 0 {
             return Err(ConfigError::Invalid("materialize.keep_tails must be at least 1".into()));
         }
@@ -349,6 +465,20 @@ mod tests {
         assert_eq!(c.backfill.jobs, 8);
         assert_eq!(c.storage.url, "s3://b/p");
         assert_eq!(unknown, vec!["BHAVSTORE_NOPE".to_string()]);
+    }
+
+    #[test]
+    fn ingest_section() {
+        let mut c = Config::from_yaml_str("ingest:\n  on_row_loss: accept\n  max_member_bytes: 8MiB\n").unwrap();
+        assert_eq!(c.ingest.on_row_loss, RowLossPolicy::Accept);
+        assert_eq!(c.ingest.zip_limits().max_member_bytes, 8 << 20);
+        assert!(Config::from_yaml_str("ingest:\n  on_row_los: accept\n").unwrap_err().contains("on_row_los"));
+        c.apply_env([("BHAVSTORE_INGEST_ON_ROW_LOSS".to_string(), "hold".to_string())]).unwrap();
+        assert_eq!(c.ingest.on_row_loss, RowLossPolicy::Hold);
+        let err = c.apply_env([("BHAVSTORE_INGEST_ON_ROW_LOSS".to_string(), "maybe".to_string())]).unwrap_err();
+        assert!(err.to_string().contains("BHAVSTORE_INGEST_ON_ROW_LOSS"), "{err}");
+        c.ingest.max_row_loss_pct = 150.0;
+        assert!(c.validate().is_err());
     }
 
     #[test]

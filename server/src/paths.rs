@@ -6,13 +6,15 @@
 //! ```text
 //! raw/bse/equity/{YYYY}/{MM}/{DD}/{revision}/{original file name}   raw bytes, immutable
 //! raw/bse/equity/{YYYY}/{MM}/{DD}/{revision}/_meta.json              provenance of those bytes
-//! rejected/bse/equity/{YYYY-MM-DD|undated}/{revision}/{file name}     bodies that did not parse
+//! rejected/bse/equity/{YYYY-MM-DD|undated}/{revision}-{nonce}/{file name}  bodies that did not parse
+//! rejected/bse/equity/{YYYY-MM-DD|undated}/{revision}-{nonce}/_meta.json   why, and where from
 //! parquet/bse/equity/trade_date={YYYY-MM-DD}/bhavcopy.parquet         canonical table, one file a day
 //! quarantine/bse/equity/trade_date={YYYY-MM-DD}/quarantine.parquet    refused lines of that day
 //! state/bse/equity/days/{YYYY-MM-DD}.json                             what is known about a day
 //! state/bse/equity/loads/{loaded_at}_{YYYY-MM-DD}_{sha256}.json       change log: one per canonical load
 //! features/{view}/_versions/{version}.json                            a version's definition, create-only
 //! features/{view}/_lock.json                                          held while a run of the view is going
+//! features/{view}/_lock_takeover/{stale run_id}.{n}.json              who may remove a dead run's lock (create-only)
 //! features/{view}/{version}/manifests/{seq:010}.json                  published states, create-only
 //! features/{view}/{version}/data/{run_id}/part-{n:04}.parquet         feature rows written by a run
 //! features/{view}/{version}/state/{run_id}/tail.parquet               last rows per entity, for the next run
@@ -24,7 +26,12 @@
 //! is an orphan of a failed run, invisible and removed by the next run.
 //!
 //! A revision is `{stored_at as YYYYMMDDTHHMMSS.fffZ}-{sha256[..16]}`, so revisions of a day sort
-//! in the order they were stored and the newest is the last.
+//! in the order they were stored and the newest is the last. A rejected body's folder adds a
+//! random nonce, so two identical bodies refused in the same millisecond never share a folder.
+//!
+//! Inside a revision folder, names starting with `_` belong to bhavstore (`_meta.json`); a file's
+//! own name never starts with `_` or `.` once it is a key segment (see [`file_segment`]), so no
+//! input file, whatever it is called, can land on a record's key.
 
 use chrono::{DateTime, NaiveDate, Utc};
 
@@ -61,10 +68,16 @@ pub fn revision_name(stored_at: DateTime<Utc>, sha256: &str) -> String {
     format!("{}-{}", stored_at.format("%Y%m%dT%H%M%S%.3fZ"), &sha256[..16.min(sha256.len())])
 }
 
+/// Folder name of a rejected body: its revision name plus a nonce that makes it unique.
+#[must_use]
+pub fn rejected_revision_name(stored_at: DateTime<Utc>, sha256: &str, nonce: u32) -> String {
+    format!("{}-{nonce:08x}", revision_name(stored_at, sha256))
+}
+
 /// Key of a raw file within a revision.
 #[must_use]
 pub fn raw_object(date: NaiveDate, revision: &str, file_name: &str) -> String {
-    format!("{}/{revision}/{}", raw_day_dir(date), sanitize(file_name))
+    format!("{}/{revision}/{}", raw_day_dir(date), file_segment(file_name))
 }
 
 /// Key of the provenance record of a raw revision.
@@ -76,14 +89,18 @@ pub fn raw_meta(date: NaiveDate, revision: &str) -> String {
 /// Key of a rejected body; `date` is `None` when not even the date could be told.
 #[must_use]
 pub fn rejected_object(date: Option<NaiveDate>, revision: &str, file_name: &str) -> String {
+    format!("{}/{revision}/{}", rejected_day_dir(date), file_segment(file_name))
+}
+
+fn rejected_day_dir(date: Option<NaiveDate>) -> String {
     let day = date.map_or_else(|| "undated".to_string(), |d| d.format("%Y-%m-%d").to_string());
-    format!("{REJECTED_EQUITY}/{day}/{revision}/{}", sanitize(file_name))
+    format!("{REJECTED_EQUITY}/{day}")
 }
 
 /// Key of a rejected body's provenance record.
 #[must_use]
 pub fn rejected_meta(date: Option<NaiveDate>, revision: &str) -> String {
-    rejected_object(date, revision, META_FILE)
+    format!("{}/{revision}/{META_FILE}", rejected_day_dir(date))
 }
 
 /// Partition folder of one day of the `bhavcopy` table.
@@ -165,6 +182,19 @@ pub fn view_lock(view: &str) -> String {
     format!("{FEATURES}/{view}/_lock.json")
 }
 
+/// Folder of a view's lock-takeover markers.
+#[must_use]
+pub fn view_lock_takeovers(view: &str) -> String {
+    format!("{FEATURES}/{view}/_lock_takeover")
+}
+
+/// The marker whose creator (and only it) may delete the stale lock left by run
+/// `stale_run_id`. `level` counts takers that died before finishing the takeover.
+#[must_use]
+pub fn view_lock_takeover(view: &str, stale_run_id: &str, level: u32) -> String {
+    format!("{}/{}.{level}.json", view_lock_takeovers(view), file_segment(stale_run_id))
+}
+
 /// Folder of a version's manifests.
 #[must_use]
 pub fn manifests_dir(view: &str, version: &str) -> String {
@@ -231,12 +261,14 @@ pub fn quality_record(run_id: &str) -> String {
     format!("{QUALITY}/{run_id}.json")
 }
 
-/// File names become one key segment: no separators, no leading dots, nothing odd.
-fn sanitize(file_name: &str) -> String {
+/// A file name as one key segment: no separators, nothing odd, and never a leading `.` or `_`,
+/// which keeps hidden files out and keeps every name off bhavstore's own `_`-records.
+#[must_use]
+pub fn file_segment(file_name: &str) -> String {
     let base = file_name.rsplit(['/', '\\']).next().unwrap_or(file_name);
     let cleaned: String =
         base.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '_' }).collect();
-    let cleaned = cleaned.trim_start_matches('.').to_string();
+    let cleaned = cleaned.trim_start_matches(['.', '_']).to_string();
     if cleaned.is_empty() { "unnamed".into() } else { cleaned }
 }
 
@@ -260,5 +292,23 @@ mod tests {
         assert_eq!(seq_of_manifest(&manifest("v", "v1", 12)), Some(12));
         let dir = data_dir("v", "v1");
         assert_eq!(run_of_file(&dir, &data_file("v", "v1", "r1", 0)).as_deref(), Some("r1"));
+    }
+
+    #[test]
+    fn no_file_name_lands_on_a_record_key() {
+        let d = NaiveDate::from_ymd_opt(2015, 1, 5).unwrap();
+        let rev = "20261127T030405.678Z-abcdef0123456789";
+        for name in ["_meta.json", "__meta.json", "._meta.json", "x/_meta.json", "..\\_meta.json", "_", "", "._", "/"] {
+            assert_ne!(raw_object(d, rev, name), raw_meta(d, rev), "{name:?}");
+            assert_ne!(rejected_object(Some(d), rev, name), rejected_meta(Some(d), rev), "{name:?}");
+            assert_ne!(rejected_object(None, rev, name), rejected_meta(None, rev), "{name:?}");
+            let seg = file_segment(name);
+            assert!(!seg.starts_with(['_', '.']) && !seg.is_empty(), "{name:?} -> {seg:?}");
+        }
+        assert_eq!(raw_object(d, rev, "_meta.json"), format!("raw/bse/equity/2015/01/05/{rev}/meta.json"));
+        assert_eq!(rejected_meta(None, rev), format!("rejected/bse/equity/undated/{rev}/_meta.json"));
+        let at = DateTime::parse_from_rfc3339("2026-11-27T03:04:05.678Z").unwrap().with_timezone(&Utc);
+        assert_ne!(rejected_revision_name(at, "ff", 1), rejected_revision_name(at, "ff", 2));
+        assert_eq!(view_lock_takeover("v", "r1", 0), "features/v/_lock_takeover/r1.0.json");
     }
 }

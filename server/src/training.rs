@@ -30,6 +30,7 @@ use datafusion::common::{ScalarValue, exec_err, plan_err};
 use datafusion::datasource::TableType;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::memory_pool::MemoryConsumer;
 use datafusion::execution::{SessionState, SessionStateBuilder};
 use datafusion::logical_expr::{Expr, col, lit};
 use datafusion::physical_plan::ExecutionPlan;
@@ -159,7 +160,15 @@ impl AsofTable {
         if plan.schema().fields().len() < 2 {
             return plan_err!("{FUNCTION}: the spine query must return (entity, timestamp) columns");
         }
-        let batches = ctx.execute_logical_plan(plan).await?.collect().await?;
+        // The spine is held whole while the result is assembled: it counts against the query's
+        // memory like any operator's, so a runaway spine query fails instead of filling RAM.
+        let reservation = MemoryConsumer::new(format!("{FUNCTION} spine")).register(&ctx.runtime_env().memory_pool);
+        let mut stream = ctx.execute_logical_plan(plan).await?.execute_stream().await?;
+        let mut batches = Vec::new();
+        while let Some(b) = stream.try_next().await? {
+            reservation.try_grow(b.get_array_memory_size().saturating_mul(2))?;
+            batches.push(b);
+        }
         let ts_type = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
         let (mut entities, mut stamps) = (Vec::new(), Vec::new());
         for b in &batches {

@@ -4,6 +4,7 @@
 
 pub mod bin;
 pub mod fake_bse;
+pub mod hostile;
 pub mod real_data;
 pub mod seaweed;
 pub mod serve;

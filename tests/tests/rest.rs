@@ -108,7 +108,12 @@ fn lookups_follow_point_in_time_semantics_and_errors_have_stable_codes() {
     cli(&root, &["materialize"]);
     let truth =
         series(&cli(&root, &["query", "--format", "csv", "select scrip_code, trade_date, sma_20 from price_features"]));
-    let server = serve(&root, None);
+    // REST ingest may read files only under a configured import root.
+    let extra = tempfile::tempdir().unwrap();
+    let cfg = tempfile::tempdir().unwrap();
+    let cfg_file = cfg.path().join("bhavstore.yaml");
+    std::fs::write(&cfg_file, format!("server:\n  import_roots: [\"file://{}\"]\n", extra.path().display())).unwrap();
+    let server = serve(&root, Some(&cfg_file));
     let lookup = |entity: &str, feature: &str, ts: &str| {
         get(
             &format!("{}/feature-store/lookup?entity_id={entity}&feature_name={feature}&timestamp={ts}", server.base),
@@ -209,7 +214,6 @@ fn lookups_follow_point_in_time_semantics_and_errors_have_stable_codes() {
 
     // Ingest through the API: the remaining files from a file:// location, then the view is
     // materialized and the online store serves the new days.
-    let extra = tempfile::tempdir().unwrap();
     for f in &files[60..] {
         std::fs::copy(f, extra.path().join(f.file_name().unwrap())).unwrap();
     }

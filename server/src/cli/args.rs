@@ -42,6 +42,8 @@ pub enum Command {
     Backfill(BackfillArgs),
     /// Load bhavcopy files, zips or directories you already have (no network needed).
     Import(ImportArgs),
+    /// List the stored revisions of a day, or make one of them current (--use).
+    Revisions(RevisionsArgs),
     /// Run SQL on the catalog: bhavcopy, bhavcopy_quarantine and every feature view.
     Query(QueryArgs),
     /// Validate the feature view definitions and list views and features.
@@ -95,6 +97,15 @@ pub struct SourceArgs {
     pub source_url: Option<String>,
 }
 
+/// How a revision that loses rows is treated.
+#[derive(Debug, Args)]
+pub struct RevisionArgs {
+    /// Load a new revision of a day even when it has fewer rows than the current one (by
+    /// default it is stored but held, with a warning, and the command fails).
+    #[arg(long)]
+    pub accept_revision: bool,
+}
+
 /// `ingest`.
 #[derive(Debug, Args)]
 pub struct IngestArgs {
@@ -103,6 +114,20 @@ pub struct IngestArgs {
     pub date: NaiveDate,
     #[command(flatten)]
     pub source: SourceArgs,
+    #[command(flatten)]
+    pub revision: RevisionArgs,
+}
+
+/// `revisions`.
+#[derive(Debug, Args)]
+pub struct RevisionsArgs {
+    /// Trade date, YYYY-MM-DD.
+    #[arg(value_name = "YYYY-MM-DD")]
+    pub date: NaiveDate,
+    /// Make this revision current (its name, or a prefix of its sha256 of at least 4 characters):
+    /// the day is reloaded from its raw bytes and materialization recomputes from it.
+    #[arg(long = "use", value_name = "REVISION|SHA256")]
+    pub use_revision: Option<String>,
 }
 
 /// `backfill`.
@@ -131,14 +156,19 @@ pub struct BackfillArgs {
     pub strict: bool,
     #[command(flatten)]
     pub source: SourceArgs,
+    #[command(flatten)]
+    pub revision: RevisionArgs,
 }
 
 /// `import`.
 #[derive(Debug, Args)]
 pub struct ImportArgs {
-    /// Files (.csv, .zip) or directories (walked recursively for .csv and .zip).
+    /// Files (.csv, .zip) or directories (walked recursively for .csv and .zip; symbolic links
+    /// are followed only to places inside the directory named).
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub revision: RevisionArgs,
 }
 
 /// Output formats of `query`.

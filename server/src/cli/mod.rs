@@ -23,6 +23,9 @@ use crate::source::BseClient;
 use crate::storage::Storage;
 use crate::{catalog, paths};
 
+/// Stack of every runtime thread.
+const WORKER_STACK_BYTES: usize = 16 << 20;
+
 /// Entry point of the binary.
 #[must_use]
 pub fn main() -> ExitCode {
@@ -35,7 +38,14 @@ pub fn main() -> ExitCode {
         }
     };
     log::init(&config.log.level);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        // Planning recurses on a statement's depth; statements are bounded
+        // (server.limits.max_expression_depth) well within this stack, with room for the
+        // deeper frames of debug builds.
+        .thread_stack_size(WORKER_STACK_BYTES)
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -93,7 +103,11 @@ pub fn build_config(cli: &Cli) -> Result<Config, String> {
                 config.server.flight_addr.clone_from(h);
             }
         }
-        Command::Import(_) | Command::Query(_) | Command::Features | Command::Materialize(_) => {}
+        Command::Import(_)
+        | Command::Revisions(_)
+        | Command::Query(_)
+        | Command::Features
+        | Command::Materialize(_) => {}
     }
     config.validate().map_err(|e| e.to_string())?;
     Ok(config)
@@ -108,9 +122,10 @@ fn apply_source(config: &mut Config, url: Option<&String>) {
 async fn run(cli: Cli, config: Config) -> Result<ExitCode, String> {
     let storage = Storage::open(&config.storage).map_err(|e| e.to_string())?;
     match cli.command {
-        Command::Ingest(a) => ingest(&config, storage, a.date).await,
+        Command::Ingest(a) => ingest(&config, storage, a.date, a.revision.accept_revision).await,
         Command::Backfill(a) => run_backfill(&config, storage, &a).await,
-        Command::Import(a) => run_import(storage, &a.paths).await,
+        Command::Import(a) => run_import(&config, storage, &a.paths, a.revision.accept_revision).await,
+        Command::Revisions(a) => run_revisions(&config, storage, &a).await,
         Command::Query(a) => run_query(&config, &storage, &a.sql, a.format).await,
         Command::Features => run_features(&config, &storage).await,
         Command::Materialize(a) => run_materialize(&config, storage, &a.views, a.full).await,
@@ -125,9 +140,24 @@ pub fn today_ist() -> NaiveDate {
     Utc::now().with_timezone(&ist).date_naive()
 }
 
-async fn ingest(config: &Config, storage: Storage, date: NaiveDate) -> Result<ExitCode, String> {
+/// The ingestor the configuration and the command's flags describe.
+fn ingestor_for(config: &Config, storage: Storage, accept_revision: bool) -> Ingestor {
+    Ingestor::new(storage).with_config(&config.ingest).accepting_revisions(accept_revision)
+}
+
+/// Prints the warning of a revision loaded although it has fewer rows than the one it replaced.
+fn print_row_loss(date: NaiveDate, report: &crate::ingest::LoadReport) {
+    if let Some(loss) = &report.row_loss {
+        println!(
+            "WARNING: {date}: revision {} has {} rows, fewer than the {} of revision {} it replaces; loaded because it was accepted",
+            report.revision, loss.rows, loss.previous_rows, loss.previous_revision
+        );
+    }
+}
+
+async fn ingest(config: &Config, storage: Storage, date: NaiveDate, accept: bool) -> Result<ExitCode, String> {
     let client = BseClient::new(&config.source).map_err(|e| e.to_string())?;
-    let ingestor = Ingestor::new(storage);
+    let ingestor = ingestor_for(config, storage, accept);
     match ingestor.fetch_day(&client, date).await.map_err(|e| e.to_string())? {
         DayOutcome::Fetched { report, superseded } => {
             println!(
@@ -140,6 +170,11 @@ async fn ingest(config: &Config, storage: Storage, date: NaiveDate) -> Result<Ex
                     report.revision
                 );
             }
+            print_row_loss(date, &report);
+        }
+        DayOutcome::Held(held) => {
+            println!("WARNING: {}", held.warning());
+            return Ok(ExitCode::FAILURE);
         }
         DayOutcome::Unchanged => println!("{date}: unchanged (identical bytes already stored)"),
         DayOutcome::NoFilePublished => {
@@ -204,7 +239,7 @@ async fn run_backfill(config: &Config, storage: Storage, a: &args::BackfillArgs)
     };
     let total = backfill::days_in(&opts).len() as u64;
     let client = BseClient::new(&config.source).map_err(|e| e.to_string())?;
-    let ingestor = Ingestor::new(storage.clone());
+    let ingestor = ingestor_for(config, storage.clone(), a.revision.accept_revision);
     info!(%from, %to, days = total, jobs = opts.jobs, source = %client.base(), storage = storage.display(), "backfill starting");
     let bar = progress_bar(total);
     log::set_active_bar(Some(bar.clone()));
@@ -219,6 +254,7 @@ async fn run_backfill(config: &Config, storage: Storage, a: &args::BackfillArgs)
                     info!(date = %r.date, done, of = total, rows = report.rows_loaded, quarantined = report.rows_quarantined, "day loaded")
                 }
                 DayOutcome::Failed { reason } => warn!(date = %r.date, done, of = total, "day failed: {reason}"),
+                DayOutcome::Held(h) => warn!(date = %r.date, done, of = total, "{}", h.warning()),
                 other => info!(date = %r.date, done, of = total, "{}", outcome_word(other)),
             }
         }
@@ -232,6 +268,14 @@ async fn run_backfill(config: &Config, storage: Storage, a: &args::BackfillArgs)
     println!("  fetched:            {}", summary.fetched());
     println!("  already stored:     {}", summary.already_stored());
     println!("  no file published:  {}", summary.no_file());
+    println!("  held (fewer rows):  {}", summary.held());
+    for d in &summary.days {
+        match &d.outcome {
+            DayOutcome::Held(h) => println!("    WARNING: {}", h.warning()),
+            DayOutcome::Fetched { report, .. } => print_row_loss(d.date, report),
+            _ => {}
+        }
+    }
     println!("  failed:             {}", summary.failed());
     for d in &summary.days {
         if let DayOutcome::Failed { reason } = &d.outcome {
@@ -256,13 +300,18 @@ async fn run_backfill(config: &Config, storage: Storage, a: &args::BackfillArgs)
     } else {
         println!("sessions stored in total: {stored}");
     }
-    Ok(if summary.failed() > 0 || summary.interrupted { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if summary.failed() > 0 || summary.held() > 0 || summary.interrupted {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn outcome_word(o: &DayOutcome) -> &'static str {
     match o {
         DayOutcome::Fetched { .. } => "fetched",
         DayOutcome::Unchanged => "unchanged",
+        DayOutcome::Held(_) => "held (fewer rows than the current revision)",
         DayOutcome::AlreadyStored => "already stored",
         DayOutcome::NoFilePublished => "no file published",
         DayOutcome::NoFileKnown => "no file published (known)",
@@ -284,18 +333,26 @@ fn progress_bar(total: u64) -> ProgressBar {
     bar
 }
 
-async fn run_import(storage: Storage, paths_in: &[std::path::PathBuf]) -> Result<ExitCode, String> {
-    let ingestor = Ingestor::new(storage.clone());
+async fn run_import(
+    config: &Config,
+    storage: Storage,
+    paths_in: &[std::path::PathBuf],
+    accept: bool,
+) -> Result<ExitCode, String> {
+    let ingestor = ingestor_for(config, storage.clone(), accept);
     let on_file = |f: &import::ImportedFile| match &f.result {
-        Ok(Ingested::Loaded { report, .. }) => println!(
-            "{}: {} loaded {} rows, {} quarantined, of {} data lines",
-            f.source, report.trade_date, report.rows_loaded, report.rows_quarantined, report.data_lines
-        ),
-        Ok(Ingested::Unchanged { trade_date, older_than_latest, .. }) => println!(
-            "{}: {trade_date} unchanged (identical bytes already stored{})",
-            f.source,
-            if *older_than_latest { "; a newer revision stays in force" } else { "" }
-        ),
+        Ok(Ingested::Loaded { report, .. }) => {
+            println!(
+                "{}: {} loaded {} rows, {} quarantined, of {} data lines",
+                f.source, report.trade_date, report.rows_loaded, report.rows_quarantined, report.data_lines
+            );
+            print_row_loss(report.trade_date, report);
+        }
+        Ok(u @ Ingested::Unchanged { trade_date, .. }) => match u.unchanged_note() {
+            Some(note) => println!("{}: {trade_date} unchanged ({note})", f.source),
+            None => println!("{}: {trade_date} unchanged (identical bytes already stored and current)", f.source),
+        },
+        Ok(Ingested::Held(held)) => println!("{}: WARNING: {}", f.source, held.warning()),
         Err(e) => println!("{}: error: {e}", f.source),
     };
     let report = import::import_paths(&ingestor, paths_in, &on_file).await.map_err(|e| e.to_string())?;
@@ -307,13 +364,58 @@ async fn run_import(storage: Storage, paths_in: &[std::path::PathBuf]) -> Result
         _ => (l, q),
     });
     println!(
-        "imported {} files into {}: {loaded} rows loaded, {quarantined} quarantined, {} files failed, {} skipped",
+        "imported {} files into {}: {loaded} rows loaded, {quarantined} quarantined, {} files failed, {} held, {} skipped",
         report.files.len(),
         storage.display(),
         report.failed(),
+        report.held(),
         report.skipped.len()
     );
-    Ok(if report.failed() > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if report.failed() > 0 || report.held() > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+async fn run_revisions(config: &Config, storage: Storage, a: &args::RevisionsArgs) -> Result<ExitCode, String> {
+    let ingestor = ingestor_for(config, storage, false);
+    let date = a.date;
+    if let Some(wanted) = &a.use_revision {
+        let switched =
+            crate::ingest::revisions::use_revision(&ingestor, date, wanted).await.map_err(|e| e.to_string())?;
+        let r = &switched.report;
+        let was = match &switched.previous {
+            Some((rev, rows)) if *rev == r.revision => format!(" (it was current already; reloaded, {rows} rows)"),
+            Some((rev, rows)) => format!("; it was {rev} with {rows} rows"),
+            None => String::new(),
+        };
+        println!(
+            "{date}: revision {} (raw sha256 {}) is now current: {} rows loaded, {} quarantined, of {} data lines{was}",
+            r.revision, r.raw_sha256, r.rows_loaded, r.rows_quarantined, r.data_lines
+        );
+        println!("run `bhavstore materialize` to recompute the feature views from {date}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let revs = crate::ingest::revisions::list(&ingestor, date).await.map_err(|e| e.to_string())?;
+    if revs.is_empty() {
+        println!("{date}: no revision stored");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{:<40} {:<10} {:>8}  {:<24} {:<64}  source", "revision", "status", "rows", "stored_at", "sha256");
+    for r in &revs {
+        println!(
+            "{:<40} {:<10} {:>8}  {:<24} {:<64}  {}",
+            r.revision,
+            r.status.to_string(),
+            r.rows.map_or_else(|| "?".to_string(), |n| n.to_string()),
+            r.stored_at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+            r.sha256,
+            r.source
+        );
+    }
+    if revs.iter().any(|r| r.status == crate::ingest::revisions::RevisionStatus::Held) {
+        println!(
+            "held revisions have fewer rows than the current one; load one with: bhavstore revisions {date} --use REVISION"
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Whether the feature directory was chosen by the user (then it must exist).

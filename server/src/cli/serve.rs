@@ -20,7 +20,7 @@ use crate::online::OnlineStore;
 use crate::pg::PgService;
 use crate::rest::RestService;
 use crate::schedule::{IngestAttempt, JobRunner};
-use crate::serve::{AppState, Credentials, Metrics, Service, effective_addr};
+use crate::serve::{AppState, Credentials, Engine, Metrics, Service, effective_addr};
 use crate::source::BseClient;
 use crate::storage::Storage;
 
@@ -38,7 +38,7 @@ impl JobRunner for Runner {
             record.min_trade_date = Some(date);
             record.max_trade_date = Some(date);
             let started = std::time::Instant::now();
-            let result = match state.ingestor.fetch_day(&state.client, date).await {
+            let result = match state.configured_ingestor().fetch_day(&state.client, date).await {
                 Ok(DayOutcome::Fetched { report, .. }) => {
                     info!(%date, rows = report.rows_loaded, quarantined = report.rows_quarantined, "bhavcopy loaded");
                     record.rows = report.rows_loaded;
@@ -53,10 +53,22 @@ impl JobRunner for Runner {
                     record.mode = Some("not published".into());
                     Ok(IngestAttempt::NotPublished)
                 }
+                // Stored but not loaded: a failure to retry (BSE may correct its file), and a
+                // warning in bhavstore_runs rather than a success with nothing loaded.
+                Ok(DayOutcome::Held(held)) => {
+                    record.mode = Some("held".into());
+                    record.rows = held.rows;
+                    record.warnings.push(held.warning());
+                    Err(held.warning())
+                }
                 Ok(DayOutcome::Failed { reason } | DayOutcome::NotAttempted { reason }) => Err(reason),
                 Err(e) => Err(e.to_string()),
             };
-            record.status = if result.is_ok() { "succeeded".into() } else { "failed".into() };
+            record.status = match (&result, record.mode.as_deref()) {
+                (Ok(_), _) => "succeeded".into(),
+                (Err(_), Some("held")) => "warning".into(),
+                (Err(_), _) => "failed".into(),
+            };
             record.error = result.as_ref().err().cloned();
             record.finished_at = Some(Utc::now());
             record.duration_ms = Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
@@ -100,7 +112,15 @@ pub(super) async fn run(config: &Config, storage: Storage, no_schedule: bool) ->
     let materializer = super::materializer(config, storage.clone()).await?;
     let client = BseClient::new(&config.source).map_err(|e| e.to_string())?;
     let credentials = Arc::new(Credentials::from_config(&config.server)?);
+    let limits = &config.server.limits;
+    limits.validate()?;
+    let engine = Engine::new(limits);
     let sql = super::catalog_for(config, &storage).await?;
+    // Every SQL query of the server draws from one memory pool and spills within one allowance.
+    let sql = engine.server_session(&sql).map_err(|e| e.to_string())?;
+    crate::serve::listener::raise_fd_limit(
+        limits.max_pg_connections + limits.max_flight_connections + limits.max_http_connections,
+    );
     let state = Arc::new(AppState {
         config: config.clone(),
         storage: storage.clone(),
@@ -124,16 +144,17 @@ pub(super) async fn run(config: &Config, storage: Storage, no_schedule: bool) ->
         services.push(Box::new(rest));
     }
     if let Some(addr) = listen_addr(&config.server.pg_addr, credentials.has_users(), "Postgres listener", "users") {
-        let pg = PgService::bind(&addr, &state.sql, &credentials, config.server.tls.as_ref())
+        let pg = PgService::bind(&addr, &state.sql, &engine, &credentials, config.server.tls.as_ref())
             .await
             .map_err(|e| format!("Postgres listener: {e}"))?;
         services.push(Box::new(pg));
     }
     let flight_auth = credentials.has_users() || credentials.has_tokens();
     if let Some(addr) = listen_addr(&config.server.flight_addr, flight_auth, "Flight SQL listener", "users or tokens") {
-        let flight = FlightService::bind(&addr, &state.sql, Arc::clone(&credentials), config.server.tls.as_ref())
-            .await
-            .map_err(|e| format!("Flight SQL listener: {e}"))?;
+        let flight =
+            FlightService::bind(&addr, &state.sql, &engine, Arc::clone(&credentials), config.server.tls.as_ref())
+                .await
+                .map_err(|e| format!("Flight SQL listener: {e}"))?;
         services.push(Box::new(flight));
     }
     for s in &services {

@@ -14,6 +14,19 @@ use crate::serve::Credentials;
 
 /// How long a token issued by a handshake stays valid.
 const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
+/// Handshake sessions kept at most; the oldest goes first.
+const MAX_SESSIONS: usize = 10_000;
+
+/// The token of a `Bearer` authorization value (the scheme is case-insensitive, RFC 7235).
+#[must_use]
+pub fn bearer(header: &str) -> Option<&str> {
+    scheme_value(header, "bearer")
+}
+
+fn scheme_value<'a>(header: &'a str, scheme: &str) -> Option<&'a str> {
+    let (s, value) = header.trim().split_once(' ')?;
+    s.eq_ignore_ascii_case(scheme).then(|| value.trim())
+}
 
 /// Users, tokens and the sessions handshakes opened.
 #[derive(Debug)]
@@ -43,7 +56,7 @@ impl FlightAuth {
         let Some(header) = header else {
             return Err(Status::unauthenticated("authentication required: basic credentials or a bearer token"));
         };
-        if let Some(token) = header.strip_prefix("Bearer ").map(str::trim) {
+        if let Some(token) = bearer(header) {
             if self.credentials.check_token(token) {
                 return Ok("token".into());
             }
@@ -55,7 +68,7 @@ impl FlightAuth {
                 None => Err(Status::unauthenticated("unknown or expired bearer token; handshake again")),
             };
         }
-        if let Some(b64) = header.strip_prefix("Basic ").map(str::trim) {
+        if let Some(b64) = scheme_value(header, "basic") {
             let (user, password) = decode_basic(b64)?;
             if self.credentials.check_password(&user, &password) {
                 return Ok(user);
@@ -68,11 +81,22 @@ impl FlightAuth {
     /// Opens a session for `user` and returns its bearer token.
     pub fn open_session(&self, user: &str) -> Result<String, Status> {
         let token = hex::encode(rand::random::<[u8; 32]>());
-        self.sessions
-            .lock()
-            .map_err(|_| Status::internal("session table poisoned"))?
-            .insert(token.clone(), (user.to_string(), Instant::now()));
+        let mut sessions = self.sessions.lock().map_err(|_| Status::internal("session table poisoned"))?;
+        let now = Instant::now();
+        sessions.retain(|_, (_, at)| now.duration_since(*at) < SESSION_TTL);
+        if sessions.len() >= MAX_SESSIONS
+            && let Some(oldest) = sessions.iter().min_by_key(|(_, (_, at))| *at).map(|(k, _)| k.clone())
+        {
+            sessions.remove(&oldest);
+        }
+        sessions.insert(token.clone(), (user.to_string(), now));
         Ok(token)
+    }
+
+    /// Whether `token` was issued by a handshake (and is still valid).
+    #[must_use]
+    pub fn is_session(&self, token: &str) -> bool {
+        self.sessions.lock().is_ok_and(|s| s.contains_key(token))
     }
 }
 
@@ -90,22 +114,6 @@ fn decode_basic(b64: &str) -> Result<(String, String), Status> {
     Ok((user.to_string(), password.to_string()))
 }
 
-/// Which session a call belongs to (the key of its uploads): its bearer token, its basic user,
-/// or the anonymous session. Never the password.
-#[must_use]
-pub fn session_key(metadata: &tonic::metadata::MetadataMap) -> String {
-    let header = metadata.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default();
-    if let Some(token) = header.strip_prefix("Bearer ") {
-        return format!("bearer:{}", token.trim());
-    }
-    if let Some(b64) = header.strip_prefix("Basic ")
-        && let Ok((user, _)) = decode_basic(b64.trim())
-    {
-        return format!("basic:{user}");
-    }
-    "anonymous".to_string()
-}
-
 /// Checks every call before it reaches the service.
 #[derive(Clone)]
 pub struct Interceptor(pub Arc<FlightAuth>);
@@ -115,5 +123,19 @@ impl tonic::service::Interceptor for Interceptor {
         let header = request.metadata().get("authorization").and_then(|v| v.to_str().ok());
         self.0.check(header)?;
         Ok(request)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schemes_are_case_insensitive() {
+        assert_eq!(bearer("Bearer abc"), Some("abc"));
+        assert_eq!(bearer("bearer abc"), Some("abc"));
+        assert_eq!(bearer("BEARER  abc "), Some("abc"));
+        assert_eq!(bearer("Basic abc"), None);
+        assert_eq!(scheme_value("basic dXNlcjpwdw==", "basic"), Some("dXNlcjpwdw=="));
     }
 }

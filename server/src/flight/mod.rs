@@ -8,11 +8,13 @@
 
 mod auth;
 mod handle;
+pub mod params;
 mod service;
 pub mod uploads;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use arrow_flight::flight_service_server::FlightServiceServer;
 
@@ -23,7 +25,8 @@ use futures::future::BoxFuture;
 pub use auth::FlightAuth;
 pub use service::BhavFlightSql;
 
-use crate::serve::{Credentials, Service, TlsConfig};
+use crate::serve::listener::{Acceptor, CloseHook};
+use crate::serve::{Credentials, Engine, Service, TlsConfig};
 
 /// Errors starting the Flight listener.
 #[derive(Debug, thiserror::Error)]
@@ -43,17 +46,19 @@ pub enum FlightError {
 
 /// The Flight SQL listener, bound.
 pub struct FlightService {
-    listener: tokio::net::TcpListener,
+    acceptor: Acceptor,
     service: BhavFlightSql,
     auth: Arc<FlightAuth>,
     tls: Option<tonic::transport::ServerTlsConfig>,
+    login: Duration,
 }
 
 impl FlightService {
-    /// Binds `addr`.
+    /// Binds `addr`; calls run in per-call sessions of `engine` over the server session `ctx`.
     pub async fn bind(
         addr: &str,
         ctx: &SessionContext,
+        engine: &Engine,
         credentials: Arc<Credentials>,
         tls: Option<&TlsConfig>,
     ) -> Result<Self, FlightError> {
@@ -61,8 +66,18 @@ impl FlightService {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|source| FlightError::Bind { addr: addr.to_string(), source })?;
+        let limits = engine.limits();
+        // gRPC has no answer before the HTTP/2 handshake: a connection over the cap is closed.
+        let acceptor = Acceptor::new(listener, "flight", limits.max_flight_connections, Arc::new(|| None));
         let auth = Arc::new(FlightAuth::new(credentials));
-        Ok(Self { listener, service: BhavFlightSql::new(ctx.clone(), Arc::clone(&auth)), auth, tls })
+        let login = Duration::from_secs(limits.login_timeout_secs);
+        Ok(Self {
+            acceptor,
+            service: BhavFlightSql::new(ctx.clone(), engine.clone(), Arc::clone(&auth)),
+            auth,
+            tls,
+            login,
+        })
     }
 }
 
@@ -72,22 +87,27 @@ impl Service for FlightService {
     }
 
     fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+        self.acceptor.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
     }
 
     fn run(self: Box<Self>, shutdown: tokio::sync::watch::Receiver<bool>) -> BoxFuture<'static, std::io::Result<()>> {
         async move {
-            let Self { listener, service, auth, tls } = *self;
+            let Self { acceptor, service, auth, tls, login } = *self;
+            // A connection's uploads (outside a handshake session) die with it.
+            let uploads = service.uploads();
+            let on_close: CloseHook = Arc::new(move |id| uploads.drop_session(&service::connection_key(id)));
+            let incoming = acceptor.into_admitted(login, Some(on_close)).into_stream();
             let server = FlightServiceServer::new(service)
                 // Training pulls move big batches; tonic's 4 MiB default would refuse them.
                 .max_decoding_message_size(256 << 20)
                 .max_encoding_message_size(256 << 20);
             let server = tonic::service::interceptor::InterceptedService::new(server, auth::Interceptor(auth));
-            let mut builder = tonic::transport::Server::builder();
+            let mut builder = tonic::transport::Server::builder()
+                .http2_keepalive_interval(Some(Duration::from_secs(30)))
+                .http2_keepalive_timeout(Some(Duration::from_secs(20)));
             if let Some(tls) = tls {
                 builder = builder.tls_config(tls).map_err(std::io::Error::other)?;
             }
-            let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
             builder
                 .add_service(server)
                 .serve_with_incoming_shutdown(incoming, crate::serve::wait_for(shutdown))

@@ -4,6 +4,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use arrow_flight::encode::FlightDataEncoderBuilder;
+use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_server::FlightService;
 use arrow_flight::sql::metadata::{SqlInfoData, SqlInfoDataBuilder};
 use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
@@ -22,18 +23,22 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::ipc::writer::IpcWriteOptions;
-use datafusion::common::{ParamValues, ScalarValue};
+use datafusion::common::ParamValues;
 use datafusion::datasource::TableType;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::SendableRecordBatchStream;
 use datafusion::prelude::SessionContext;
 use futures::{Stream, StreamExt, TryStreamExt};
 use prost::Message;
+use std::future::Future;
+use std::time::Duration;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::auth::{FlightAuth, session_key};
+use super::auth::FlightAuth;
 use super::handle::Handle;
 use super::uploads::Uploads;
+use crate::serve::Engine;
+use crate::serve::listener::ConnInfo;
 use crate::sqlguard::GuardError;
 
 type DoGetStream = <BhavFlightSql as FlightService>::DoGetStream;
@@ -42,66 +47,109 @@ type DoGetStream = <BhavFlightSql as FlightService>::DoGetStream;
 #[derive(Clone)]
 pub struct BhavFlightSql {
     ctx: SessionContext,
+    engine: Engine,
     auth: Arc<FlightAuth>,
     info: Arc<SqlInfoData>,
     uploads: Arc<Uploads>,
 }
 
 impl BhavFlightSql {
-    /// Serves `ctx`.
+    /// Serves the server session `ctx`; each call runs in a session of its own from `engine`.
     #[must_use]
-    pub fn new(ctx: SessionContext, auth: Arc<FlightAuth>) -> Self {
-        Self { ctx, auth, info: Arc::new(sql_info()), uploads: Arc::new(Uploads::default()) }
+    pub fn new(ctx: SessionContext, engine: Engine, auth: Arc<FlightAuth>) -> Self {
+        let limits = engine.limits();
+        let uploads =
+            Arc::new(Uploads::new(limits.upload_bytes_per_session.as_usize(), limits.upload_bytes_total.as_usize()));
+        Self { ctx, engine, auth, info: Arc::new(sql_info()), uploads }
     }
 
-    /// The catalog as the caller's session sees it (with its uploads).
+    /// The uploads of every session (dropped per connection when it closes).
+    #[must_use]
+    pub fn uploads(&self) -> Arc<Uploads> {
+        Arc::clone(&self.uploads)
+    }
+
+    /// Which session a call belongs to: the session a handshake opened (its bearer token), or
+    /// else the connection the call came on.
+    fn session_key<T>(&self, request: &Request<T>) -> String {
+        let header = request.metadata().get("authorization").and_then(|v| v.to_str().ok());
+        if let Some(token) = header.and_then(super::auth::bearer)
+            && self.auth.is_session(token)
+        {
+            return format!("session:{token}");
+        }
+        match request.extensions().get::<ConnInfo>() {
+            Some(c) => connection_key(c.id),
+            None => "connection:unknown".to_string(),
+        }
+    }
+
+    /// The catalog as the caller's session sees it (with its uploads), with a memory pool of
+    /// the call's own.
     fn session<T>(&self, request: &Request<T>) -> SessionContext {
-        self.uploads.context(&self.ctx, &session_key(request.metadata()))
+        let ctx = self.engine.query_session(&self.ctx);
+        self.uploads.context(&ctx, &self.session_key(request))
     }
 
-    async fn plan(ctx: &SessionContext, sql: &str) -> Result<LogicalPlan, Status> {
-        crate::sqlguard::plan_query(ctx, sql).await.map_err(guard_status)
+    /// How long the call may run: the client's gRPC deadline, else the server's default, never
+    /// above the server's maximum.
+    fn timeout<T>(&self, request: &Request<T>) -> Option<Duration> {
+        let asked = request.metadata().get("grpc-timeout").and_then(|v| v.to_str().ok()).and_then(parse_grpc_timeout);
+        self.engine.limits().statement_timeout(asked)
     }
 
-    /// Executes a handle: once, or once per row of its bound parameters, one after the other.
-    async fn execute(ctx: &SessionContext, handle: &Handle) -> Result<(SchemaRef, SendableStream), Status> {
-        let plan = Self::plan(ctx, &handle.sql).await?;
+    async fn plan(ctx: &SessionContext, sql: &str, timeout: Option<Duration>) -> Result<LogicalPlan, Status> {
+        let planning = crate::sqlguard::plan_query(ctx, sql);
+        match timeout {
+            Some(t) => tokio::time::timeout(t, planning).await.map_err(|_| deadline(t))?.map_err(guard_status),
+            None => planning.await.map_err(guard_status),
+        }
+    }
+
+    /// Executes a handle: once, or once per row of its bound parameters, in row order. The
+    /// stream ends with `DEADLINE_EXCEEDED` when the call runs out of time, and stops (with the
+    /// query behind it) when the client goes away.
+    async fn execute(
+        &self,
+        ctx: &SessionContext,
+        handle: &Handle,
+        timeout: Option<Duration>,
+    ) -> Result<(SchemaRef, SendableStream), Status> {
+        let started = tokio::time::Instant::now();
+        let plan = Self::plan(ctx, &handle.sql, timeout).await?;
         let schema = wire_schema(plan.schema().inner());
         let params = handle.params()?;
-        if params.is_empty() {
-            let stream = Self::run(ctx, plan).await?;
-            return Ok((Arc::clone(&schema), wire_stream(stream, schema)));
-        }
-        let mut runs = Vec::new();
-        for batch in &params {
-            for row in 0..batch.num_rows() {
-                let values = batch
-                    .columns()
-                    .iter()
-                    .map(|c| ScalarValue::try_from_array(c, row))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| Status::invalid_argument(format!("parameter row {row}: {e}")))?;
-                let bound = plan
-                    .clone()
-                    .with_param_values(ParamValues::from(values))
-                    .map_err(|e| Status::invalid_argument(format!("binding parameters: {e}")))?;
-                runs.push(bound);
-            }
-        }
-        let ctx = ctx.clone();
-        let out = Arc::clone(&schema);
-        let stream = futures::stream::iter(runs)
-            .then(move |plan| {
-                let ctx = ctx.clone();
-                async move {
-                    let frame = ctx.execute_logical_plan(plan).await?;
-                    frame.execute_stream().await
-                }
-            })
-            .map_err(|e| arrow_flight::error::FlightError::ExternalError(Box::new(e)))
-            .map_ok(move |s| wire_stream(s, Arc::clone(&out)))
-            .try_flatten();
-        Ok((schema, Box::pin(stream)))
+        let stream = if params.is_empty() {
+            wire_stream(Self::run(ctx, plan).await?, Arc::clone(&schema))
+        } else {
+            let rows = super::params::bind_rows(&plan, &params, self.engine.limits().max_parameter_rows)?;
+            // Optimized once with its placeholders; each row only substitutes values and plans
+            // the physical side, so thousands of rows do not each pay for the optimizer.
+            let state = ctx.state();
+            let optimized = state.optimize(&plan).map_err(engine_status)?;
+            let out = Arc::clone(&schema);
+            let runs = futures::stream::iter(rows)
+                .map(move |values| {
+                    let state = state.clone();
+                    let optimized = optimized.clone();
+                    async move {
+                        let bound = optimized.with_param_values(ParamValues::from(values))?;
+                        let physical = state.query_planner().create_physical_plan(&bound, &state).await?;
+                        datafusion::physical_plan::execute_stream(physical, state.task_ctx())
+                    }
+                })
+                .buffered(2)
+                .map_err(|e| FlightError::Tonic(Box::new(engine_status(e))))
+                .map_ok(move |s| wire_stream(s, Arc::clone(&out)))
+                .try_flatten();
+            Box::pin(runs)
+        };
+        let stream = catch_panics(stream);
+        let stream: SendableStream = match timeout {
+            Some(t) => Box::pin(WithDeadline::new(stream, started + t, t)),
+            None => stream,
+        };
+        Ok((schema, stream))
     }
 
     async fn run(ctx: &SessionContext, plan: LogicalPlan) -> Result<SendableRecordBatchStream, Status> {
@@ -165,7 +213,8 @@ fn wire_schema(schema: &Schema) -> SchemaRef {
 
 fn wire_stream(stream: SendableRecordBatchStream, schema: SchemaRef) -> SendableStream {
     Box::pin(stream.map(move |batch| {
-        let batch = batch.map_err(|e| arrow_flight::error::FlightError::ExternalError(Box::new(e)))?;
+        // Engine errors reach the client classified and without internals, like planning errors.
+        let batch = batch.map_err(|e| FlightError::Tonic(Box::new(engine_status(e))))?;
         let columns = batch
             .columns()
             .iter()
@@ -196,18 +245,100 @@ fn schema_bytes(schema: &Schema) -> Result<bytes::Bytes, Status> {
 fn guard_status(e: GuardError) -> Status {
     match e {
         GuardError::ReadOnly(_) => Status::permission_denied(e.to_string()),
+        GuardError::TooLong { .. } | GuardError::TooComplex { .. } => Status::invalid_argument(e.to_string()),
         GuardError::Engine(e) => engine_status(e),
     }
 }
 
-fn engine_status(e: datafusion::error::DataFusionError) -> Status {
+/// An engine error as a gRPC status, by its SQLSTATE.
+pub(super) fn engine_status(e: datafusion::error::DataFusionError) -> Status {
     let (code, message) = crate::pg::errors::classify(&e);
     match code {
         "42P01" | "42703" => Status::not_found(message),
         "0A000" => Status::unimplemented(message),
-        "53000" => Status::resource_exhausted(message),
+        c if c.starts_with("53") => Status::resource_exhausted(message),
         "58030" | "XX000" => Status::internal(message),
         _ => Status::invalid_argument(message),
+    }
+}
+
+fn deadline(t: Duration) -> Status {
+    Status::deadline_exceeded(format!(
+        "the call ran past its deadline of {} ms (gRPC deadline, server.limits.statement_timeout_secs)",
+        t.as_millis()
+    ))
+}
+
+/// `grpc-timeout` as gRPC writes it: up to 8 digits and a unit (H, M, S, m, u, n).
+fn parse_grpc_timeout(v: &str) -> Option<Duration> {
+    let (digits, unit) = v.split_at(v.len().checked_sub(1)?);
+    if digits.is_empty() || digits.len() > 8 {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n * 3600),
+        "M" => Duration::from_secs(n * 60),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+/// The session key of the uploads of connection `id`.
+#[must_use]
+pub fn connection_key(id: u64) -> String {
+    format!("connection:{id}")
+}
+
+/// Ends the stream with `INTERNAL` if the engine panics while producing it: the connection
+/// and the server go on (a bug in one operator must not take other calls with it).
+fn catch_panics(stream: SendableStream) -> SendableStream {
+    Box::pin(std::panic::AssertUnwindSafe(stream).catch_unwind().map(|r| {
+        r.unwrap_or_else(|p| {
+            let what = p
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::error!(panic = %what, "the query engine panicked while running a Flight call");
+            Err(FlightError::Tonic(Box::new(Status::internal(
+                "internal error while running the statement (logged on the server); try a simpler form",
+            ))))
+        })
+    }))
+}
+
+/// A result stream that ends with `DEADLINE_EXCEEDED` at its deadline, dropping the query.
+struct WithDeadline {
+    inner: Option<SendableStream>,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+    timeout: Duration,
+}
+
+impl WithDeadline {
+    fn new(inner: SendableStream, at: tokio::time::Instant, timeout: Duration) -> Self {
+        Self { inner: Some(inner), sleep: Box::pin(tokio::time::sleep_until(at)), timeout }
+    }
+}
+
+impl Stream for WithDeadline {
+    type Item = Result<RecordBatch, FlightError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<Self::Item>> {
+        let Some(inner) = self.inner.as_mut() else { return std::task::Poll::Ready(None) };
+        if let std::task::Poll::Ready(item) = inner.as_mut().poll_next(cx) {
+            return std::task::Poll::Ready(item);
+        }
+        if self.sleep.as_mut().poll(cx).is_ready() {
+            self.inner = None;
+            let t = self.timeout;
+            tracing::info!(timeout_ms = t.as_millis(), "flight call stopped at its deadline");
+            return std::task::Poll::Ready(Some(Err(FlightError::Tonic(Box::new(deadline(t))))));
+        }
+        std::task::Poll::Pending
     }
 }
 
@@ -277,7 +408,7 @@ impl FlightSqlService for BhavFlightSql {
         query: CommandStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let plan = Self::plan(&self.session(&request), &query.query).await?;
+        let plan = Self::plan(&self.session(&request), &query.query, self.timeout(&request)).await?;
         let schema = wire_schema(plan.schema().inner());
         let ticket = TicketStatementQuery { statement_handle: Handle::new(&query.query).encode()? };
         let info = self.info_for(&schema, ticket.as_any().encode_to_vec(), request.into_inner())?;
@@ -290,7 +421,7 @@ impl FlightSqlService for BhavFlightSql {
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
         let handle = Handle::decode(&ticket.statement_handle)?;
-        let (schema, stream) = Self::execute(&self.session(&request), &handle).await?;
+        let (schema, stream) = self.execute(&self.session(&request), &handle, self.timeout(&request)).await?;
         Ok(encode(schema, stream))
     }
 
@@ -299,7 +430,7 @@ impl FlightSqlService for BhavFlightSql {
         query: ActionCreatePreparedStatementRequest,
         request: Request<Action>,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
-        let plan = Self::plan(&self.session(&request), &query.query).await?;
+        let plan = Self::plan(&self.session(&request), &query.query, self.timeout(&request)).await?;
         let schema = wire_schema(plan.schema().inner());
         let types = plan.get_parameter_types().map_err(engine_status)?;
         let mut ids: Vec<_> = types.into_iter().collect();
@@ -330,11 +461,11 @@ impl FlightSqlService for BhavFlightSql {
         request: Request<PeekableFlightDataStream>,
     ) -> Result<DoPutPreparedStatementResult, Status> {
         let handle = Handle::decode(&query.prepared_statement_handle)?;
-        let stream = request.into_inner().map_err(arrow_flight::error::FlightError::from);
-        let batches: Vec<RecordBatch> = arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(stream)
-            .try_collect()
-            .await
-            .map_err(|e| Status::invalid_argument(format!("reading parameters: {e}")))?;
+        let stream = request.into_inner().map_err(FlightError::from);
+        let limits = self.engine.limits();
+        let batches =
+            super::params::receive(stream, limits.max_parameter_rows, limits.upload_bytes_per_session.as_usize())
+                .await?;
         let handle = handle.with_params(&batches)?;
         Ok(DoPutPreparedStatementResult { prepared_statement_handle: Some(handle.encode()?) })
     }
@@ -345,7 +476,13 @@ impl FlightSqlService for BhavFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let handle = Handle::decode(&cmd.prepared_statement_handle)?;
-        let plan = Self::plan(&self.session(&request), &handle.sql).await?;
+        let plan = Self::plan(&self.session(&request), &handle.sql, self.timeout(&request)).await?;
+        // Bound parameters are checked here, where the client asks to execute, so a wrong type
+        // or count is reported by `execute` and not only once the rows are fetched.
+        let params = handle.params()?;
+        if !params.is_empty() {
+            super::params::bind_rows(&plan, &params, self.engine.limits().max_parameter_rows)?;
+        }
         let schema = wire_schema(plan.schema().inner());
         let info = self.info_for(&schema, cmd.as_any().encode_to_vec(), request.into_inner())?;
         Ok(Response::new(info))
@@ -357,7 +494,7 @@ impl FlightSqlService for BhavFlightSql {
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
         let handle = Handle::decode(&query.prepared_statement_handle)?;
-        let (schema, stream) = Self::execute(&self.session(&request), &handle).await?;
+        let (schema, stream) = self.execute(&self.session(&request), &handle, self.timeout(&request)).await?;
         Ok(encode(schema, stream))
     }
 
@@ -470,13 +607,10 @@ impl FlightSqlService for BhavFlightSql {
         cmd: CommandStatementIngest,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
-        let session = session_key(request.metadata());
-        let stream = request.into_inner().map_err(arrow_flight::error::FlightError::from);
-        let batches: Vec<RecordBatch> = arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(stream)
-            .try_collect()
-            .await
-            .map_err(|e| Status::invalid_argument(format!("reading the upload: {e}")))?;
-        self.uploads.ingest(&session, &cmd, batches)
+        let session = self.session_key(&request);
+        let stream = request.into_inner().map_err(FlightError::from);
+        let batches = arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(stream);
+        self.uploads.receive(&session, &cmd, batches).await
     }
 
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}

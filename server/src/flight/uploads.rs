@@ -1,13 +1,22 @@
 //! Session-scoped uploads: Flight SQL bulk ingestion (`CommandStatementIngest`, ADBC's
 //! `adbc_ingest(..., temporary=True)`) into the `temp` catalog of the caller's session. They
 //! exist so a training job can send its (entity, timestamp) spine for `features_asof`; they live
-//! in memory only, are visible only to the session that made them (a handshake token, a basic
-//! user, or the anonymous session), and never touch storage. Persistent ingestion is refused:
-//! data enters bhavstore through `ingest` and `materialize` only.
+//! in memory only, are visible only to the session that made them (the session a handshake
+//! opened, or else the one connection they came on, and dropped when it closes), and never
+//! touch storage. Persistent ingestion is refused: data enters bhavstore through `ingest` and
+//! `materialize` only.
+//!
+//! Memory is bounded per session and for the whole server, and checked batch by batch while an
+//! upload arrives: an upload over either cap is refused when it crosses it, not after it has
+//! all been received.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use arrow_flight::error::FlightError;
+use futures::{Stream, TryStreamExt};
 
 use arrow_flight::sql::CommandStatementIngest;
 use arrow_flight::sql::{TableExistsOption, TableNotExistOption};
@@ -23,8 +32,6 @@ use tonic::Status;
 
 /// Name of the catalog uploads appear in (`temp.public.<table>`).
 pub const CATALOG: &str = "temp";
-/// Memory one session may hold in uploads.
-const SESSION_LIMIT_BYTES: usize = 4 << 30;
 /// Uploads of a session idle this long are dropped.
 const IDLE: Duration = Duration::from_secs(2 * 3600);
 
@@ -38,9 +45,18 @@ struct Session {
 }
 
 /// Every session's uploads.
-#[derive(Default)]
 pub struct Uploads {
     sessions: Mutex<HashMap<String, Session>>,
+    /// Bytes held or being received by all sessions.
+    total: AtomicUsize,
+    per_session: usize,
+    total_limit: usize,
+}
+
+impl Session {
+    fn held(&self) -> usize {
+        self.bytes.values().sum()
+    }
 }
 
 impl std::fmt::Debug for Uploads {
@@ -50,12 +66,47 @@ impl std::fmt::Debug for Uploads {
 }
 
 impl Uploads {
+    /// Uploads of at most `per_session` bytes per session and `total` for all of them.
+    #[must_use]
+    pub fn new(per_session: usize, total: usize) -> Self {
+        Self { sessions: Mutex::new(HashMap::new()), total: AtomicUsize::new(0), per_session, total_limit: total }
+    }
+
+    /// Bytes held by all sessions.
+    #[must_use]
+    pub fn held(&self) -> usize {
+        self.total.load(Ordering::Relaxed)
+    }
+
+    /// Drops the uploads of `session` (its connection closed).
+    pub fn drop_session(&self, session: &str) {
+        let gone = self.sessions.lock().ok().and_then(|mut m| m.remove(session));
+        if let Some(s) = gone {
+            self.total.fetch_sub(s.held(), Ordering::Relaxed);
+            tracing::debug!(session = %short(session), "uploads of a closed connection dropped");
+        }
+    }
+
+    /// Drops sessions idle too long; returns the bytes they held.
+    fn expire(&self, sessions: &mut HashMap<String, Session>) {
+        let now = Instant::now();
+        let mut freed = 0;
+        sessions.retain(|_, s| {
+            let keep = now.duration_since(s.used) < IDLE;
+            if !keep {
+                freed += s.held();
+            }
+            keep
+        });
+        self.total.fetch_sub(freed, Ordering::Relaxed);
+    }
+
     /// `base`, plus the `temp` catalog of `session` when it has uploads.
     pub fn context(&self, base: &SessionContext, session: &str) -> SessionContext {
         let catalog = {
             let Ok(mut sessions) = self.sessions.lock() else { return base.clone() };
+            self.expire(&mut sessions);
             let now = Instant::now();
-            sessions.retain(|_, s| now.duration_since(s.used) < IDLE);
             match sessions.get_mut(session) {
                 Some(s) => {
                     s.used = now;
@@ -75,12 +126,12 @@ impl Uploads {
         SessionContext::new_with_state(state)
     }
 
-    /// Stores `batches` as `temp.public.<table>` of `session`; returns the rows stored.
-    pub fn ingest(
+    /// Receives an upload into `temp.public.<table>` of `session`; returns the rows stored.
+    pub async fn receive(
         &self,
         session: &str,
         cmd: &CommandStatementIngest,
-        batches: Vec<RecordBatch>,
+        mut batches: impl Stream<Item = Result<RecordBatch, FlightError>> + Unpin + Send,
     ) -> Result<i64, Status> {
         if !cmd.temporary {
             return Err(Status::permission_denied(
@@ -92,16 +143,10 @@ impl Uploads {
         {
             return Err(Status::invalid_argument(format!("uploads go to {CATALOG}.public")));
         }
-        let table = cmd.table.trim();
-        if table.is_empty() || !table.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(Status::invalid_argument("upload table names are letters, digits and _"));
+        let table = cmd.table.trim().to_string();
+        if table.is_empty() || table.len() > 63 || !table.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(Status::invalid_argument("upload table names are 1 to 63 letters, digits and _"));
         }
-        let Some(first) = batches.first() else {
-            return Err(Status::invalid_argument("an upload needs at least one batch"));
-        };
-        let schema = first.schema();
-        let bytes: usize = batches.iter().map(RecordBatch::get_array_memory_size).sum();
-        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
         let (if_exists, if_not_exist) =
             cmd.table_definition_options.map_or((TableExistsOption::Fail, TableNotExistOption::Create), |o| {
                 (
@@ -109,17 +154,21 @@ impl Uploads {
                     TableNotExistOption::try_from(o.if_not_exist).unwrap_or(TableNotExistOption::Create),
                 )
             });
-        let mut sessions = self.sessions.lock().map_err(|_| Status::internal("upload table poisoned"))?;
-        let s = sessions.entry(session.to_string()).or_insert_with(|| {
-            let catalog = Arc::new(MemoryCatalogProvider::new());
-            let schema = Arc::new(MemorySchemaProvider::new());
-            let _ = catalog.register_schema("public", Arc::clone(&schema) as Arc<dyn SchemaProvider>);
-            Session { catalog, schema, bytes: HashMap::new(), data: HashMap::new(), used: Instant::now() }
-        });
-        s.used = Instant::now();
-        let exists = s.schema.table_exist(table);
-        let mut all = batches;
-        match (exists, if_exists, if_not_exist) {
+        // What the session holds in its other tables (and in this one, for an append) counts
+        // against its cap while the new batches arrive.
+        let (held_before, existing) = {
+            let mut sessions = self.sessions.lock().map_err(|_| Status::internal("upload table poisoned"))?;
+            self.expire(&mut sessions);
+            match sessions.get(session) {
+                Some(s) => {
+                    let this = s.bytes.get(&table).copied().unwrap_or(0);
+                    let keep_this = matches!(if_exists, TableExistsOption::Append) && s.bytes.contains_key(&table);
+                    (s.held() - if keep_this { 0 } else { this }, s.schema.table_exist(&table))
+                }
+                None => (0, false),
+            }
+        };
+        match (existing, if_exists, if_not_exist) {
             (false, _, TableNotExistOption::Fail) => {
                 return Err(Status::not_found(format!("{CATALOG}.public.{table} does not exist")));
             }
@@ -128,34 +177,103 @@ impl Uploads {
                     "{CATALOG}.public.{table} exists (use mode replace or append)"
                 )));
             }
-            (true, TableExistsOption::Append, _) => {
-                let mut previous = s.data.get(table).cloned().unwrap_or_default();
-                previous.extend(all);
-                all = previous;
-                let _ = s.schema.deregister_table(table);
-            }
-            _ => {
-                let _ = s.schema.deregister_table(table);
-            }
+            _ => {}
         }
-        let others: usize = s.bytes.iter().filter(|(k, _)| k.as_str() != table).map(|(_, v)| v).sum();
-        let total_bytes: usize = all.iter().map(RecordBatch::get_array_memory_size).sum::<usize>().max(bytes);
-        if others + total_bytes > SESSION_LIMIT_BYTES {
-            return Err(Status::resource_exhausted(format!(
-                "uploads of one session are limited to {} GiB",
-                SESSION_LIMIT_BYTES >> 30
-            )));
+        let mut received = Reservation { uploads: self, bytes: 0 };
+        let mut new_batches = Vec::new();
+        while let Some(batch) =
+            batches.try_next().await.map_err(|e| Status::invalid_argument(format!("reading the upload: {e}")))?
+        {
+            let size = held_bytes(&batch);
+            if held_before + received.bytes + size > self.per_session {
+                return Err(Status::resource_exhausted(format!(
+                    "uploads of one session are limited to {} bytes (server.limits.upload_bytes_per_session); \
+                     this one passed it at {} bytes with {} bytes held by the session's other tables",
+                    self.per_session,
+                    received.bytes + size,
+                    held_before
+                )));
+            }
+            received.grow(size)?;
+            new_batches.push(batch);
+        }
+        let Some(first) = new_batches.first() else {
+            return Err(Status::invalid_argument("an upload needs at least one batch"));
+        };
+        let schema = first.schema();
+        let rows: usize = new_batches.iter().map(RecordBatch::num_rows).sum();
+        let mut sessions = self.sessions.lock().map_err(|_| Status::internal("upload table poisoned"))?;
+        let s = sessions.entry(session.to_string()).or_insert_with(|| {
+            let catalog = Arc::new(MemoryCatalogProvider::new());
+            let schema = Arc::new(MemorySchemaProvider::new());
+            let _ = catalog.register_schema("public", Arc::clone(&schema) as Arc<dyn SchemaProvider>);
+            Session { catalog, schema, bytes: HashMap::new(), data: HashMap::new(), used: Instant::now() }
+        });
+        s.used = Instant::now();
+        let mut all = new_batches;
+        let mut bytes = received.bytes;
+        if matches!(if_exists, TableExistsOption::Append) && s.schema.table_exist(&table) {
+            let mut previous = s.data.get(&table).cloned().unwrap_or_default();
+            previous.extend(all);
+            all = previous;
+            bytes += s.bytes.get(&table).copied().unwrap_or(0);
+        } else if let Some(old) = s.bytes.get(&table) {
+            // Replaced: what the old table held is given back.
+            self.total.fetch_sub(*old, Ordering::Relaxed);
         }
         let mem = MemTable::try_new(schema, vec![all.clone()]).map_err(|e| Status::invalid_argument(e.to_string()))?;
-        s.schema.register_table(table.to_string(), Arc::new(mem)).map_err(|e| Status::internal(e.to_string()))?;
-        s.bytes.insert(table.to_string(), total_bytes);
-        s.data.insert(table.to_string(), all);
-        tracing::info!(session = %short(session), table, rows, bytes = total_bytes, "temporary upload stored");
+        let _ = s.schema.deregister_table(&table);
+        s.schema.register_table(table.clone(), Arc::new(mem)).map_err(|e| Status::internal(e.to_string()))?;
+        s.bytes.insert(table.clone(), bytes);
+        s.data.insert(table.clone(), all);
+        // The reservation now belongs to the stored table.
+        received.bytes = 0;
+        tracing::info!(session = %short(session), table, rows, bytes, "temporary upload stored");
         Ok(i64::try_from(rows).unwrap_or(i64::MAX))
+    }
+}
+
+/// Bytes of an upload in flight, counted against the server's cap; given back unless the
+/// upload is stored.
+struct Reservation<'a> {
+    uploads: &'a Uploads,
+    bytes: usize,
+}
+
+impl Reservation<'_> {
+    fn grow(&mut self, size: usize) -> Result<(), Status> {
+        let before = self.uploads.total.fetch_add(size, Ordering::Relaxed);
+        if before + size > self.uploads.total_limit {
+            self.uploads.total.fetch_sub(size, Ordering::Relaxed);
+            return Err(Status::resource_exhausted(format!(
+                "temporary uploads of all sessions are limited to {} bytes (server.limits.upload_bytes_total); \
+                 try again when other sessions finish",
+                self.uploads.total_limit
+            )));
+        }
+        self.bytes += size;
+        Ok(())
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        self.uploads.total.fetch_sub(self.bytes, Ordering::Relaxed);
     }
 }
 
 /// A session key safe to log.
 fn short(session: &str) -> String {
     session.chars().take(12).collect()
+}
+
+/// The bytes a received batch holds. Decoded Flight batches share one message buffer across
+/// their columns, so `get_array_memory_size` would count it once per column; the sliced size
+/// of each column adds up to the message instead.
+fn held_bytes(batch: &RecordBatch) -> usize {
+    batch
+        .columns()
+        .iter()
+        .map(|c| c.to_data().get_slice_memory_size().unwrap_or_else(|_| c.get_array_memory_size()))
+        .sum()
 }

@@ -38,6 +38,9 @@ pub fn classify(body: &[u8]) -> BodyKind {
     if body.starts_with(b"PK\x03\x04") || body.starts_with(b"PK\x05\x06") {
         return BodyKind::Zip;
     }
+    if let Some(encoding) = super::encoding::detect_utf16(body) {
+        return BodyKind::Unknown(format!("{encoding} text"));
+    }
     if looks_like_html(trimmed) {
         let head = String::from_utf8_lossy(&trimmed[..trimmed.len().min(64 * 1024)]).to_lowercase();
         if FIREWALL_MARKERS.iter().any(|m| head.contains(m)) {
@@ -48,7 +51,39 @@ pub fn classify(body: &[u8]) -> BodyKind {
     let first_line = super::lines::lines(trimmed).next().map(|l| l.text()).unwrap_or_default();
     match SourceFormat::from_header(&first_line) {
         Some(f) => BodyKind::Csv(f),
-        None => BodyKind::Unknown(format!("header {:?}", truncate(&first_line, 200))),
+        None => BodyKind::Unknown(
+            header_preview(&first_line)
+                .map_or_else(|| "a first line that is not CSV column names".to_string(), |h| format!("header {h:?}")),
+        ),
+    }
+}
+
+/// Longest piece of an unknown header quoted back in an error.
+const HEADER_PREVIEW_CHARS: usize = 60;
+
+/// What of an unrecognised first line may be shown in an error: its start when it looks like
+/// CSV column names (three or more short identifier-like fields), otherwise nothing. Bodies
+/// can be anything (a configuration file, a key, a password database) and error messages
+/// travel to logs and API clients, so content that is not a header is never quoted.
+#[must_use]
+pub fn header_preview(line: &str) -> Option<String> {
+    let line = line.trim_start_matches('\u{feff}').trim();
+    let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+    let name_like = |f: &str| {
+        f.len() <= 40
+            && f.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | ' ' | '.' | '(' | ')' | '#' | '%' | '/' | '-'))
+    };
+    let has_letter = |f: &str| f.chars().any(|c| c.is_ascii_alphabetic());
+    let names = fields.iter().filter(|f| !f.is_empty()).count();
+    if fields.len() >= 3
+        && names >= 3
+        && fields.iter().all(|f| name_like(f))
+        && fields.iter().filter(|f| has_letter(f)).count() * 2 >= names
+    {
+        Some(truncate(line, HEADER_PREVIEW_CHARS))
+    } else {
+        None
     }
 }
 

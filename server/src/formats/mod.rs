@@ -4,6 +4,7 @@
 
 pub mod canonical;
 pub mod detect;
+pub mod encoding;
 pub mod file_name;
 pub mod lines;
 mod parse;
@@ -12,7 +13,7 @@ mod zip_members;
 pub use canonical::{CanonicalRow, QuarantinedLine, canonical_schema, equity_by_isin, quarantine_schema};
 pub use detect::{BodyKind, classify};
 pub use parse::{ParseError, ParsedFile, parse_csv};
-pub use zip_members::{ZipMember, bhavcopy_members};
+pub use zip_members::{MemberInfo, ZipError, ZipLimits, ZipMember, read_member as read_zip_member, scan as scan_zip};
 
 use chrono::NaiveDate;
 

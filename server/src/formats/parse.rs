@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use chrono::NaiveDate;
 
 use super::canonical::{CanonicalRow, QuarantinedLine, equity_by_isin};
-use super::detect::{strip_bom, truncate};
+use super::detect::{header_preview, strip_bom};
+use super::encoding::{Utf16, detect_utf16};
 use super::lines::{Line, lines, split_fields};
 use super::{SourceFormat, UDIFF_HEADER};
 
@@ -16,11 +17,18 @@ pub enum ParseError {
     #[error("the file is empty")]
     Empty,
     /// The first line is not a bhavcopy header this version knows.
-    #[error("unknown header {header:?}: not a BSE equity bhavcopy (legacy 14-column, EQ_ISINCODE 18-column or UDiFF)")]
+    #[error(
+        "unknown header {}: not a BSE equity bhavcopy (legacy 14-column, EQ_ISINCODE 18-column or UDiFF)",
+        .header.as_deref().map_or_else(|| "(the first line is not a row of CSV column names; not shown)".to_string(), |h| format!("{h:?}"))
+    )]
     UnknownHeader {
-        /// The header line as seen (truncated).
-        header: String,
+        /// The start of the header line when it looks like CSV column names (at most 60
+        /// characters); `None` when it does not, so that no other content is ever quoted.
+        header: Option<String>,
     },
+    /// The file is UTF-16 text, not ASCII.
+    #[error("the file is {0}, not ASCII text as BSE publishes it: open it and save it as CSV in UTF-8 or ASCII")]
+    Utf16(Utf16),
     /// Nothing in the name or content gives the trade date.
     #[error("cannot tell the trade date: {0}")]
     NoTradeDate(String),
@@ -36,6 +44,24 @@ pub enum ParseError {
         /// The value seen.
         value: String,
     },
+}
+
+impl ParseError {
+    /// The kind of problem, without anything read from the file (for clients who do not own it).
+    #[must_use]
+    pub fn category(&self) -> String {
+        match self {
+            Self::Empty => "the file is empty".into(),
+            Self::UnknownHeader { .. } => {
+                "unknown header: not a BSE equity bhavcopy (legacy 14-column, EQ_ISINCODE 18-column or UDiFF)".into()
+            }
+            Self::Utf16(_) => self.to_string(),
+            Self::NoTradeDate(_) => "cannot tell the trade date from the file's name or content".into(),
+            Self::Resaved { line, column, .. } => format!(
+                "line {line}: {column} is not a date as BSE writes it; the file looks re-saved by a spreadsheet program"
+            ),
+        }
+    }
 }
 
 /// A parsed file: every data line is either in `rows` or in `quarantined`.
@@ -60,12 +86,15 @@ pub struct ParsedFile {
 /// Parses a bhavcopy CSV body. `name_date` is the trade date from the file name, if any: the
 /// 14-column legacy file carries no date of its own and needs it.
 pub fn parse_csv(body: &[u8], name_date: Option<NaiveDate>) -> Result<ParsedFile, ParseError> {
+    if let Some(encoding) = detect_utf16(body) {
+        return Err(ParseError::Utf16(encoding));
+    }
     let body = strip_bom(body);
     let mut it = lines(body).skip_while(|l| l.bytes.trim_ascii().is_empty());
     let header = it.next().ok_or(ParseError::Empty)?;
     let header_text = header.text();
     let format = SourceFormat::from_header(&header_text)
-        .ok_or_else(|| ParseError::UnknownHeader { header: truncate(&header_text, 300) })?;
+        .ok_or_else(|| ParseError::UnknownHeader { header: header_preview(&header_text) })?;
     let data: Vec<Line<'_>> = it.collect();
     let mut warnings = Vec::new();
     let trade_date = trade_date(format, &data, name_date, &mut warnings)?;
@@ -180,10 +209,30 @@ fn check_shape(format: SourceFormat, fields: &[String]) -> Result<(), String> {
         return Ok(());
     }
     let mut reason = format!("{} fields, expected {want}", fields.len());
-    if fields.len() > want {
+    let extra = fields.len().saturating_sub(want);
+    if (1..=2).contains(&extra) && has_thousands_separator(fields) {
+        // A record fused with the next one has about twice the fields; one or two extra fields
+        // next to a `d,ddd` number are a number written with a thousands separator.
+        reason.push_str(
+            "; looks like a number written with an unquoted thousands separator (such as 1,234.50): BSE writes numbers without separators, so the file was probably re-saved by a spreadsheet program",
+        );
+    } else if extra + 2 >= want {
         reason.push_str("; looks like records fused on one line (a missing line break in BSE's file)");
+    } else if extra > 0 {
+        reason.push_str("; a stray separator or an unquoted comma inside a field");
     }
     Err(reason)
+}
+
+/// Whether two neighbouring fields read like one number split at a thousands separator: a field
+/// ending in a digit followed by one of exactly three digits (optionally with decimals).
+fn has_thousands_separator(fields: &[String]) -> bool {
+    fields.windows(2).any(|w| {
+        let (a, b) = (w[0].trim(), w[1].trim());
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit());
+        let (int, frac) = b.split_once('.').unwrap_or((b, ""));
+        digits(a) && int.len() == 3 && digits(int) && (frac.is_empty() || digits(frac))
+    })
 }
 
 fn text(field: &str) -> Option<String> {
@@ -199,22 +248,58 @@ fn scrip_code(field: &str, column: &str) -> Result<i32, String> {
     }
 }
 
-fn number(field: &str, column: &str, required: bool) -> Result<Option<f64>, String> {
+/// Highest plausible price of one unit, rupees. The highest real prices are debt instruments
+/// quoted around 1e7 (a ₹1 crore bond); 1e9 leaves a hundredfold margin and still refuses
+/// values such as 1e308 that would turn every feature over them into infinities.
+const MAX_PRICE: f64 = 1e9;
+/// Highest plausible turnover of one security in one session, rupees (real ones stay below 1e11).
+const MAX_TURNOVER: f64 = 1e15;
+
+/// How a numeric column is checked beyond being a number.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A price that must be above zero (high, low, close).
+    PositivePrice,
+    /// A price that may be zero (BSE prints an open of 0.00 for some block-deal rows, a last or
+    /// settlement price of 0.00 is passed on as printed).
+    Price,
+    /// Rupee turnover.
+    Turnover,
+}
+
+fn number(field: &str, column: &str, required: bool, kind: Kind) -> Result<Option<f64>, String> {
     let t = field.trim();
     if t.is_empty() {
         return if required { Err(format!("{column} is empty")) } else { Ok(None) };
     }
-    match t.parse::<f64>() {
-        Ok(v) if v.is_finite() && v >= 0.0 => Ok(Some(v)),
-        Ok(_) => Err(format!("{column} {t:?} is not a non-negative number")),
-        Err(_) => Err(format!("{column} {t:?} is not a number")),
+    let shown = super::detect::truncate(t, 24);
+    // `-0` parses as a number at or above zero, yet a minus sign is never right in these
+    // columns, and a negative zero turns ratios over it into NaN.
+    if t.starts_with('-') {
+        return Err(format!("{column} {shown:?} is negative"));
     }
+    let v = match t.parse::<f64>() {
+        Ok(v) if v.is_finite() => v,
+        Ok(_) => return Err(format!("{column} {shown:?} is not a finite number")),
+        Err(_) => return Err(format!("{column} {shown:?} is not a number")),
+    };
+    let max = if kind == Kind::Turnover { MAX_TURNOVER } else { MAX_PRICE };
+    if v > max {
+        return Err(format!("{column} {shown:?} is implausibly large (above {max:e}); not a real price or turnover"));
+    }
+    if kind == Kind::PositivePrice && v == 0.0 {
+        return Err(format!("{column} is 0: a security in the bhavcopy traded, so its {column} cannot be zero"));
+    }
+    Ok(Some(v))
 }
 
 fn count(field: &str, column: &str) -> Result<Option<i64>, String> {
     let t = field.trim();
     if t.is_empty() {
         return Ok(None);
+    }
+    if t.starts_with('-') {
+        return Err(format!("{column} {:?} is negative", super::detect::truncate(t, 24)));
     }
     if let Ok(v) = t.parse::<i64>() {
         return if v >= 0 { Ok(Some(v)) } else { Err(format!("{column} {t:?} is negative")) };
@@ -233,7 +318,7 @@ fn count(field: &str, column: &str) -> Result<Option<i64>, String> {
 
 /// BSE prints 0.00 as the previous close of a new listing: there is no previous close.
 fn prev_close(field: &str, column: &str) -> Result<Option<f64>, String> {
-    Ok(number(field, column, false)?.filter(|v| *v > 0.0))
+    Ok(number(field, column, false, Kind::Price)?.filter(|v| *v > 0.0))
 }
 
 fn legacy_row(f: &[String]) -> Result<CanonicalRow, String> {
@@ -244,15 +329,15 @@ fn legacy_row(f: &[String]) -> Result<CanonicalRow, String> {
         name: f[1].trim().to_string(),
         sc_group: text(&f[2]),
         sc_type: text(&f[3]),
-        open: number(&f[4], "OPEN", true)?,
-        high: number(&f[5], "HIGH", true)?,
-        low: number(&f[6], "LOW", true)?,
-        close: number(&f[7], "CLOSE", true)?,
-        last: number(&f[8], "LAST", false)?,
+        open: number(&f[4], "OPEN", true, Kind::Price)?,
+        high: number(&f[5], "HIGH", true, Kind::PositivePrice)?,
+        low: number(&f[6], "LOW", true, Kind::PositivePrice)?,
+        close: number(&f[7], "CLOSE", true, Kind::PositivePrice)?,
+        last: number(&f[8], "LAST", false, Kind::Price)?,
         prev_close: prev_close(&f[9], "PREVCLOSE")?,
         trades: count(&f[10], "NO_TRADES")?,
         volume: count(&f[11], "NO_OF_SHRS")?,
-        turnover: number(&f[12], "NET_TURNOV", false)?,
+        turnover: number(&f[12], "NET_TURNOV", false, Kind::Turnover)?,
         is_equity: f[3].trim() == "Q",
         ex_flag: text(&f[13]),
         settlement_price: None,
@@ -287,18 +372,18 @@ fn udiff_row(f: &[String], trade_date: NaiveDate) -> Result<CanonicalRow, String
         name: col("FinInstrmNm").trim().to_string(),
         sc_group: text(col("SctySrs")),
         sc_type: text(col("FinInstrmTp")),
-        open: number(col("OpnPric"), "OpnPric", true)?,
-        high: number(col("HghPric"), "HghPric", true)?,
-        low: number(col("LwPric"), "LwPric", true)?,
-        close: number(col("ClsPric"), "ClsPric", true)?,
-        last: number(col("LastPric"), "LastPric", false)?,
+        open: number(col("OpnPric"), "OpnPric", true, Kind::Price)?,
+        high: number(col("HghPric"), "HghPric", true, Kind::PositivePrice)?,
+        low: number(col("LwPric"), "LwPric", true, Kind::PositivePrice)?,
+        close: number(col("ClsPric"), "ClsPric", true, Kind::PositivePrice)?,
+        last: number(col("LastPric"), "LastPric", false, Kind::Price)?,
         prev_close: prev_close(col("PrvsClsgPric"), "PrvsClsgPric")?,
         volume: count(col("TtlTradgVol"), "TtlTradgVol")?,
-        turnover: number(col("TtlTrfVal"), "TtlTrfVal", false)?,
+        turnover: number(col("TtlTrfVal"), "TtlTrfVal", false, Kind::Turnover)?,
         trades: count(col("TtlNbOfTxsExctd"), "TtlNbOfTxsExctd")?,
         is_equity: col("FinInstrmTp").trim() == "STK" && equity_by_isin(col("ISIN")),
         ex_flag: None,
-        settlement_price: number(col("SttlmPric"), "SttlmPric", false)?,
+        settlement_price: number(col("SttlmPric"), "SttlmPric", false, Kind::Price)?,
         source_line: 0,
     })
 }
@@ -369,5 +454,60 @@ mod tests {
         let body = format!("{H14}\n1,A,A,Q,1,1,1,1,1,0.00,1,1,1,\n");
         let p = parse_csv(body.as_bytes(), Some(d("2015-01-05"))).unwrap();
         assert_eq!(p.rows[0].prev_close, None);
+    }
+
+    #[test]
+    fn implausible_prices_are_quarantined_with_a_reason() {
+        let row = |open: &str, close: &str| format!("1,A,A,Q,{open},2,1,{close},1.5,1,1,1,1,\n");
+        let body = format!(
+            "{H14}\n{}{}{}{}{}",
+            row("1", "1e308"),
+            row("1", "0"),
+            row("1", "-0"),
+            row("-0", "1.5"),
+            "2,B,A,Q,0.00,312.00,312.00,312.00,312.00,312.00,2,165000,51480000.00,\n"
+        );
+        let p = parse_csv(body.as_bytes(), Some(d("2015-01-05"))).unwrap();
+        let reasons: Vec<&str> = p.quarantined.iter().map(|q| q.reason.as_str()).collect();
+        assert_eq!(p.quarantined.len(), 4, "{reasons:?}");
+        assert!(reasons[0].contains("CLOSE \"1e308\" is implausibly large"), "{reasons:?}");
+        assert!(reasons[1].contains("CLOSE is 0"), "{reasons:?}");
+        assert!(reasons[2].contains("CLOSE \"-0\" is negative"), "{reasons:?}");
+        assert!(reasons[3].contains("OPEN \"-0\" is negative"), "{reasons:?}");
+        // A real row of BSE's 2015 files: an open of 0.00 on a block deal still loads.
+        assert_eq!(p.rows.len(), 1);
+        assert_eq!(p.rows[0].open, Some(0.0));
+    }
+
+    #[test]
+    fn thousands_separators_are_named_as_such() {
+        let body = format!("{H14}\n1,A,A,Q,1,234.50,2,1,1.5,1.5,1,1,1,1,\n");
+        let p = parse_csv(body.as_bytes(), Some(d("2015-01-05"))).unwrap();
+        let reason = &p.quarantined[0].reason;
+        assert!(reason.contains("15 fields, expected 14") && reason.contains("thousands separator"), "{reason}");
+        assert!(!reason.contains("fused"), "{reason}");
+    }
+
+    #[test]
+    fn utf16_files_name_their_encoding() {
+        let mut body = vec![0xFF, 0xFE];
+        body.extend(format!("{H14}\r\n").encode_utf16().flat_map(u16::to_le_bytes));
+        let err = parse_csv(&body, Some(d("2015-01-05"))).unwrap_err();
+        assert_eq!(err, ParseError::Utf16(Utf16::LeBom));
+        let msg = err.to_string();
+        assert!(msg.contains("UTF-16") && msg.contains("FF FE") && msg.contains("UTF-8"), "{msg}");
+    }
+
+    #[test]
+    fn headers_are_quoted_only_when_they_are_column_names() {
+        let err = parse_csv(b"TOPSECRET_API_KEY=hunter2-abcdef\nX=1\n", None).unwrap_err();
+        assert_eq!(err, ParseError::UnknownHeader { header: None });
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        let err = parse_csv(b"root:x:0:0:root,,,:/root:/bin/bash\n", None).unwrap_err();
+        assert!(!err.to_string().contains("root:x"), "{err}");
+        let long = "SYMBOL,SERIES,OPEN,HIGH,LOW,CLOSE,LAST,PREVCLOSE,TOTTRDQTY,TOTTRDVAL,TIMESTAMP,TOTALTRADES,ISIN";
+        let err = parse_csv(format!("{long}\n").as_bytes(), None).unwrap_err();
+        let ParseError::UnknownHeader { header: Some(h) } = &err else { panic!("{err:?}") };
+        assert!(h.starts_with("SYMBOL,SERIES,OPEN") && h.chars().count() <= 63, "{h}");
     }
 }

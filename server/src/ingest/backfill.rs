@@ -10,7 +10,7 @@ use serde::Serialize;
 use tracing::warn;
 
 use super::day_state;
-use super::{IngestError, Ingestor, LoadReport};
+use super::{HeldRevision, IngestError, Ingestor, LoadReport};
 use crate::source::{BseClient, FetchError};
 
 /// What to backfill.
@@ -41,6 +41,8 @@ pub enum DayOutcome {
     },
     /// Downloaded; identical to what was stored.
     Unchanged,
+    /// Downloaded and stored, but held back: it has fewer rows than the day's current revision.
+    Held(HeldRevision),
     /// Already stored; not asked again.
     AlreadyStored,
     /// BSE has no file for the day (holiday, weekend, not yet published).
@@ -101,6 +103,12 @@ impl BackfillSummary {
     #[must_use]
     pub fn no_file(&self) -> usize {
         self.count(|o| matches!(o, DayOutcome::NoFilePublished | DayOutcome::NoFileKnown))
+    }
+
+    /// Days whose new revision was held back (fewer rows than the current one).
+    #[must_use]
+    pub fn held(&self) -> usize {
+        self.count(|o| matches!(o, DayOutcome::Held(_)))
     }
 
     /// Days that failed.

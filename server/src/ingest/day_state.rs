@@ -28,6 +28,11 @@ pub enum DayState {
         rows_quarantined: u64,
         /// When.
         loaded_at: DateTime<Utc>,
+        /// The day's other revisions whose rows were counted: revisions that were current
+        /// before, and revisions held back because they would lose rows. (Absent in records
+        /// written before revisions could be held.)
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        other_revisions: Vec<RevisionNote>,
     },
     /// BSE answered with its HTML page: no file for that day when checked.
     NoFilePublished {
@@ -38,7 +43,67 @@ pub enum DayState {
     },
 }
 
+/// What is known about a revision of a day that is not its current one.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RevisionNote {
+    /// The raw revision.
+    pub revision: String,
+    /// sha256 of its raw bytes.
+    pub raw_sha256: String,
+    /// Data lines in the file.
+    pub data_lines: u64,
+    /// Rows it loads (or would load).
+    pub rows_loaded: u64,
+    /// Lines it quarantines (or would).
+    pub rows_quarantined: u64,
+    /// Set while the revision is held back instead of loaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<Hold>,
+}
+
+/// Why a revision is held back.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Hold {
+    /// Why, in words.
+    pub reason: String,
+    /// The revision that stayed current.
+    pub current_revision: String,
+    /// Rows of the revision that stayed current.
+    pub current_rows: u64,
+    /// When it was held.
+    pub held_at: DateTime<Utc>,
+}
+
 impl DayState {
+    /// The revision loaded for the day, if any: (revision, sha256, rows loaded).
+    #[must_use]
+    pub fn current(&self) -> Option<(&str, &str, u64)> {
+        match self {
+            Self::Loaded { revision, raw_sha256, rows_loaded, .. } => {
+                Some((revision.as_str(), raw_sha256.as_str(), *rows_loaded))
+            }
+            Self::NoFilePublished { .. } => None,
+        }
+    }
+
+    /// What is known about another revision of the day.
+    #[must_use]
+    pub fn note(&self, sha256: &str) -> Option<&RevisionNote> {
+        match self {
+            Self::Loaded { other_revisions, .. } => other_revisions.iter().find(|n| n.raw_sha256 == sha256),
+            Self::NoFilePublished { .. } => None,
+        }
+    }
+
+    /// Records a note about another revision (replacing an older note of the same bytes).
+    pub fn set_note(&mut self, note: RevisionNote) {
+        if let Self::Loaded { other_revisions, .. } = self {
+            other_revisions.retain(|n| n.raw_sha256 != note.raw_sha256);
+            other_revisions.push(note);
+            other_revisions.sort_by(|a, b| a.revision.cmp(&b.revision));
+        }
+    }
+
     /// Whether a backfill may skip this day. A "no file" answer is final once BSE has had time
     /// to publish (two days after the session); before that it might still appear.
     #[must_use]
@@ -76,4 +141,19 @@ pub async fn write(storage: &Storage, date: NaiveDate, state: &DayState) -> Resu
 /// Every day with a state record, sorted.
 pub async fn all_days(storage: &Storage) -> Result<Vec<NaiveDate>, IngestError> {
     Ok(storage.list(paths::DAY_STATE).await?.iter().filter_map(|k| paths::date_of_day_state(k)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_written_before_held_revisions_still_parse() {
+        let old = r#"{"status":"loaded","raw_sha256":"ab","revision":"r1","source_format":"bse_eq_legacy14","data_lines":3,"rows_loaded":3,"rows_quarantined":0,"loaded_at":"2026-01-01T00:00:00Z"}"#;
+        let s: DayState = serde_json::from_str(old).unwrap();
+        assert_eq!(s.current(), Some(("r1", "ab", 3)));
+        assert_eq!(s.note("cd"), None);
+        // And a record without notes is written as before.
+        assert!(!serde_json::to_string(&s).unwrap().contains("other_revisions"));
+    }
 }

@@ -4,8 +4,8 @@ use std::borrow::Cow;
 
 use chrono::NaiveDate;
 
-use super::IngestError;
-use crate::formats::{BodyKind, bhavcopy_members, classify, file_name::date_from_file_name};
+use super::{IngestError, Unusable};
+use crate::formats::{BodyKind, ZipLimits, classify, file_name::date_from_file_name, read_zip_member, scan_zip};
 
 /// The CSV to parse out of a raw body, with the name to take a date from.
 #[derive(Debug)]
@@ -20,48 +20,36 @@ pub struct CsvBody<'a> {
 
 /// Finds the bhavcopy CSV in a raw body. For a zip, a member whose name carries the archive's
 /// date wins; stray members are ignored; several candidates are an error (use `import`, which
-/// splits a user's archive per member).
-pub fn csv_body<'a>(name: &str, bytes: &'a [u8]) -> Result<CsvBody<'a>, IngestError> {
+/// splits a user's archive per member). Archives are checked against `limits` by what they
+/// really expand to before any member is read, and only the chosen member is held in memory.
+pub fn csv_body<'a>(name: &str, bytes: &'a [u8], limits: &ZipLimits) -> Result<CsvBody<'a>, IngestError> {
     let outer_date = date_from_file_name(name);
     match classify(bytes) {
-        // Unknown text goes to the parser too: its error names the header it saw.
+        // Unknown text goes to the parser too: its error says what it saw.
         BodyKind::Csv(_) | BodyKind::Unknown(_) if !bytes.trim_ascii().is_empty() => {
             Ok(CsvBody { name: name.to_string(), bytes: Cow::Borrowed(bytes), name_date: outer_date })
         }
         BodyKind::Zip => {
-            let members =
-                bhavcopy_members(bytes).map_err(|e| IngestError::NotABhavcopy { name: name.into(), what: e })?;
-            let pick = |pred: &dyn Fn(&str) -> bool| members.iter().filter(|m| pred(&m.name)).collect::<Vec<_>>();
-            let dated = pick(&|n| outer_date.is_some() && date_from_file_name(n) == outer_date);
-            let chosen: &crate::formats::ZipMember = match (dated.as_slice(), members.as_slice()) {
-                ([one], _) => one,
+            let not = |what| IngestError::NotABhavcopy { name: name.into(), what };
+            let members = scan_zip(bytes, limits).map_err(|e| not(Unusable::Archive(e)))?;
+            let dated: Vec<_> =
+                members.iter().filter(|m| outer_date.is_some() && date_from_file_name(&m.name) == outer_date).collect();
+            let chosen = match (dated.as_slice(), members.as_slice()) {
+                ([one], _) => *one,
                 ([], [one]) => one,
+                ([], []) => return Err(not(Unusable::NoCsvMember)),
                 _ => {
-                    let names: Vec<&str> = members.iter().map(|m| m.name.as_str()).collect();
-                    return Err(IngestError::NotABhavcopy {
-                        name: name.into(),
-                        what: format!(
-                            "a zip with {} CSV members ({}), expected one bhavcopy",
-                            members.len(),
-                            names.join(", ")
-                        ),
-                    });
+                    return Err(not(Unusable::ManyMembers { names: members.iter().map(|m| m.name.clone()).collect() }));
                 }
             };
-            let member_date = date_from_file_name(&chosen.name);
-            Ok(CsvBody {
-                name: chosen.name.clone(),
-                bytes: Cow::Owned(chosen.bytes.clone()),
-                name_date: member_date.or(outer_date),
-            })
+            let member = read_zip_member(bytes, chosen, limits).map_err(|e| not(Unusable::Archive(e)))?;
+            let member_date = date_from_file_name(&member.name);
+            Ok(CsvBody { name: member.name, bytes: Cow::Owned(member.bytes), name_date: member_date.or(outer_date) })
         }
         BodyKind::FirewallBlock => Err(IngestError::FirewallPage { name: name.into() }),
-        BodyKind::NoFilePage => Err(IngestError::NotABhavcopy {
-            name: name.into(),
-            what: "an HTML page (BSE's answer for a day without a file), not a bhavcopy".into(),
-        }),
+        BodyKind::NoFilePage => Err(IngestError::NotABhavcopy { name: name.into(), what: Unusable::HtmlPage }),
         BodyKind::Csv(_) | BodyKind::Unknown(_) => {
-            Err(IngestError::NotABhavcopy { name: name.into(), what: "an empty body".into() })
+            Err(IngestError::NotABhavcopy { name: name.into(), what: Unusable::Empty })
         }
     }
 }

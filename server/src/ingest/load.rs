@@ -11,7 +11,7 @@ use datafusion::parquet::file::properties::WriterProperties;
 use serde::Serialize;
 
 use super::IngestError;
-use super::day_state::{self, DayState};
+use super::day_state::{self, DayState, RevisionNote};
 use super::raw::RawMeta;
 use crate::formats::ParsedFile;
 use crate::formats::canonical::{quarantine_to_batch, rows_to_batch};
@@ -39,9 +39,25 @@ pub struct LoadReport {
     pub rows_quarantined: u64,
     /// Empty lines skipped.
     pub blank_lines: u64,
+    /// Set when this revision has fewer rows than the one it replaced and was loaded anyway
+    /// (`--accept-revision`, `ingest.on_row_loss: accept`, or within `ingest.max_row_loss_pct`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub row_loss: Option<RowLoss>,
 }
 
-/// Writes the day's Parquet and quarantine files and records the day as loaded.
+/// Rows a new revision has fewer than the one it replaced.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct RowLoss {
+    /// The revision replaced.
+    pub previous_revision: String,
+    /// Its rows.
+    pub previous_rows: u64,
+    /// Rows of the new revision.
+    pub rows: u64,
+}
+
+/// Writes the day's Parquet and quarantine files and records the day as loaded from `raw`. The
+/// revision that was current before is remembered in the day's record with its counts.
 pub async fn load_day(
     storage: &Storage,
     raw: &RawMeta,
@@ -74,8 +90,35 @@ pub async fn load_day(
         rows_loaded: parsed.rows.len() as u64,
         rows_quarantined: parsed.quarantined.len() as u64,
         blank_lines: parsed.blank_lines,
+        row_loss: None,
     };
     debug_assert_eq!(report.data_lines, report.rows_loaded + report.rows_quarantined);
+    let mut other_revisions = match day_state::read(storage, date).await? {
+        Some(DayState::Loaded {
+            raw_sha256,
+            revision,
+            data_lines,
+            rows_loaded,
+            rows_quarantined,
+            mut other_revisions,
+            ..
+        }) => {
+            if raw_sha256 != raw.sha256 {
+                other_revisions.push(RevisionNote {
+                    revision,
+                    raw_sha256,
+                    data_lines,
+                    rows_loaded,
+                    rows_quarantined,
+                    held: None,
+                });
+            }
+            other_revisions
+        }
+        _ => Vec::new(),
+    };
+    other_revisions.retain(|n| n.raw_sha256 != raw.sha256);
+    other_revisions.sort_by(|a, b| a.revision.cmp(&b.revision));
     day_state::write(
         storage,
         date,
@@ -87,6 +130,7 @@ pub async fn load_day(
             rows_loaded: report.rows_loaded,
             rows_quarantined: report.rows_quarantined,
             loaded_at: Utc::now(),
+            other_revisions,
         },
     )
     .await?;

@@ -6,6 +6,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use tracing::warn;
+
 use super::IngestError;
 use crate::paths;
 use crate::storage::{Created, Storage};
@@ -50,7 +52,9 @@ pub struct RawMeta {
 }
 
 impl RawMeta {
-    /// The record for bytes stored now; `key_of` builds the key from the revision name.
+    /// The record for bytes stored at `stored_at` in folder `revision`; `key_of` builds the key
+    /// from the revision name.
+    #[allow(clippy::too_many_arguments)]
     fn new(
         trade_date: Option<NaiveDate>,
         file_name: &str,
@@ -58,10 +62,10 @@ impl RawMeta {
         size: usize,
         provenance: Provenance,
         rejected_because: Option<&str>,
+        stored_at: DateTime<Utc>,
+        revision: String,
         key_of: impl FnOnce(&str) -> String,
     ) -> Self {
-        let stored_at = Utc::now();
-        let revision = paths::revision_name(stored_at, &sha256);
         Self {
             trade_date,
             file_name: file_name.to_string(),
@@ -96,14 +100,22 @@ pub struct Stored {
 }
 
 /// Every complete revision of a day (bytes and meta both written), oldest first.
+///
+/// A meta key holding something that is not a meta record is skipped with a warning instead of
+/// failing every later import of the day: stores written before file names were kept off
+/// record keys may hold a user's file named `_meta.json` there. Such a revision never had a
+/// record, so it was never complete, and its bytes stay where they are.
 pub async fn revisions(storage: &Storage, date: NaiveDate) -> Result<Vec<RawMeta>, IngestError> {
     let keys = storage.list(&paths::raw_day_dir(date)).await?;
     let mut metas = Vec::new();
     for key in keys.iter().filter(|k| k.ends_with(&format!("/{}", paths::META_FILE))) {
         let Some(bytes) = storage.get(key).await? else { continue };
-        let meta: RawMeta = serde_json::from_slice(&bytes)
-            .map_err(|e| IngestError::Corrupt { key: key.clone(), message: e.to_string() })?;
-        metas.push(meta);
+        match serde_json::from_slice::<RawMeta>(&bytes) {
+            Ok(meta) => metas.push(meta),
+            Err(e) => {
+                warn!(%key, error = %e, "not a revision record (a file stored under the record's name?); that revision is skipped")
+            }
+        }
     }
     metas.sort_by(|a, b| a.revision.cmp(&b.revision));
     Ok(metas)
@@ -123,20 +135,33 @@ pub async fn store(
         let is_latest = existing.last().is_some_and(|l| l.sha256 == sha);
         return Ok(Stored { meta: same.clone(), is_new: false, is_latest, superseded: None });
     }
-    let meta = RawMeta::new(Some(date), file_name, sha, bytes.len(), provenance, None, |rev| {
+    let stored_at = Utc::now();
+    let revision = paths::revision_name(stored_at, &sha);
+    let meta = RawMeta::new(Some(date), file_name, sha, bytes.len(), provenance, None, stored_at, revision, |rev| {
         paths::raw_object(date, rev, file_name)
     });
     let (key, revision) = (meta.key.clone(), meta.revision.clone());
     // Bytes first, meta second: a revision without meta is invisible, so a crash in between
-    // leaves an orphan, never a revision that points at missing bytes.
-    if storage.put_create(&key, bytes.clone()).await? == Created::AlreadyExisted {
+    // leaves an orphan, never a revision that points at missing bytes. Both must be created
+    // here: an existing object at either key means another writer stored the same bytes in the
+    // same millisecond, and its record is the one to use.
+    let bytes_new = storage.put_create(&key, bytes.clone()).await? == Created::New;
+    let meta_new =
+        bytes_new && storage.put_create(&paths::raw_meta(date, &revision), meta_json(&meta)?).await? == Created::New;
+    if !meta_new {
+        let now = revisions(storage, date).await?;
+        if let Some(same) = now.iter().find(|m| m.sha256 == meta.sha256) {
+            let is_latest = now.last().is_some_and(|l| l.sha256 == meta.sha256);
+            return Ok(Stored { meta: same.clone(), is_new: false, is_latest, superseded: None });
+        }
         return Err(IngestError::Corrupt { key, message: "raw object already exists; refusing to overwrite".into() });
     }
-    storage.put_create(&paths::raw_meta(date, &revision), meta_json(&meta)?).await?;
     Ok(Stored { meta, is_new: true, is_latest: true, superseded: existing.last().cloned() })
 }
 
-/// Keeps a body that could not be used, with the reason, under `rejected/`.
+/// Keeps a body that could not be used, with the reason, under `rejected/`. Every call stores
+/// its own copy and record, in a folder of its own: two identical bodies refused in the same
+/// millisecond keep both provenance records.
 pub async fn store_rejected(
     storage: &Storage,
     date: Option<NaiveDate>,
@@ -145,17 +170,96 @@ pub async fn store_rejected(
     provenance: Provenance,
     reason: &str,
 ) -> Result<RawMeta, IngestError> {
-    let meta = RawMeta::new(date, file_name, sha256_hex(bytes), bytes.len(), provenance, Some(reason), |rev| {
-        paths::rejected_object(date, rev, file_name)
-    });
-    let (key, revision) = (meta.key.clone(), meta.revision.clone());
-    storage.put_create(&key, bytes.clone()).await?;
-    storage.put_create(&paths::rejected_meta(date, &revision), meta_json(&meta)?).await?;
-    Ok(meta)
+    store_rejected_at(storage, date, file_name, bytes, provenance, reason, Utc::now()).await
+}
+
+/// How many folder names are tried before giving up; each try draws a fresh 32-bit nonce, so a
+/// second try is already a one-in-four-billion event.
+const REJECT_ATTEMPTS: usize = 8;
+
+async fn store_rejected_at(
+    storage: &Storage,
+    date: Option<NaiveDate>,
+    file_name: &str,
+    bytes: &Bytes,
+    provenance: Provenance,
+    reason: &str,
+    stored_at: DateTime<Utc>,
+) -> Result<RawMeta, IngestError> {
+    let sha = sha256_hex(bytes);
+    for _ in 0..REJECT_ATTEMPTS {
+        let revision = paths::rejected_revision_name(stored_at, &sha, rand::random());
+        let meta = RawMeta::new(
+            date,
+            file_name,
+            sha.clone(),
+            bytes.len(),
+            provenance.clone(),
+            Some(reason),
+            stored_at,
+            revision,
+            |rev| paths::rejected_object(date, rev, file_name),
+        );
+        // The folder belongs to whoever creates both objects in it; anything already there
+        // means the name is taken, so draw another.
+        if storage.put_create(&meta.key, bytes.clone()).await? == Created::AlreadyExisted {
+            continue;
+        }
+        if storage.put_create(&paths::rejected_meta(date, &meta.revision), meta_json(&meta)?).await?
+            == Created::AlreadyExisted
+        {
+            continue;
+        }
+        return Ok(meta);
+    }
+    Err(IngestError::Corrupt {
+        key: paths::rejected_object(date, "*", file_name),
+        message: format!("no free folder for a rejected body after {REJECT_ATTEMPTS} attempts"),
+    })
 }
 
 fn meta_json(meta: &RawMeta) -> Result<Bytes, IngestError> {
     serde_json::to_vec_pretty(meta)
         .map(Bytes::from)
         .map_err(|e| IngestError::Corrupt { key: meta.key.clone(), message: e.to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::StorageConfig;
+
+    fn prov(source: &str) -> Provenance {
+        Provenance {
+            kind: "http".into(),
+            source: source.into(),
+            fetched_at: Utc::now(),
+            http_status: Some(200),
+            content_type: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn identical_rejects_in_one_millisecond_keep_every_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage =
+            Storage::open(&StorageConfig { url: dir.path().display().to_string(), ..StorageConfig::default() })
+                .unwrap();
+        let at = Utc::now();
+        let body = Bytes::from_static(b"<html>blocked</html>");
+        let a = store_rejected_at(&storage, None, "EQ.ZIP", &body, prov("first"), "x", at).await.unwrap();
+        let b = store_rejected_at(&storage, None, "EQ.ZIP", &body, prov("second"), "x", at).await.unwrap();
+        assert_ne!(a.revision, b.revision);
+        assert_ne!(a.key, b.key);
+        let metas: Vec<String> = storage.list(paths::REJECTED_EQUITY).await.unwrap();
+        let records: Vec<&String> = metas.iter().filter(|k| k.ends_with("/_meta.json")).collect();
+        assert_eq!(records.len(), 2, "{metas:?}");
+        for (key, source) in [(&a, "first"), (&b, "second")] {
+            let m: RawMeta = serde_json::from_slice(
+                &storage.get(&paths::rejected_meta(None, &key.revision)).await.unwrap().unwrap(),
+            )
+            .unwrap();
+            assert_eq!(m.provenance.source, source);
+        }
+    }
 }

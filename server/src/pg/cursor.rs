@@ -19,11 +19,12 @@ use datafusion_postgres::QueryHook;
 use datafusion_postgres::arrow_pg::datatypes::df;
 use datafusion_postgres::hooks::HookClient;
 use pgwire::api::ClientInfo;
-use pgwire::api::portal::{Format, Portal};
-use pgwire::api::results::{Response, Tag};
+use pgwire::api::portal::{Format, Portal, PortalExecutionState};
+use pgwire::api::results::{QueryResponse, Response, Tag};
 use pgwire::api::stmt::StoredStatement;
 use pgwire::api::store::PortalStore;
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::data::DataRow;
 
 /// Metadata key prefix under which a connection remembers its cursors' queries.
 const META: &str = "bhavstore.cursor.";
@@ -145,7 +146,7 @@ async fn fetch(client: &mut dyn HookClient, name: &Ident, direction: &FetchDirec
         Value::Number(s, _) => s.parse::<usize>().ok(),
         _ => None,
     };
-    let max_rows = match direction {
+    let max_rows: Option<usize> = match direction {
         FetchDirection::Next | FetchDirection::Forward { limit: None } => Some(1),
         FetchDirection::Forward { limit: Some(v) } | FetchDirection::Count { limit: v } => count(v),
         FetchDirection::ForwardAll | FetchDirection::All => None,
@@ -158,8 +159,64 @@ async fn fetch(client: &mut dyn HookClient, name: &Ident, direction: &FetchDirec
         },
         None => return Err(missing(&name.value)),
     };
-    let fetched = portal.fetch(max_rows.unwrap_or(0)).await?;
-    Ok(Response::Query(fetched.response))
+    let state = portal.state();
+    let taken = std::mem::replace(&mut *state.lock().await, PortalExecutionState::Finished);
+    let rows = match taken {
+        PortalExecutionState::Suspended(rows) => rows,
+        PortalExecutionState::Finished => QueryResponse::new(Arc::new(Vec::new()), futures::stream::empty()),
+        PortalExecutionState::Initial => return Err(PgWireError::PortalNotStarted),
+    };
+    let schema = rows.row_schema();
+    let stream = CursorRows { state, rows: Some(rows), left: max_rows };
+    Ok(Response::Query(QueryResponse::new(schema, stream)))
+}
+
+/// Up to `left` rows of a cursor (all when `None`), streamed; the rest goes back to the cursor's
+/// portal when this is dropped. `FETCH ALL` of a large cursor never holds more than a batch.
+struct CursorRows {
+    state: Arc<tokio::sync::Mutex<PortalExecutionState>>,
+    rows: Option<QueryResponse>,
+    left: Option<usize>,
+}
+
+impl futures::Stream for CursorRows {
+    type Item = PgWireResult<DataRow>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use futures::StreamExt;
+        if self.left == Some(0) {
+            return std::task::Poll::Ready(None);
+        }
+        let Some(rows) = self.rows.as_mut() else { return std::task::Poll::Ready(None) };
+        match rows.data_rows.poll_next_unpin(cx) {
+            std::task::Poll::Ready(Some(row)) => {
+                if let Some(n) = self.left.as_mut() {
+                    *n -= 1;
+                }
+                std::task::Poll::Ready(Some(row))
+            }
+            std::task::Poll::Ready(None) => {
+                self.rows = None;
+                std::task::Poll::Ready(None)
+            }
+            std::task::Poll::Pending => std::task::Poll::Pending,
+        }
+    }
+}
+
+impl Drop for CursorRows {
+    fn drop(&mut self) {
+        // Rows remain: the cursor stays open on them. Nothing else holds the portal's state
+        // while a FETCH of it is being sent.
+        if let Some(rows) = self.rows.take()
+            && let Ok(mut state) = self.state.try_lock()
+        {
+            *state = PortalExecutionState::Suspended(rows);
+        }
+    }
 }
 
 fn close(client: &mut dyn HookClient, cursor: &CloseCursor) -> Response {

@@ -18,6 +18,12 @@ impl ErrorHandler for SqlStateErrors {
         if let PgWireError::ApiError(inner) = error {
             let info = if let Some(e) = inner.downcast_ref::<DataFusionError>() {
                 to_error_info(e)
+            } else if inner.to_string().contains("recursion limit exceeded") {
+                ErrorInfo::new(
+                    "ERROR".into(),
+                    "54001".into(),
+                    "statement too complex: its parentheses or subqueries nest too deep for the parser".into(),
+                )
             } else if inner.downcast_ref::<ParserError>().is_some() || inner.to_string().starts_with("sql parser error")
             {
                 ErrorInfo::new("ERROR".into(), "42601".into(), inner.to_string())
@@ -46,6 +52,17 @@ pub fn classify(e: &DataFusionError) -> (&'static str, String) {
     let root = e.find_root();
     let text = root.to_string();
     let plain = strip_prefixes(&text);
+    if text.contains("recursion limit exceeded") {
+        return ("54001", "statement too complex: its parentheses or subqueries nest too deep for the parser".into());
+    }
+    if text.contains("disk space during the spilling process") {
+        return (
+            "53100",
+            "the query spilled more to disk than the server allows (server.limits.spill_disk); filter or \
+             aggregate more in SQL"
+                .into(),
+        );
+    }
     match root {
         DataFusionError::SQL(..) => ("42601", plain),
         DataFusionError::SchemaError(..) => {
@@ -65,7 +82,7 @@ pub fn classify(e: &DataFusionError) -> (&'static str, String) {
             }
         }
         DataFusionError::NotImplemented(_) => ("0A000", plain),
-        DataFusionError::ResourcesExhausted(_) => ("53000", plain),
+        DataFusionError::ResourcesExhausted(_) => ("53200", plain),
         DataFusionError::ArrowError(..) => ("22000", plain),
         DataFusionError::Execution(_) => ("22000", plain),
         DataFusionError::ObjectStore(_) | DataFusionError::IoError(_) | DataFusionError::ParquetError(_) => {

@@ -46,9 +46,14 @@ pub fn refusal(what: &str) -> PgWireError {
 /// A [`crate::sqlguard`] refusal or engine error as a Postgres error.
 #[must_use]
 pub fn from_guard(e: crate::sqlguard::GuardError) -> PgWireError {
+    use crate::sqlguard::GuardError;
     match e {
-        crate::sqlguard::GuardError::ReadOnly(what) => refusal(&what),
-        crate::sqlguard::GuardError::Engine(e) => PgWireError::ApiError(Box::new(e)),
+        GuardError::ReadOnly(what) => refusal(&what),
+        GuardError::Engine(e) => PgWireError::ApiError(Box::new(e)),
+        e @ (GuardError::TooLong { .. } | GuardError::TooComplex { .. }) => {
+            let code = e.sqlstate().unwrap_or("54000");
+            PgWireError::UserError(Box::new(ErrorInfo::new("ERROR".into(), code.into(), e.to_string())))
+        }
     }
 }
 

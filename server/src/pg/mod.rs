@@ -4,6 +4,10 @@
 //! What this layer adds to `datafusion-postgres` 0.19:
 //! * an accept loop that stops on shutdown and can bind port 0 ([`PgService`]);
 //! * SCRAM-SHA-256 logins for the configured users, one SASL state per connection ([`auth`]);
+//! * connection caps (per listener and per user), a login timeout, and statements that stop on
+//!   a cancel request, their timeout or their client going away ([`session`]);
+//! * a memory pool per connection, and portals that stream rows instead of collecting them
+//!   ([`handlers`]);
 //! * read-only sessions: only queries, `EXPLAIN`, `SHOW`, cursors and harmless `SET`s pass
 //!   ([`guard`]);
 //! * server-side cursors whose portals describe their columns, so psycopg's named cursors work
@@ -17,12 +21,13 @@ pub mod cursor;
 pub mod errors;
 pub mod guard;
 mod handlers;
+pub mod session;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use datafusion::prelude::SessionContext;
-use datafusion_postgres::DfSessionService;
 use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use datafusion_postgres::datafusion_pg_catalog::pg_catalog::setup_pg_catalog;
 use datafusion_postgres::hooks::set_show::SetShowHook;
@@ -30,9 +35,18 @@ use datafusion_postgres::hooks::transactions::TransactionStatementHook;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use pgwire::tokio::TlsAcceptor;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
-use crate::serve::{Credentials, Service, TlsConfig};
+use crate::serve::limits::LimitsConfig;
+use crate::serve::listener::Acceptor;
+use crate::serve::{Credentials, Engine, Service, TlsConfig};
+
+/// The socket for pgwire, and a duplicate of it to notice a client that goes away while its
+/// statement runs (see [`session`]). The duplicate shares the socket's non-blocking mode.
+fn split_probe(socket: tokio::net::TcpStream) -> (tokio::net::TcpStream, Option<std::net::TcpStream>) {
+    let probe = rustix::io::dup(&socket).ok().map(std::net::TcpStream::from);
+    (socket, probe)
+}
 
 /// Errors starting the Postgres listener.
 #[derive(Debug, thiserror::Error)]
@@ -55,19 +69,19 @@ pub enum PgError {
 
 /// The Postgres listener, bound.
 pub struct PgService {
-    listener: tokio::net::TcpListener,
-    service: Arc<DfSessionService>,
-    ctx: Arc<SessionContext>,
-    users: Option<Arc<auth::ScramUsers>>,
+    acceptor: Acceptor,
+    shared: Arc<handlers::Shared>,
     tls: Option<TlsAcceptor>,
+    limits: Arc<LimitsConfig>,
 }
 
 impl PgService {
-    /// Binds `addr` and prepares the session `ctx` for Postgres clients (`pg_catalog`, pg
-    /// functions).
+    /// Binds `addr` and prepares the server session `ctx` for Postgres clients (`pg_catalog`,
+    /// pg functions). Statements run in per-connection sessions derived from `ctx` by `engine`.
     pub async fn bind(
         addr: &str,
         ctx: &SessionContext,
+        engine: &Engine,
         credentials: &Credentials,
         tls: Option<&TlsConfig>,
     ) -> Result<Self, PgError> {
@@ -76,15 +90,31 @@ impl PgService {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|source| PgError::Bind { addr: addr.to_string(), source })?;
+        let limits = Arc::new(engine.limits().clone());
+        let refusal: crate::serve::listener::Refusal = Arc::new(|| {
+            Some(session::fatal_error_bytes(
+                "53300",
+                "sorry, too many clients already (server.limits.max_pg_connections)",
+            ))
+        });
+        let acceptor = Acceptor::new(listener, "postgres", limits.max_pg_connections, refusal);
         let hooks: Vec<Arc<dyn datafusion_postgres::QueryHook>> = vec![
             Arc::new(guard::ReadOnlyHook),
             Arc::new(cursor::CursorHook),
             Arc::new(SetShowHook),
             Arc::new(TransactionStatementHook),
         ];
-        let ctx = Arc::new(ctx.clone());
-        let service = Arc::new(DfSessionService::new_with_hooks(Arc::clone(&ctx), hooks));
-        Ok(Self { listener, service, ctx, users: auth::ScramUsers::new(credentials), tls })
+        let shared = Arc::new(handlers::Shared {
+            ctx: ctx.clone(),
+            engine: engine.clone(),
+            hooks,
+            users: auth::ScramUsers::new(credentials),
+            // Shared, so a cancel request on a new connection finds the session it targets.
+            manager: Arc::new(pgwire::api::ConnectionManager::new()),
+            registry: Arc::new(session::CancelRegistry::default()),
+            user_slots: Arc::new(session::UserSlots::default()),
+        });
+        Ok(Self { acceptor, shared, tls, limits })
     }
 }
 
@@ -102,32 +132,38 @@ impl Service for PgService {
     }
 
     fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+        self.acceptor.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
     }
 
     fn run(self: Box<Self>, shutdown: tokio::sync::watch::Receiver<bool>) -> BoxFuture<'static, std::io::Result<()>> {
         async move {
-            let Self { listener, service, ctx, users, tls } = *self;
+            let Self { mut acceptor, shared, tls, limits } = *self;
             let mut connections = tokio::task::JoinSet::new();
-            // Shared, so a cancel request on a new connection finds the session it targets.
-            let manager = Arc::new(pgwire::api::ConnectionManager::new());
+            let login = Duration::from_secs(limits.login_timeout_secs);
             loop {
                 tokio::select! {
                     () = crate::serve::wait_for(shutdown.clone()) => break,
-                    accepted = listener.accept() => match accepted {
-                        Ok((socket, peer)) => {
-                            debug!(%peer, "postgres connection");
-                            // The SASL state machine lives in the startup handler, so each
-                            // connection gets its own.
-                            let handlers = handlers::Handlers::new(Arc::clone(&service), Arc::clone(&ctx), users.as_ref(), &manager);
-                            let tls = tls.clone();
-                            connections.spawn(async move {
-                                if let Err(e) = pgwire::tokio::process_socket(socket, tls, handlers).await {
-                                    debug!(%peer, error = %e, "postgres connection ended with an error");
+                    admitted = acceptor.accept() => {
+                        let peer = admitted.peer;
+                        debug!(%peer, "postgres connection");
+                        let (socket, probe) = split_probe(admitted.stream);
+                        let conn = session::Connection::new(peer, probe, Arc::clone(&shared.registry), Arc::clone(&limits));
+                        let handlers = handlers::Handlers::new(&shared, Arc::clone(&conn));
+                        let tls = tls.clone();
+                        let permit = admitted.permit;
+                        connections.spawn(async move {
+                            let _permit = permit;
+                            tokio::select! {
+                                r = pgwire::tokio::process_socket(socket, tls, handlers) => {
+                                    if let Err(e) = r {
+                                        debug!(%peer, error = %e, "postgres connection ended with an error");
+                                    }
                                 }
-                            });
-                        }
-                        Err(e) => warn!(error = %e, "postgres accept failed"),
+                                () = conn.login_overdue(login) => {
+                                    info!(%peer, seconds = login.as_secs(), "postgres connection closed: no login within server.limits.login_timeout_secs");
+                                }
+                            }
+                        });
                     },
                     Some(_) = connections.join_next(), if !connections.is_empty() => {}
                 }

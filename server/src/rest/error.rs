@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::ingest::location::LocationError;
 use crate::online::LookupError;
 
 /// An error answer.
@@ -60,6 +61,21 @@ impl From<LookupError> for ApiError {
             LookupError::NoValue { .. } => (StatusCode::NOT_FOUND, "no_value"),
             LookupError::Stale { .. } => (StatusCode::NOT_FOUND, "stale_value"),
             LookupError::BeforeHistory { .. } => (StatusCode::NOT_FOUND, "before_online_history"),
+        };
+        Self::new(status, code, e.to_string())
+    }
+}
+
+impl From<LocationError> for ApiError {
+    fn from(e: LocationError) -> Self {
+        let (status, code) = match &e {
+            LocationError::Malformed { .. } => (StatusCode::BAD_REQUEST, "bad_data_source"),
+            LocationError::NoRoots
+            | LocationError::OutsideRoots { .. }
+            | LocationError::SymbolicLink { .. }
+            | LocationError::Io { .. } => (StatusCode::FORBIDDEN, "location_not_allowed"),
+            LocationError::NotFound { .. } => (StatusCode::NOT_FOUND, "location_not_found"),
+            LocationError::BadRoot { .. } => return Self::internal("server.import_roots", e),
         };
         Self::new(status, code, e.to_string())
     }

@@ -10,19 +10,18 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use chrono::{NaiveDate, Utc};
 use serde::Deserialize;
 use serde_json::{Value as Json_, json};
 
 use super::error::ApiError;
 use super::lookup::parse_time;
-use crate::config::StorageConfig;
-use crate::ingest::{DayOutcome, Ingested, Provenance};
+use crate::ingest::import;
+use crate::ingest::location::{Confined, ImportRoots, Location};
+use crate::ingest::{DayOutcome, Ingested};
 use crate::materialize::records::new_run_id;
 use crate::serve::Metrics;
 use crate::serve::{AppState, RunStatus};
-use crate::storage::Storage;
 
 /// How long the request waits for the work before answering 202.
 const SYNC_WAIT: Duration = Duration::from_secs(20);
@@ -33,7 +32,8 @@ const SYNC_WAIT: Duration = Duration::from_secs(20);
 pub struct IngestRequest {
     /// The view to materialize afterwards.
     pub feature_view: String,
-    /// `YYYY-MM-DD` (fetched from BSE), `s3://bucket/prefix` or `file:///path` (files loaded).
+    /// `YYYY-MM-DD` (fetched from BSE), or `s3://bucket/prefix` / `file:///path` inside one of
+    /// `server.import_roots` (files loaded).
     pub data_source: String,
     /// Features the caller expects the view to have (checked; the view is computed whole).
     #[serde(default)]
@@ -44,7 +44,7 @@ pub struct IngestRequest {
 
 enum Source {
     Day(NaiveDate),
-    Location(String),
+    Location(Confined),
 }
 
 /// `POST /feature-store/ingest`.
@@ -66,10 +66,15 @@ pub async fn ingest(
         );
     }
     let requested_at = parse_time(req.timestamp.as_deref())?;
-    let source = match NaiveDate::parse_from_str(req.data_source.trim(), "%Y-%m-%d") {
+    let data_source = req.data_source.trim();
+    let source = match NaiveDate::parse_from_str(data_source, "%Y-%m-%d") {
         Ok(d) => Source::Day(d),
-        Err(_) if req.data_source.starts_with("s3://") || req.data_source.starts_with("file:///") => {
-            Source::Location(req.data_source.trim().to_string())
+        Err(_) if data_source.starts_with("s3://") || data_source.starts_with("file://") => {
+            // Only inside the configured import roots, checked before any work starts.
+            let location = Location::parse(data_source)?;
+            let roots = ImportRoots::parse(&state.config.server.import_roots)
+                .map_err(|e| ApiError::internal("server.import_roots", e))?;
+            Source::Location(roots.confine(&location)?)
         }
         Err(_) => {
             return Err(ApiError::new(
@@ -77,7 +82,7 @@ pub async fn ingest(
                 "bad_data_source",
                 format!(
                     "data_source {:?} must be a trade date (YYYY-MM-DD), s3://bucket/prefix or file:///path",
-                    req.data_source
+                    crate::formats::detect::truncate(&req.data_source, 200)
                 ),
             ));
         }
@@ -91,17 +96,22 @@ pub async fn ingest(
         finished_at: None,
         materialize_runs: Vec::new(),
     };
-    if let Ok(mut runs) = state.runs.lock() {
-        runs.insert(run_id.clone(), status);
+    if !state.start_run(status) {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_runs",
+            format!(
+                "{} ingest runs are in progress, the most this server tracks (server.limits.max_run_statuses); try again later",
+                state.config.server.limits.max_run_statuses
+            ),
+        ));
     }
     let view = req.feature_view.clone();
     let work_state = Arc::clone(&state);
     let work_id = run_id.clone();
     let task = tokio::spawn(async move {
         let outcome = work(&work_state, &source, &view).await;
-        if let Ok(mut runs) = work_state.runs.lock()
-            && let Some(r) = runs.get_mut(&work_id)
-        {
+        work_state.update_run(&work_id, |r| {
             r.finished_at = Some(Utc::now());
             match outcome {
                 Ok((message, materialize_runs)) => {
@@ -114,10 +124,10 @@ pub async fn ingest(
                     r.message = e;
                 }
             }
-        }
+        });
     });
     let finished = tokio::time::timeout(SYNC_WAIT, task).await.is_ok();
-    let current = state.runs.lock().ok().and_then(|r| r.get(&run_id).cloned());
+    let current = state.run_status(&run_id);
     match (finished, current) {
         (true, Some(r)) if r.status == "succeeded" => {
             Ok(Json(json!({"status": "success", "message": r.message, "run_id": r.run_id})).into_response())
@@ -142,7 +152,7 @@ pub async fn ingest(
 
 /// `GET /feature-store/runs/{id}`.
 pub async fn run_status(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Result<Json<Json_>, ApiError> {
-    let run = state.runs.lock().ok().and_then(|r| r.get(&id).cloned());
+    let run = state.run_status(&id);
     match run {
         Some(r) => Ok(Json(serde_json::to_value(r).map_err(|e| ApiError::internal("run status", e))?)),
         None => Err(ApiError::new(StatusCode::NOT_FOUND, "unknown_run", format!("no run {id:?} in this server"))),
@@ -150,10 +160,10 @@ pub async fn run_status(State(state): State<Arc<AppState>>, Path(id): Path<Strin
 }
 
 /// Loads the source, materializes the view and refreshes the online store. Errors are messages
-/// for the caller: they name what failed without internals.
+/// for the caller: they name what failed without internals and without file content.
 async fn work(state: &AppState, source: &Source, view: &str) -> Result<(String, Vec<String>), String> {
     let loaded = match source {
-        Source::Day(d) => match state.ingestor.fetch_day(&state.client, *d).await {
+        Source::Day(d) => match state.configured_ingestor().fetch_day(&state.client, *d).await {
             Ok(DayOutcome::Fetched { report, .. }) => {
                 format!("{d}: loaded {} rows ({} quarantined)", report.rows_loaded, report.rows_quarantined)
             }
@@ -161,10 +171,14 @@ async fn work(state: &AppState, source: &Source, view: &str) -> Result<(String, 
             Ok(DayOutcome::NoFilePublished | DayOutcome::NoFileKnown) => {
                 return Err(format!("BSE has no bhavcopy for {d} (holiday, weekend or not yet published)"));
             }
+            Ok(DayOutcome::Held(held)) => return Err(held.warning()),
             Ok(DayOutcome::Failed { reason } | DayOutcome::NotAttempted { reason }) => return Err(reason),
-            Err(e) => return Err(e.to_string()),
+            Err(e) => {
+                tracing::warn!(date = %d, error = %e, "REST ingest failed");
+                return Err(e.client_message());
+            }
         },
-        Source::Location(url) => load_location(state, url).await?,
+        Source::Location(location) => load_location(state, location).await?,
     };
     let results = state.materializer.run(&[view.to_string()], false).await.map_err(|e| e.to_string())?;
     let mut runs = Vec::new();
@@ -186,31 +200,49 @@ async fn work(state: &AppState, source: &Source, view: &str) -> Result<(String, 
     Ok((format!("{loaded}; {}", notes.join("; ")), runs))
 }
 
-/// Every object under an `s3://` or `file://` location, loaded through the normal ingest path.
-async fn load_location(state: &AppState, url: &str) -> Result<String, String> {
-    let cfg = StorageConfig { url: url.to_string(), s3: state.config.storage.s3.clone() };
-    let source = Storage::open(&cfg).map_err(|e| e.to_string())?;
-    let keys = source.list("").await.map_err(|e| e.to_string())?;
-    if keys.is_empty() {
-        return Err(format!("no files at {url}"));
+/// Every `.csv` and `.zip` file at a confined location, through the same import path as
+/// `bhavstore import` (archives split per day, links never followed). Messages name files and
+/// reasons, never file content.
+async fn load_location(state: &AppState, location: &Confined) -> Result<String, String> {
+    let url = location.url();
+    let ingestor = state.configured_ingestor();
+    let report = import::import_location(&ingestor, location, &state.config.storage.s3, &|_: &import::ImportedFile| {})
+        .await
+        .map_err(|e| {
+            tracing::warn!(location = url, error = %e, "REST ingest from a location failed");
+            e.client_message()
+        })?;
+    for (entry, why) in &report.skipped {
+        tracing::info!(location = url, entry, "skipped: {why}");
     }
-    let (mut loaded, mut unchanged) = (0u64, 0usize);
-    for key in &keys {
-        let bytes: Bytes =
-            source.get(key).await.map_err(|e| e.to_string())?.ok_or_else(|| format!("{key} vanished"))?;
-        let name = key.rsplit('/').next().unwrap_or(key);
-        let prov = Provenance {
-            kind: "import".into(),
-            source: format!("{}/{key}", url.trim_end_matches('/')),
-            fetched_at: Utc::now(),
-            http_status: None,
-            content_type: None,
-        };
-        match state.ingestor.ingest_bytes(name, bytes, prov, None).await {
+    let skipped = if report.skipped.is_empty() {
+        String::new()
+    } else {
+        let list: Vec<String> = report.skipped.iter().take(20).map(|(p, why)| format!("{p} ({why})")).collect();
+        let more = report.skipped.len().saturating_sub(20);
+        format!(
+            "; {} skipped: {}{}",
+            report.skipped.len(),
+            list.join(", "),
+            if more > 0 { format!(" and {more} more") } else { String::new() }
+        )
+    };
+    if report.files.is_empty() {
+        return Err(format!("no .csv or .zip files at {url}{skipped}"));
+    }
+    let (mut loaded, mut unchanged, mut problems) = (0u64, 0usize, Vec::new());
+    for f in &report.files {
+        match &f.result {
             Ok(Ingested::Loaded { report, .. }) => loaded += report.rows_loaded,
             Ok(Ingested::Unchanged { .. }) => unchanged += 1,
-            Err(e) => return Err(format!("{key}: {e}")),
+            Ok(Ingested::Held(held)) => problems.push(format!("{}: {}", f.source, held.warning())),
+            Err(e) => problems.push(format!("{}: {}", f.source, e.client_message())),
         }
     }
-    Ok(format!("{} files from {url}: {loaded} rows loaded, {unchanged} unchanged", keys.len()))
+    let summary = format!(
+        "{} files from {url}: {loaded} rows loaded, {unchanged} unchanged, {} failed or held{skipped}",
+        report.files.len(),
+        problems.len()
+    );
+    if problems.is_empty() { Ok(summary) } else { Err(format!("{summary}: {}", problems.join("; "))) }
 }

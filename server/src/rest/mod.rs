@@ -9,6 +9,7 @@ mod meta;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -22,19 +23,24 @@ use futures::future::BoxFuture;
 pub use error::ApiError;
 pub use meta::document as openapi_document;
 
+use crate::serve::listener::{Acceptor, http_busy};
 use crate::serve::{AppState, Service, constant_time_eq};
 
 /// The REST listener, bound.
 pub struct RestService {
-    listener: tokio::net::TcpListener,
+    acceptor: Acceptor,
     router: Router,
+    login: Duration,
 }
 
 impl RestService {
     /// Binds `addr` (port 0 picks one).
     pub async fn bind(addr: &str, state: Arc<AppState>) -> std::io::Result<Self> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
-        Ok(Self { listener, router: router(state) })
+        let limits = &state.config.server.limits;
+        let acceptor = Acceptor::new(listener, "http", limits.max_http_connections, Arc::new(|| Some(http_busy())));
+        let login = Duration::from_secs(limits.login_timeout_secs);
+        Ok(Self { acceptor, router: router(state), login })
     }
 }
 
@@ -50,7 +56,23 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route_layer(middleware::from_fn_with_state(Arc::clone(&state), require_token));
     open.merge(guarded)
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint; see /openapi.json") })
+        .layer(middleware::from_fn_with_state(Arc::clone(&state), request_timeout))
         .with_state(state)
+}
+
+/// Answers 503 (JSON) for a request that takes longer than the configured limit; the work
+/// behind it is dropped.
+async fn request_timeout(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let limit = Duration::from_secs(state.config.server.limits.http_request_timeout_secs);
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(r) => r,
+        Err(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "timeout",
+            format!("the request took longer than {} s (server.limits.http_request_timeout_secs)", limit.as_secs()),
+        )
+        .into_response(),
+    }
 }
 
 async fn require_token(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
@@ -58,12 +80,14 @@ async fn require_token(State(state): State<Arc<AppState>>, request: Request, nex
     if tokens.is_empty() {
         return next.run(request).await;
     }
+    // The scheme is case-insensitive (RFC 7235): `bearer x` is `Bearer x`.
     let given = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
+        .and_then(|v| v.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
     match given {
         Some(t) if tokens.iter().any(|k| constant_time_eq(k.as_bytes(), t.as_bytes())) => next.run(request).await,
         _ => {
@@ -81,12 +105,15 @@ impl Service for RestService {
     }
 
     fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+        self.acceptor.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
     }
 
     fn run(self: Box<Self>, shutdown: tokio::sync::watch::Receiver<bool>) -> BoxFuture<'static, std::io::Result<()>> {
         async move {
-            axum::serve(self.listener, self.router).with_graceful_shutdown(crate::serve::wait_for(shutdown)).await
+            let Self { acceptor, router, login } = *self;
+            axum::serve(acceptor.into_admitted(login, None), router)
+                .with_graceful_shutdown(crate::serve::wait_for(shutdown))
+                .await
         }
         .boxed()
     }

@@ -23,6 +23,11 @@ pub struct ServerConfig {
     /// Seconds between checks for views materialized by other processes (the online store
     /// and the SQL catalog reload a view whose newest manifest changed).
     pub refresh_secs: u64,
+    /// Locations `POST /feature-store/ingest` may load files from (`file:///abs/dir` or
+    /// `s3://bucket/prefix`). Empty (the default): only trade dates, fetched from BSE.
+    pub import_roots: Vec<String>,
+    /// Resource limits of the listeners: memory, time, connections, uploads.
+    pub limits: crate::serve::limits::LimitsConfig,
 }
 
 impl Default for ServerConfig {
@@ -35,6 +40,8 @@ impl Default for ServerConfig {
             users: Vec::new(),
             tls: None,
             refresh_secs: 30,
+            import_roots: Vec::new(),
+            limits: crate::serve::limits::LimitsConfig::default(),
         }
     }
 }

@@ -3,6 +3,9 @@
 //! address can be logged and tested), then runs until the shutdown signal.
 
 mod config;
+pub mod engine;
+pub mod limits;
+pub mod listener;
 mod state;
 pub mod tls;
 
@@ -11,6 +14,7 @@ use std::net::SocketAddr;
 use futures::future::BoxFuture;
 
 pub use config::{Credentials, ServerConfig, TlsConfig, User, constant_time_eq};
+pub use engine::Engine;
 pub use state::{AppState, Metrics, RunStatus};
 
 /// A bound listener of one protocol.

@@ -5,13 +5,14 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::TryStreamExt;
-use object_store::aws::{AmazonS3Builder, S3ConditionalPut};
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey, S3ConditionalPut};
+use object_store::client::{HttpError, HttpErrorKind};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, RetryConfig};
+use object_store::{ClientConfigKey, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, RetryConfig};
 use url::Url;
 
-use crate::config::StorageConfig;
+use crate::config::{S3Config, StorageConfig};
 
 /// Errors from the storage layer.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +24,21 @@ pub enum StorageError {
         url: String,
         /// What is wrong with it.
         message: String,
+    },
+    /// The S3 endpoint did not answer in time (object_store's own message is only "error
+    /// sending request").
+    #[error(
+        "object store {op} {key}: timed out: the S3 endpoint {endpoint} did not answer within {secs} s (storage.s3.timeout_secs); is it running and reachable?"
+    )]
+    Timeout {
+        /// The operation.
+        op: &'static str,
+        /// The key.
+        key: String,
+        /// The endpoint (or `AWS` when none is configured).
+        endpoint: String,
+        /// The request timeout.
+        secs: u64,
     },
     /// The object store refused or failed an operation.
     #[error("object store {op} {key}: {source}")]
@@ -53,10 +69,16 @@ pub enum Created {
     AlreadyExisted,
 }
 
+/// Seconds one S3 request may take when `storage.s3.timeout_secs` is unset (object_store's
+/// default).
+pub const DEFAULT_S3_TIMEOUT_SECS: u64 = 30;
+
 /// A bhavstore storage root.
 #[derive(Debug, Clone)]
 pub struct Storage {
     store: Arc<dyn ObjectStore>,
+    /// For S3: the endpoint and request timeout, to say which server did not answer in time.
+    s3: Option<(String, u64)>,
     /// URL of the object store itself (`file:///` or `s3://bucket/`), as DataFusion registers it.
     store_url: Url,
     /// Key prefix of the bhavstore root inside the store (no leading or trailing slash).
@@ -72,46 +94,7 @@ impl Storage {
         let bad = |message: String| StorageError::Url { url: url.to_string(), message };
         if let Some(rest) = url.strip_prefix("s3://") {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-            if bucket.is_empty() {
-                return Err(bad("no bucket name".into()));
-            }
-            let mut b = AmazonS3Builder::from_env()
-                .with_bucket_name(bucket)
-                // Custom endpoints (MinIO, SeaweedFS) need path-style requests.
-                .with_virtual_hosted_style_request(false)
-                .with_conditional_put(S3ConditionalPut::ETagMatch);
-            let s3 = &cfg.s3;
-            if let Some(v) = &s3.endpoint {
-                b = b.with_endpoint(v);
-            }
-            if let Some(v) = &s3.region {
-                b = b.with_region(v);
-            } else if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none() {
-                b = b.with_region("us-east-1");
-            }
-            if let Some(v) = &s3.access_key_id {
-                b = b.with_access_key_id(v);
-            }
-            if let Some(v) = &s3.secret_access_key {
-                b = b.with_secret_access_key(v);
-            }
-            if let Some(v) = s3.allow_http {
-                b = b.with_allow_http(v);
-            }
-            if s3.max_retries.is_some() || s3.retry_timeout_secs.is_some() {
-                let mut retry = RetryConfig::default();
-                if let Some(n) = s3.max_retries {
-                    retry.max_retries = n;
-                }
-                if let Some(secs) = s3.retry_timeout_secs {
-                    retry.retry_timeout = std::time::Duration::from_secs(secs);
-                }
-                b = b.with_retry(retry);
-            }
-            let store = b.build().map_err(|e| bad(e.to_string()))?;
-            let store_url = Url::parse(&format!("s3://{bucket}/")).map_err(|e| bad(e.to_string()))?;
-            let prefix = prefix.trim_matches('/').to_string();
-            return Ok(Self { store: Arc::new(store), store_url, prefix, display: url.to_string() });
+            return Self::open_s3(bucket, prefix, &cfg.s3);
         }
         let dir = if let Some(rest) = url.strip_prefix("file://") {
             let parsed = Url::parse(url).map_err(|e| bad(e.to_string()))?;
@@ -132,10 +115,78 @@ impl Storage {
         let store = LocalFileSystem::new().with_automatic_cleanup(true);
         Ok(Self {
             store: Arc::new(store),
+            s3: None,
             store_url: Url::parse("file:///").expect("static URL"),
             prefix,
             display: format!("file://{}", abs.display()),
         })
+    }
+
+    /// Opens `prefix` of an S3 bucket with the given settings (falling back to `AWS_*`).
+    /// Nothing is created.
+    pub fn open_s3(bucket: &str, prefix: &str, s3: &S3Config) -> Result<Self, StorageError> {
+        let prefix = prefix.trim_matches('/').to_string();
+        let display = if prefix.is_empty() { format!("s3://{bucket}") } else { format!("s3://{bucket}/{prefix}") };
+        let bad = |message: String| StorageError::Url { url: display.clone(), message };
+        if bucket.is_empty() {
+            return Err(bad("no bucket name".into()));
+        }
+        let mut b = AmazonS3Builder::from_env()
+            .with_bucket_name(bucket)
+            // Custom endpoints (MinIO, SeaweedFS) need path-style requests.
+            .with_virtual_hosted_style_request(false)
+            .with_conditional_put(S3ConditionalPut::ETagMatch);
+        if let Some(v) = &s3.endpoint {
+            b = b.with_endpoint(v);
+        }
+        if let Some(v) = &s3.region {
+            b = b.with_region(v);
+        } else if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none() {
+            b = b.with_region("us-east-1");
+        }
+        if let Some(v) = &s3.access_key_id {
+            b = b.with_access_key_id(v);
+        }
+        if let Some(v) = &s3.secret_access_key {
+            b = b.with_secret_access_key(v);
+        }
+        if let Some(v) = s3.allow_http {
+            b = b.with_allow_http(v);
+        }
+        if s3.max_retries.is_some() || s3.retry_timeout_secs.is_some() {
+            let mut retry = RetryConfig::default();
+            if let Some(n) = s3.max_retries {
+                retry.max_retries = n;
+            }
+            if let Some(secs) = s3.retry_timeout_secs {
+                retry.retry_timeout = std::time::Duration::from_secs(secs);
+            }
+            b = b.with_retry(retry);
+        }
+        let secs = s3.timeout_secs.unwrap_or(DEFAULT_S3_TIMEOUT_SECS);
+        // Through the config key: replacing the client options would drop allow_http and the
+        // AWS_* client settings read above.
+        b = b.with_config(AmazonS3ConfigKey::Client(ClientConfigKey::Timeout), format!("{secs}s"));
+        let endpoint = s3
+            .endpoint
+            .clone()
+            .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok())
+            .unwrap_or_else(|| "of AWS".to_string());
+        let store = b.build().map_err(|e| bad(e.to_string()))?;
+        let store_url = Url::parse(&format!("s3://{bucket}/")).map_err(|e| bad(e.to_string()))?;
+        Ok(Self { store: Arc::new(store), s3: Some((endpoint, secs)), store_url, prefix, display })
+    }
+
+    /// The error of operation `op` on `key`, saying plainly when S3 timed out.
+    fn error(&self, op: &'static str, key: &str, source: object_store::Error) -> StorageError {
+        if let Some((endpoint, secs)) = &self.s3
+            && is_timeout(&source)
+        {
+            // object_store's own text adds only "error sending request" and the URL.
+            tracing::debug!(op, key, error = %source, "S3 request timed out");
+            return StorageError::Timeout { op, key: key.to_string(), endpoint: endpoint.clone(), secs: *secs };
+        }
+        StorageError::Store { op, key: key.to_string(), source }
     }
 
     /// The underlying object store, for registering with DataFusion.
@@ -193,7 +244,7 @@ impl Storage {
             Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
                 Ok(Created::AlreadyExisted)
             }
-            Err(source) => Err(StorageError::Store { op: "create", key: rel.to_string(), source }),
+            Err(source) => Err(self.error("create", rel, source)),
         }
     }
 
@@ -203,12 +254,12 @@ impl Storage {
             .put(&self.path(rel), PutPayload::from(bytes))
             .await
             .map(|_| ())
-            .map_err(|source| StorageError::Store { op: "put", key: rel.to_string(), source })
+            .map_err(|source| self.error("put", rel, source))
     }
 
     /// Reads an object; `None` if it does not exist.
     pub async fn get(&self, rel: &str) -> Result<Option<Bytes>, StorageError> {
-        let err = |source| StorageError::Store { op: "get", key: rel.to_string(), source };
+        let err = |source| self.error("get", rel, source);
         match self.store.get(&self.path(rel)).await {
             Ok(r) => r.bytes().await.map(Some).map_err(err),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
@@ -220,7 +271,7 @@ impl Storage {
     pub async fn delete(&self, rel: &str) -> Result<(), StorageError> {
         match self.store.delete(&self.path(rel)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(source) => Err(StorageError::Store { op: "delete", key: rel.to_string(), source }),
+            Err(source) => Err(self.error("delete", rel, source)),
         }
     }
 
@@ -235,7 +286,7 @@ impl Storage {
         match self.store.head(&self.path(rel)).await {
             Ok(meta) => Ok(Some(meta.size)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(source) => Err(StorageError::Store { op: "head", key: rel.to_string(), source }),
+            Err(source) => Err(self.error("head", rel, source)),
         }
     }
 
@@ -250,7 +301,7 @@ impl Storage {
             .map_ok(|m| self.strip(&m.location))
             .try_collect()
             .await
-            .map_err(|source| StorageError::Store { op: "list", key: rel_prefix.to_string(), source })?;
+            .map_err(|source| self.error("list", rel_prefix, source))?;
         keys.sort();
         keys.retain(|k| k.as_str() > after);
         Ok(keys)
@@ -265,8 +316,47 @@ impl Storage {
             .map_ok(|m| self.strip(&m.location))
             .try_collect()
             .await
-            .map_err(|source| StorageError::Store { op: "list", key: rel_prefix.to_string(), source })?;
+            .map_err(|source| self.error("list", rel_prefix, source))?;
         keys.sort();
         Ok(keys)
     }
+
+    /// Every object under a folder with its size, sorted by key.
+    pub async fn list_sized(&self, rel_prefix: &str) -> Result<Vec<(String, u64)>, StorageError> {
+        let prefix = self.path(rel_prefix);
+        let mut keys: Vec<(String, u64)> = self
+            .store
+            .list(Some(&prefix))
+            .map_ok(|m| (self.strip(&m.location), m.size))
+            .try_collect()
+            .await
+            .map_err(|source| self.error("list", rel_prefix, source))?;
+        keys.sort();
+        Ok(keys)
+    }
+}
+
+/// Whether an object_store error is a request that timed out, wherever in its chain of sources
+/// that is recorded.
+fn is_timeout(e: &object_store::Error) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(h) = err.downcast_ref::<HttpError>()
+            && h.kind() == HttpErrorKind::Timeout
+        {
+            return true;
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::TimedOut
+        {
+            return true;
+        }
+        if let Some(r) = err.downcast_ref::<reqwest::Error>()
+            && r.is_timeout()
+        {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
 }
