@@ -33,12 +33,17 @@ pub fn analyse(plan: &LogicalPlan, entity: &str, event_time: &str) -> Result<Ana
     let mut functions = BTreeMap::new();
     let mut tables = BTreeSet::new();
     let mut blockers = Vec::new();
-    plan.apply(|node| {
+    // With subqueries: `WHERE x IN (SELECT ... FROM bhavcopy ...)` hides a plan in an
+    // expression, and an incremental run would evaluate it over the new days only.
+    plan.apply_with_subqueries(|node| {
         if let LogicalPlan::TableScan(scan) = node {
             tables.insert(scan.table_name.table().to_string());
         }
         if matches!(node, LogicalPlan::Join(_)) {
             blockers.push("it joins tables".to_string());
+        }
+        if matches!(node, LogicalPlan::Subquery(_)) {
+            blockers.push("it has a subquery, which would see only the days of an incremental run".to_string());
         }
         Ok(TreeNodeRecursion::Continue)
     })
@@ -174,5 +179,53 @@ fn scalar_usize(v: &ScalarValue) -> Option<usize> {
     match v.cast_to(&datafusion::arrow::datatypes::DataType::UInt64).ok()? {
         ScalarValue::UInt64(Some(n)) => usize::try_from(n).ok(),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::datasource::MemTable;
+    use datafusion::prelude::SessionContext;
+
+    use super::analyse;
+
+    async fn plan(sql: &str) -> datafusion::logical_expr::LogicalPlan {
+        let ctx = SessionContext::new();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("scrip_code", DataType::Int64, false),
+            Field::new("trade_date", DataType::Date32, false),
+            Field::new("close", DataType::Float64, true),
+            Field::new("volume", DataType::Int64, true),
+        ]));
+        let table = MemTable::try_new(schema, vec![vec![]]).expect("table");
+        ctx.register_table(crate::catalog::BHAVCOPY, Arc::new(table)).expect("register");
+        ctx.state().create_logical_plan(sql).await.expect("plan")
+    }
+
+    const WINDOW: &str = "lag(close, 1) over (partition by scrip_code order by trade_date)";
+
+    #[tokio::test]
+    async fn a_window_over_bhavcopy_is_incremental() {
+        let p = plan(&format!("select scrip_code, trade_date, {WINDOW} as prev from bhavcopy")).await;
+        let a = analyse(&p, "scrip_code", "trade_date").expect("analysis");
+        assert_eq!(a.incremental, Ok(2));
+    }
+
+    #[tokio::test]
+    async fn subqueries_in_expressions_make_a_view_run_in_full() {
+        for filter in [
+            "scrip_code in (select scrip_code from bhavcopy where volume > 200000)",
+            "exists (select 1 from bhavcopy b where b.volume > 200000 and b.scrip_code = bhavcopy.scrip_code)",
+            "close > (select avg(close) from bhavcopy)",
+        ] {
+            let p =
+                plan(&format!("select scrip_code, trade_date, {WINDOW} as prev from bhavcopy where {filter}")).await;
+            let a = analyse(&p, "scrip_code", "trade_date").expect("analysis");
+            let why = a.incremental.expect_err(filter);
+            assert!(why.contains("subquery"), "{filter}: {why}");
+        }
     }
 }
