@@ -14,7 +14,6 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use arrow_flight::Ticket;
@@ -106,6 +105,27 @@ fn pg_message(e: &tokio_postgres::Error) -> String {
 
 fn sqlstate(e: &tokio_postgres::Error) -> String {
     e.code().map(|c| c.code().to_string()).unwrap_or_else(|| format!("no SQLSTATE: {e}"))
+}
+
+/// The plain Flight client, for calls that need their own metadata (deadlines, headers).
+async fn raw_flight(
+    server: &Serve,
+) -> arrow_flight::flight_service_client::FlightServiceClient<tonic::transport::Channel> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", server.flight))
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("flight connects");
+    arrow_flight::flight_service_client::FlightServiceClient::new(channel)
+}
+
+/// Replaces `from` with `to` in the fixture's config; returns its path.
+fn edit_config(cfg: &tempfile::TempDir, from: &str, to: &str) -> std::path::PathBuf {
+    let path = cfg.path().join("bhavstore.yaml");
+    let text = std::fs::read_to_string(&path).expect("config");
+    assert!(text.contains(from), "the fixture's config has {from:?}");
+    std::fs::write(&path, text.replace(from, to)).expect("config");
+    path
 }
 
 async fn flight(server: &Serve) -> FlightSqlServiceClient<tonic::transport::Channel> {
@@ -294,13 +314,7 @@ fn runaway_queries_stay_in_memory_and_stop_on_cancel_timeout_deadline_and_discon
         let ticket = info.endpoint[0].ticket.clone().expect("ticket");
         let mut request = tonic::Request::new(ticket);
         request.set_timeout(Duration::from_secs(2));
-        let mut raw = arrow_flight::flight_service_client::FlightServiceClient::new(
-            tonic::transport::Endpoint::from_shared(format!("http://{}", server.flight))
-                .expect("endpoint")
-                .connect()
-                .await
-                .expect("connect"),
-        );
+        let mut raw = raw_flight(&server).await;
         let token = f.token().cloned().expect("session token");
         request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().expect("header"));
         let started = Instant::now();
@@ -488,9 +502,7 @@ fn connection_floods_are_capped_and_timed_out_while_rest_keeps_answering() {
 fn out_of_file_descriptors_backs_off_instead_of_spinning() {
     let Some((root, cfg)) = fixture(2, false) else { return };
     // Caps above what 200 descriptors allow: accept itself fails with EMFILE.
-    let path = cfg.path().join("bhavstore.yaml");
-    let text = std::fs::read_to_string(&path).expect("config");
-    std::fs::write(&path, text.replace("max_pg_connections: 12", "max_pg_connections: 1000")).expect("config");
+    let path = edit_config(&cfg, "max_pg_connections: 12", "max_pg_connections: 1000");
     let mut server = Serve::start_with(&root, Some(&path), &[], Some(200));
     let flood = idle_connections(&server.pg, 400);
     std::thread::sleep(Duration::from_secs(1));
@@ -631,10 +643,8 @@ fn flight_uploads_and_parameters_are_bounded_typed_and_private() {
 #[test]
 fn lowercase_bearer_scheme_is_accepted() {
     let Some((root, cfg)) = fixture(1, false) else { return };
-    let path = cfg.path().join("bhavstore.yaml");
-    let text = std::fs::read_to_string(&path).expect("config");
-    std::fs::write(&path, text.replace("server:\n", "server:\n  tokens: [tok-123]\n")).expect("config");
-    let server = Serve::start(&root, Some(Path::new(&path)), &[]);
+    let path = edit_config(&cfg, "server:\n", "server:\n  tokens: [tok-123]\n");
+    let server = Serve::start(&root, Some(&path), &[]);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     rt.block_on(async {
         for (header, want) in
@@ -648,18 +658,9 @@ fn lowercase_bearer_scheme_is_accepted() {
                 .expect("request");
             assert_eq!(r.status().as_u16(), want, "{header}");
         }
-        let mut f = flight(&server).await;
-        let mut request = tonic::Request::new(arrow_flight::sql::CommandGetCatalogs {}.as_any().encode_to_vec());
-        request.metadata_mut().insert("authorization", "bearer tok-123".parse().expect("header"));
-        let _ = &mut f;
-        let mut raw = arrow_flight::flight_service_client::FlightServiceClient::new(
-            tonic::transport::Endpoint::from_shared(format!("http://{}", server.flight))
-                .expect("endpoint")
-                .connect()
-                .await
-                .expect("connect"),
-        );
-        let descriptor = arrow_flight::FlightDescriptor::new_cmd(request.into_inner());
+        let mut raw = raw_flight(&server).await;
+        let command = arrow_flight::sql::CommandGetCatalogs {}.as_any().encode_to_vec();
+        let descriptor = arrow_flight::FlightDescriptor::new_cmd(command);
         let mut request = tonic::Request::new(descriptor);
         request.metadata_mut().insert("authorization", "bearer tok-123".parse().expect("header"));
         raw.get_flight_info(request).await.expect("lowercase bearer accepted by Flight");

@@ -117,3 +117,14 @@ impl Service for FlightService {
         .boxed()
     }
 }
+
+/// The bytes a batch received over Flight holds. Decoded batches share one message buffer
+/// across their columns, so `get_array_memory_size` would count it once per column; the sliced
+/// size of each column adds up to the message instead.
+fn received_bytes(batch: &datafusion::arrow::array::RecordBatch) -> usize {
+    batch
+        .columns()
+        .iter()
+        .map(|c| c.to_data().get_slice_memory_size().unwrap_or_else(|_| c.get_array_memory_size()))
+        .sum()
+}

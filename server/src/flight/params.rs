@@ -22,7 +22,7 @@ pub async fn receive(
         batches.try_next().await.map_err(|e| Status::invalid_argument(format!("reading parameters: {e}")))?
     {
         rows += batch.num_rows();
-        bytes += batch.get_array_memory_size();
+        bytes += super::received_bytes(&batch);
         if rows > max_rows {
             return Err(Status::invalid_argument(format!(
                 "more than {max_rows} parameter rows bound to one statement (server.limits.max_parameter_rows)"

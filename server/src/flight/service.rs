@@ -298,11 +298,7 @@ pub fn connection_key(id: u64) -> String {
 fn catch_panics(stream: SendableStream) -> SendableStream {
     Box::pin(std::panic::AssertUnwindSafe(stream).catch_unwind().map(|r| {
         r.unwrap_or_else(|p| {
-            let what = p
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_string())
-                .or_else(|| p.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
+            let what = crate::serve::engine::panic_message(p.as_ref());
             tracing::error!(panic = %what, "the query engine panicked while running a Flight call");
             Err(FlightError::Tonic(Box::new(Status::internal(
                 "internal error while running the statement (logged on the server); try a simpler form",

@@ -184,7 +184,7 @@ impl Uploads {
         while let Some(batch) =
             batches.try_next().await.map_err(|e| Status::invalid_argument(format!("reading the upload: {e}")))?
         {
-            let size = held_bytes(&batch);
+            let size = super::received_bytes(&batch);
             if held_before + received.bytes + size > self.per_session {
                 return Err(Status::resource_exhausted(format!(
                     "uploads of one session are limited to {} bytes (server.limits.upload_bytes_per_session); \
@@ -265,15 +265,4 @@ impl Drop for Reservation<'_> {
 /// A session key safe to log.
 fn short(session: &str) -> String {
     session.chars().take(12).collect()
-}
-
-/// The bytes a received batch holds. Decoded Flight batches share one message buffer across
-/// their columns, so `get_array_memory_size` would count it once per column; the sliced size
-/// of each column adds up to the message instead.
-fn held_bytes(batch: &RecordBatch) -> usize {
-    batch
-        .columns()
-        .iter()
-        .map(|c| c.to_data().get_slice_memory_size().unwrap_or_else(|_| c.get_array_memory_size()))
-        .sum()
 }

@@ -291,11 +291,7 @@ pub async fn guarded<T>(
 /// The error a statement gets when the engine panicked while running it: the connection and
 /// the server go on (a bug in one operator must not take the session down with it).
 fn panicked(payload: &(dyn std::any::Any + Send)) -> PgWireError {
-    let what = payload
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_default();
+    let what = crate::serve::engine::panic_message(payload);
     tracing::error!(panic = %what, "the query engine panicked while running a statement");
     PgWireError::UserError(Box::new(ErrorInfo::new(
         "ERROR".into(),

@@ -179,6 +179,17 @@ impl Engine {
     }
 }
 
+/// What a panic inside the query engine said, for the log: the statement that hit it gets an
+/// internal error and its connection goes on (see `pg::session` and `flight::service`).
+#[must_use]
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
