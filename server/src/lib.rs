@@ -1,26 +1,11 @@
 //! bhavstore: a single-node feature server for BSE equity data.
 //!
-//! See `ARCHITECTURE.md` at the repository root for the bird's-eye view. In short:
-//! [`source`] downloads from BSE, [`ingest`] keeps the raw bytes in [`storage`] under keys from
-//! [`paths`] and normalises them through [`formats`] into the canonical Parquet table that
-//! [`catalog`] serves as SQL. [`cli`] is the `bhavstore` command.
+//! This crate is the `bhavstore` command: the CLI ([`cli`]) and the root configuration
+//! ([`config`]) that assembles each layer's section. The work is done by the library crates
+//! under `server/crates/` (see `ARCHITECTURE.md`): `bhavstore-ingest` downloads from BSE and keeps
+//! the raw bytes, `bhavstore-materialize` computes feature views into versioned Parquet, the
+//! `bhavstore-query` catalog and the `bhavstore-online` store read what the `bhavstore-lake`
+//! publisher publishes, and `bhavstore-serving` puts them on the wire.
 
-pub mod catalog;
 pub mod cli;
 pub mod config;
-pub mod features;
-pub mod flight;
-pub mod formats;
-pub mod ingest;
-pub mod materialize;
-pub mod mlflow;
-pub mod online;
-pub mod paths;
-pub mod pg;
-pub mod rest;
-pub mod schedule;
-pub mod serve;
-pub mod source;
-pub mod sqlguard;
-pub mod storage;
-pub mod training;

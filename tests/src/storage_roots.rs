@@ -3,8 +3,8 @@
 
 use std::process::Command;
 
-use bhavstore::config::{S3Config, StorageConfig};
-use bhavstore::storage::Storage;
+use bhavstore_storage::Storage;
+use bhavstore_storage::{S3Config, StorageConfig};
 
 /// One place to store things in.
 pub enum Root {

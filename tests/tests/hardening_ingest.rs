@@ -16,9 +16,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use bhavstore::config::{S3Config, StorageConfig};
-use bhavstore::ingest::{IngestError, Ingested, Ingestor, Provenance};
-use bhavstore::storage::Storage;
 use bhavstore_e2e::bin::{bhavstore, run, stderr, stdout};
 use bhavstore_e2e::fake_bse::{FakeBse, Route};
 use bhavstore_e2e::hostile::{
@@ -28,6 +25,9 @@ use bhavstore_e2e::hostile::{
 use bhavstore_e2e::real_data::real_data_dir;
 use bhavstore_e2e::serve::Serve;
 use bhavstore_e2e::storage_roots::Root;
+use bhavstore_ingest::{IngestError, Ingested, Ingestor, Provenance};
+use bhavstore_storage::Storage;
+use bhavstore_storage::{S3Config, StorageConfig};
 use bytes::Bytes;
 use datafusion::arrow::array::AsArray;
 use serde_json::{Value, json};
@@ -629,7 +629,7 @@ async fn implausible_values_utf16_and_thousands_separators_are_named() {
         panic!("not loaded")
     };
     assert_eq!((report.rows_loaded, report.rows_quarantined), (3262, 5));
-    let ctx = bhavstore::catalog::session(&root.open()).unwrap();
+    let ctx = bhavstore_lake::session(&root.open()).unwrap();
     let batches = ctx
         .sql("select line_number, reason from bhavcopy_quarantine order by line_number")
         .await

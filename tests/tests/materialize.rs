@@ -5,14 +5,14 @@
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use bhavstore::features::{FeatureView, load_dir};
-use bhavstore::ingest::{Ingestor, Provenance};
-use bhavstore::materialize::{MaterializeConfig, Materializer, RunRecord};
-use bhavstore::storage::Storage;
 use bhavstore_e2e::bin::{bhavstore, run, stderr, stdout};
 use bhavstore_e2e::real_data::{files_2015, real_data_dir};
 use bhavstore_e2e::storage_roots::Root;
 use bhavstore_e2e::synthetic::Market;
+use bhavstore_features::{FeatureView, load_dir};
+use bhavstore_ingest::{Ingestor, Provenance};
+use bhavstore_materialize::{MaterializeConfig, Materializer, RunRecord};
+use bhavstore_storage::Storage;
 use datafusion::arrow::array::{Array, ArrayRef};
 use datafusion::arrow::compute::concat_batches;
 
@@ -50,7 +50,12 @@ async fn materialize(storage: &Storage, full: bool) -> Vec<RunRecord> {
 
 /// Every column of `sql`'s result, concatenated.
 async fn columns(storage: &Storage, sql: &str) -> Vec<ArrayRef> {
-    let ctx = bhavstore::catalog::open(storage, &feature_defs(), true).await.expect("catalog");
+    let views = load_dir(&feature_defs()).expect("feature_defs");
+    let (catalog, _publisher) =
+        bhavstore_query::Catalog::open_now(storage, &views, bhavstore_lake::MarketClock::default())
+            .await
+            .expect("catalog");
+    let ctx = catalog.session();
     let df = ctx.sql(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
     let schema = std::sync::Arc::new(df.schema().as_arrow().clone());
     let batches = df.collect().await.expect("collect");

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bhavstore::mlflow::{MlflowClient, MlflowConfig, MlflowError, RunRecord};
+use bhavstore_mlflow::{MlflowClient, MlflowConfig, MlflowError, RunRecord};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde_json::Value;

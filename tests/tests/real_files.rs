@@ -5,10 +5,9 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use bhavstore::catalog;
-use bhavstore::ingest::{IngestError, Ingested, Ingestor, Provenance};
 use bhavstore_e2e::real_data::{count_data_lines, files_under, real_data_dir};
 use bhavstore_e2e::storage_roots::Root;
+use bhavstore_ingest::{IngestError, Ingested, Ingestor, Provenance};
 use bytes::Bytes;
 use chrono::NaiveDate;
 use datafusion::arrow::array::{Array, AsArray};
@@ -101,7 +100,7 @@ async fn every_real_bse_file_loads_with_counts_that_add_up() {
     let root = Root::local();
     let storage = root.open();
     let ing = Ingestor::new(storage.clone());
-    let ctx = catalog::session(&storage).unwrap();
+    let ctx = bhavstore_lake::session(&storage).unwrap();
 
     let mut legacy_days = 0;
     let mut spot_checked = 0;
@@ -109,7 +108,7 @@ async fn every_real_bse_file_loads_with_counts_that_add_up() {
         for path in files_under(&dir.join(sub)) {
             let bytes = std::fs::read(&path).unwrap();
             let name = path.file_name().unwrap().to_string_lossy().to_string();
-            let want_date = bhavstore::formats::file_name::date_from_file_name(&name).unwrap();
+            let want_date = bhavstore_formats::file_name::date_from_file_name(&name).unwrap();
             let Ingested::Loaded { report, .. } = ingest_file(&ing, &path).await.unwrap() else {
                 panic!("{} was not loaded", path.display())
             };
@@ -150,7 +149,7 @@ async fn every_real_bse_file_loads_with_counts_that_add_up() {
         for line in text.lines().skip(1).filter(|l| !l.trim().is_empty()) {
             let f: Vec<&str> = line.split(',').collect();
             let q = f[3].trim() == "Q";
-            assert_eq!(bhavstore::formats::equity_by_isin(f[14]), q, "{file}: {line}");
+            assert_eq!(bhavstore_formats::equity_by_isin(f[14]), q, "{file}: {line}");
             agreed += 1;
         }
     }
@@ -242,7 +241,7 @@ async fn defective_inputs_give_clear_errors_and_lose_nothing() {
     let root = Root::local();
     let storage = root.open();
     let ing = Ingestor::new(storage.clone());
-    let ctx = catalog::session(&storage).unwrap();
+    let ctx = bhavstore_lake::session(&storage).unwrap();
 
     // BSE's 2021-12-29 file with two records fused on one line: that line is quarantined with
     // its number and the reason; the other lines load.

@@ -10,12 +10,12 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bhavstore::materialize::manifest;
-use bhavstore::paths;
 use bhavstore_e2e::bin::{bhavstore, run, stderr, stdout};
 use bhavstore_e2e::real_data::{files_2015, real_data_dir};
 use bhavstore_e2e::seaweed::Seaweed;
 use bhavstore_e2e::storage_roots::Root;
+use bhavstore_lake::manifest;
+use bhavstore_storage::paths;
 
 const VIEW: &str = "price_features";
 /// How long a run may take to give up once its object store is gone.

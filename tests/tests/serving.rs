@@ -581,6 +581,69 @@ fn sql_clients_see_new_publications_without_reconnecting() {
     });
 }
 
+/// What REST's `/health` says the online store serves of `price_features`: (generation, newest
+/// trade date).
+async fn rest_state(http: &reqwest::Client, server: &Serve) -> (u64, String) {
+    let body: Value = serde_json::from_str(
+        &http.get(format!("http://{}/health", server.http)).send().await.expect("health").text().await.expect("body"),
+    )
+    .expect("json");
+    let view = body["views"].as_array().expect("views").iter().find(|v| v["view"] == "price_features").cloned();
+    let newest = view.and_then(|v| v["newest_trade_date"].as_str().map(str::to_string)).expect("price_features held");
+    (body["generation"].as_u64().expect("generation"), newest)
+}
+
+/// One publication moves Postgres, Flight and REST together: while other processes ingest and
+/// publish, a reader asks REST, then Postgres and Flight, then REST again. Whenever the two REST
+/// answers name the same publication, the SQL answers between them must come from it too.
+#[test]
+fn one_publication_moves_every_protocol_together() {
+    let Some((root, cfg, held)) = fixture(4) else { return };
+    let server = start(&root, &cfg);
+    let rt = runtime();
+    std::thread::scope(|scope| {
+        let publishing = scope.spawn(|| {
+            for file in &held {
+                let mut c = bhavstore();
+                root.apply(&mut c);
+                assert!(run(c.arg("import").arg(file)).status.success());
+                cli(&root, &["materialize"]);
+                std::thread::sleep(std::time::Duration::from_millis(700));
+            }
+        });
+        rt.block_on(async {
+            let http = reqwest::Client::new();
+            let client = pg_client(&server).await;
+            let mut flight = flight_client(&server).await;
+            let sql = "SELECT CAST(max(trade_date) AS VARCHAR) AS d FROM price_features";
+            let (mut agreed, mut states) = (0, std::collections::BTreeSet::new());
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(240);
+            loop {
+                let done = publishing.is_finished();
+                let (g1, r1) = rest_state(&http, &server).await;
+                let pg: String = client.query_one(sql, &[]).await.expect("postgres").get(0);
+                let b = flight_query(&mut flight, sql).await;
+                let fl = b[0].column(0).as_string::<i32>().value(0).to_string();
+                let (g2, r2) = rest_state(&http, &server).await;
+                if g1 == g2 {
+                    assert_eq!(pg, r1, "Postgres read another publication than REST (generation {g1})");
+                    assert_eq!(fl, r1, "Flight read another publication than REST (generation {g1})");
+                    agreed += 1;
+                }
+                states.insert(r2);
+                // After the last publication, wait until the server has switched to it.
+                if done && states.len() > held.len() && g1 == g2 {
+                    break;
+                }
+                assert!(std::time::Instant::now() < deadline, "publications not seen: {states:?}");
+            }
+            assert!(agreed > 10, "only {agreed} bracketed reads");
+            assert!(states.len() > held.len(), "every publication was served: {states:?}");
+        });
+        publishing.join().expect("publisher thread");
+    });
+}
+
 #[test]
 fn tls_for_postgres_and_flight() {
     let Some((root, cfg, _)) = fixture(50) else { return };

@@ -2,12 +2,11 @@
 //! Raw bytes are immutable, identical bytes are stored once, revisions accumulate, the table is
 //! readable through the catalog, and a day ingested by another process shows up without a restart.
 
-use bhavstore::catalog;
-use bhavstore::ingest::{Ingested, Ingestor, Provenance, raw};
-use bhavstore::storage::Created;
 use bhavstore_e2e::bin::{bhavstore, run, stderr, stdout};
 use bhavstore_e2e::real_data::real_data_dir;
 use bhavstore_e2e::storage_roots::Root;
+use bhavstore_ingest::{Ingested, Ingestor, Provenance, raw};
+use bhavstore_storage::Created;
 use bytes::Bytes;
 use chrono::NaiveDate;
 use datafusion::arrow::array::AsArray;
@@ -78,7 +77,7 @@ async fn raw_revisions_identical_bytes_once_newer_wins() {
         // The old bytes again: a no-op; the newer revision stays in force.
         let old = ing.ingest_bytes("EQ050115.CSV", original.clone(), prov(), None).await.unwrap();
         assert!(matches!(old, Ingested::Unchanged { older_than_latest: true, .. }), "[{label}] {old:?}");
-        let ctx = catalog::session(&s).unwrap();
+        let ctx = bhavstore_lake::session(&s).unwrap();
         let b = ctx
             .sql("select close, raw_sha256 from bhavcopy where scrip_code = 500002")
             .await
@@ -100,7 +99,7 @@ async fn new_days_appear_without_a_new_session() {
     let Some(dir) = real_data_dir() else { return };
     for root in Root::all("live-catalog") {
         let s = root.open();
-        let ctx = catalog::session(&s).unwrap();
+        let ctx = bhavstore_lake::session(&s).unwrap();
         let count = || async {
             let b = ctx.sql("select count(distinct trade_date) from bhavcopy").await.unwrap().collect().await.unwrap();
             b[0].column(0).as_primitive::<Int64Type>().value(0)
@@ -166,7 +165,7 @@ async fn trade_date_filters_prune_partitions() {
         let p = dir.join("legacy-eq-14col/2015").join(f);
         ing.ingest_bytes(f, Bytes::from(std::fs::read(&p).unwrap()), prov(), None).await.unwrap();
     }
-    let ctx = catalog::session(&s).unwrap();
+    let ctx = bhavstore_lake::session(&s).unwrap();
     let plan = ctx
         .sql("explain analyze select sum(close) from bhavcopy where trade_date = DATE '2015-02-03'")
         .await

@@ -9,7 +9,7 @@
 
 use chrono::{Datelike, Days, NaiveDate, Weekday};
 
-use bhavstore::formats::CanonicalRow;
+use bhavstore_formats::CanonicalRow;
 
 use crate::rng::{SplitMix64, mix};
 
@@ -249,7 +249,7 @@ mod tests {
                 assert!(l > 0.0 && l <= o.min(c) && h >= o.max(c), "{r:?}");
                 assert!(r.volume.unwrap() > 0 && r.trades.unwrap() > 0);
                 assert_eq!(r.is_equity, r.sc_type.as_deref() == Some("Q"));
-                assert_eq!(r.is_equity, bhavstore::formats::equity_by_isin(r.isin.as_deref().unwrap()));
+                assert_eq!(r.is_equity, bhavstore_formats::equity_by_isin(r.isin.as_deref().unwrap()));
             }
         }
     }

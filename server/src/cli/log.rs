@@ -15,14 +15,14 @@ fn slot() -> &'static Mutex<Option<ProgressBar>> {
 }
 
 /// Makes `bar` the one log lines are routed around (or none).
-pub fn set_active_bar(bar: Option<ProgressBar>) {
+pub(super) fn set_active_bar(bar: Option<ProgressBar>) {
     if let Ok(mut g) = slot().lock() {
         *g = bar;
     }
 }
 
 /// Installs the global `tracing` subscriber. `RUST_LOG` wins over `filter`.
-pub fn init(filter: &str) {
+pub(super) fn init(filter: &str) {
     let env = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(filter))
         .unwrap_or_else(|_| EnvFilter::new("info"));

@@ -1,6 +1,7 @@
 //! The `bhavstore` command: configuration layering, logging, the runtime and each subcommand.
 
 mod args;
+mod definitions;
 mod log;
 mod output;
 mod serve;
@@ -18,10 +19,10 @@ use tracing::{info, warn};
 pub use args::{Cli, Command, OutputFormat};
 
 use crate::config::Config;
-use crate::ingest::{BackfillOptions, DayOutcome, Ingested, Ingestor, backfill, import};
-use crate::source::BseClient;
-use crate::storage::Storage;
-use crate::{catalog, paths};
+use bhavstore_ingest::source::BseClient;
+use bhavstore_ingest::{BackfillOptions, DayOutcome, Ingested, Ingestor, backfill, import};
+use bhavstore_storage::Storage;
+use bhavstore_storage::paths;
 
 /// Stack of every runtime thread.
 const WORKER_STACK_BYTES: usize = 16 << 20;
@@ -146,7 +147,7 @@ fn ingestor_for(config: &Config, storage: Storage, accept_revision: bool) -> Ing
 }
 
 /// Prints the warning of a revision loaded although it has fewer rows than the one it replaced.
-fn print_row_loss(date: NaiveDate, report: &crate::ingest::LoadReport) {
+fn print_row_loss(date: NaiveDate, report: &bhavstore_ingest::LoadReport) {
     if let Some(loss) = &report.row_loss {
         println!(
             "WARNING: {date}: revision {} has {} rows, fewer than the {} of revision {} it replaces; loaded because it was accepted",
@@ -379,7 +380,7 @@ async fn run_revisions(config: &Config, storage: Storage, a: &args::RevisionsArg
     let date = a.date;
     if let Some(wanted) = &a.use_revision {
         let switched =
-            crate::ingest::revisions::use_revision(&ingestor, date, wanted).await.map_err(|e| e.to_string())?;
+            bhavstore_ingest::revisions::use_revision(&ingestor, date, wanted).await.map_err(|e| e.to_string())?;
         let r = &switched.report;
         let was = match &switched.previous {
             Some((rev, rows)) if *rev == r.revision => format!(" (it was current already; reloaded, {rows} rows)"),
@@ -393,7 +394,7 @@ async fn run_revisions(config: &Config, storage: Storage, a: &args::RevisionsArg
         println!("run `bhavstore materialize` to recompute the feature views from {date}");
         return Ok(ExitCode::SUCCESS);
     }
-    let revs = crate::ingest::revisions::list(&ingestor, date).await.map_err(|e| e.to_string())?;
+    let revs = bhavstore_ingest::revisions::list(&ingestor, date).await.map_err(|e| e.to_string())?;
     if revs.is_empty() {
         println!("{date}: no revision stored");
         return Ok(ExitCode::SUCCESS);
@@ -410,7 +411,7 @@ async fn run_revisions(config: &Config, storage: Storage, a: &args::RevisionsArg
             r.source
         );
     }
-    if revs.iter().any(|r| r.status == crate::ingest::revisions::RevisionStatus::Held) {
+    if revs.iter().any(|r| r.status == bhavstore_ingest::revisions::RevisionStatus::Held) {
         println!(
             "held revisions have fewer rows than the current one; load one with: bhavstore revisions {date} --use REVISION"
         );
@@ -423,20 +424,44 @@ fn feature_dir_explicit(config: &Config) -> bool {
     config.features.dir != crate::config::FeaturesConfig::default().dir
 }
 
+/// The definitions `query` and `serve` use: see [`definitions::served`].
 pub(crate) async fn catalog_for(
     config: &Config,
     storage: &Storage,
-) -> Result<datafusion::prelude::SessionContext, String> {
+) -> Result<(bhavstore_query::Catalog, bhavstore_lake::Publisher, Vec<bhavstore_features::FeatureView>), String> {
     let dir = std::path::Path::new(&config.features.dir);
-    catalog::open_with(storage, dir, feature_dir_explicit(config), &config.online).await.map_err(|e| e.to_string())
+    let views = definitions::served(storage, dir, feature_dir_explicit(config)).await.map_err(|e| e.to_string())?;
+    let clock = config.online.clock().map_err(|e| e.to_string())?;
+    let (catalog, publisher) =
+        bhavstore_query::Catalog::open_now(storage, &views, clock).await.map_err(|e| e.to_string())?;
+    let current = catalog.current_versions();
+    let published = publisher.current();
+    for (name, version) in &current {
+        if published.get(name).is_none() {
+            tracing::info!(
+                view = %name,
+                %version,
+                "no materialized state of this definition yet: computing the view live (run `bhavstore materialize`)"
+            );
+        }
+    }
+    Ok((catalog, publisher, views))
 }
 
 async fn run_features(config: &Config, storage: &Storage) -> Result<ExitCode, String> {
     let dir = std::path::Path::new(&config.features.dir);
-    let views = crate::features::load_dir(dir).map_err(|e| e.to_string())?;
-    let ctx = catalog::session(storage).map_err(|e| e.to_string())?;
-    crate::features::register_views(&ctx, &views).await.map_err(|e| e.to_string())?;
-    let prepared = crate::materialize::prepare_in(&ctx, &views).await.map_err(|e| e.to_string())?;
+    let views = bhavstore_features::load_dir(dir).map_err(|e| e.to_string())?;
+    let ctx = bhavstore_lake::session(storage).map_err(|e| e.to_string())?;
+    bhavstore_features::register_views(&ctx, &views).await.map_err(|e| e.to_string())?;
+    let prepared = bhavstore_features::prepare_in(&ctx, &views).await.map_err(|e| e.to_string())?;
+    let newest = match bhavstore_features::registry::newest_published(storage).await {
+        Ok(n) => n,
+        Err(e) => {
+            warn!(error = %e, "cannot read the store's feature registry: published versions not compared");
+            Vec::new()
+        }
+    };
+    let mut differing = 0;
     for (v, p) in views.iter().zip(&prepared) {
         println!(
             "{} (entity {}, event time {}, ttl {}, owner {})",
@@ -448,17 +473,42 @@ async fn run_features(config: &Config, storage: &Storage) -> Result<ExitCode, St
             (Ok(_), None) => "full recompute only".to_string(),
         };
         println!("  version {} ({runs})", p.version.id);
+        match definitions::standing(v, &newest) {
+            definitions::Standing::Unpublished => {
+                println!("  store: never published (query and serve compute it live)")
+            }
+            definitions::Standing::Published { version } => println!("  store: published as {version}"),
+            definitions::Standing::Differs { store_version, published_at } => {
+                differing += 1;
+                println!(
+                    "  store: DIFFERS from the store's newest published version {store_version} ({published_at}); \
+                     `bhavstore materialize` publishes this one; elsewhere query and serve use {store_version}"
+                );
+            }
+        }
         println!("  {}", v.spec.description.trim());
         for f in &v.spec.features {
             println!("  - {}: {}", f.name, f.description.trim());
         }
     }
     println!("{} feature views in {}: all valid", views.len(), dir.display());
+    for n in newest.iter().filter(|n| !views.iter().any(|v| v.spec.name == n.record.view)) {
+        println!(
+            "{} is published in the store ({}, {}) but has no local definition",
+            n.record.view,
+            n.record.version,
+            n.published_at.format("%Y-%m-%dT%H:%M:%SZ")
+        );
+    }
+    if differing > 0 {
+        println!("{differing} local definitions differ from what the store serves");
+    }
     Ok(ExitCode::SUCCESS)
 }
 
 async fn run_query(config: &Config, storage: &Storage, sql: &str, format: OutputFormat) -> Result<ExitCode, String> {
-    let ctx = catalog_for(config, storage).await?;
+    let (catalog, _publisher, _) = catalog_for(config, storage).await?;
+    let ctx = catalog.session();
     let df = ctx.sql(sql).await.map_err(|e| e.to_string())?;
     let batches = df.collect().await.map_err(|e| e.to_string())?;
     let stdout = std::io::stdout();
@@ -471,11 +521,11 @@ async fn run_query(config: &Config, storage: &Storage, sql: &str, format: Output
 pub(crate) async fn materializer(
     config: &Config,
     storage: Storage,
-) -> Result<crate::materialize::Materializer, String> {
+) -> Result<bhavstore_materialize::Materializer, String> {
     let dir = std::path::Path::new(&config.features.dir);
-    let views = crate::features::load_dir(dir).map_err(|e| e.to_string())?;
-    let mlflow = crate::mlflow::MlflowClient::from_config(&config.mlflow).map_err(|e| e.to_string())?;
-    crate::materialize::Materializer::new(storage, views, config.materialize.clone(), mlflow)
+    let views = bhavstore_features::load_dir(dir).map_err(|e| e.to_string())?;
+    let mlflow = bhavstore_mlflow::MlflowClient::from_config(&config.mlflow).map_err(|e| e.to_string())?;
+    bhavstore_materialize::Materializer::new(storage, views, config.materialize.clone(), mlflow)
         .await
         .map_err(|e| e.to_string())
 }

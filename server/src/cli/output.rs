@@ -8,7 +8,7 @@ use datafusion::arrow::util::pretty::pretty_format_batches;
 use super::args::OutputFormat;
 
 /// Writes `batches` to `out` in `format`.
-pub fn write_batches(out: &mut dyn Write, batches: &[RecordBatch], format: OutputFormat) -> Result<(), String> {
+pub(super) fn write_batches(out: &mut dyn Write, batches: &[RecordBatch], format: OutputFormat) -> Result<(), String> {
     match format {
         OutputFormat::Table => {
             let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();

@@ -13,16 +13,16 @@ use futures::future::BoxFuture;
 use tracing::{info, warn};
 
 use crate::config::Config;
-use crate::flight::FlightService;
-use crate::ingest::{DayOutcome, Ingestor};
-use crate::materialize::records::{RunRecord, new_run_id};
-use crate::online::OnlineStore;
-use crate::pg::PgService;
-use crate::rest::RestService;
-use crate::schedule::{IngestAttempt, JobRunner};
-use crate::serve::{AppState, Credentials, Engine, Metrics, Service, effective_addr};
-use crate::source::BseClient;
-use crate::storage::Storage;
+use bhavstore_ingest::source::BseClient;
+use bhavstore_ingest::{DayOutcome, Ingestor};
+use bhavstore_lake::records::{RunRecord, new_run_id};
+use bhavstore_online::OnlineStore;
+use bhavstore_schedule::{IngestAttempt, JobRunner};
+use bhavstore_serving::flight::FlightService;
+use bhavstore_serving::pg::PgService;
+use bhavstore_serving::rest::RestService;
+use bhavstore_serving::serve::{AppState, Credentials, Engine, Metrics, ServeSettings, Service, effective_addr};
+use bhavstore_storage::Storage;
 
 /// What the scheduler's jobs do, wired to the real ingest and materializer.
 struct Runner {
@@ -109,29 +109,43 @@ fn listen_addr(configured: &str, authenticated: bool, what: &str, needs: &str) -
 
 pub(super) async fn run(config: &Config, storage: Storage, no_schedule: bool) -> Result<ExitCode, String> {
     let schedule = config.schedule.validate().map_err(|e| e.to_string())?;
-    let materializer = super::materializer(config, storage.clone()).await?;
+    let (catalog, publisher, views) = super::catalog_for(config, &storage).await?;
+    let mlflow = bhavstore_mlflow::MlflowClient::from_config(&config.mlflow).map_err(|e| e.to_string())?;
+    let materializer = bhavstore_materialize::Materializer::from_prepared(
+        storage.clone(),
+        catalog.prepared().to_vec(),
+        views,
+        config.materialize.clone(),
+        mlflow,
+    );
     let client = BseClient::new(&config.source).map_err(|e| e.to_string())?;
     let credentials = Arc::new(Credentials::from_config(&config.server)?);
     let limits = &config.server.limits;
     limits.validate()?;
     let engine = Engine::new(limits);
-    let sql = super::catalog_for(config, &storage).await?;
     // Every SQL query of the server draws from one memory pool and spills within one allowance.
-    let sql = engine.server_session(&sql).map_err(|e| e.to_string())?;
-    crate::serve::listener::raise_fd_limit(
+    let sql = engine.server_session(catalog.session()).map_err(|e| e.to_string())?;
+    bhavstore_serving::serve::listener::raise_fd_limit(
         limits.max_pg_connections + limits.max_flight_connections + limits.max_http_connections,
     );
     let state = Arc::new(AppState {
-        config: config.clone(),
+        config: ServeSettings {
+            server: config.server.clone(),
+            ingest: config.ingest.clone(),
+            storage: config.storage.clone(),
+            online: config.online.clone(),
+        },
         storage: storage.clone(),
         materializer,
         ingestor: Ingestor::new(storage.clone()),
         client,
-        online: OnlineStore::new(),
+        online: OnlineStore::new(publisher.subscribe()),
         runs: Mutex::new(HashMap::new()),
         metrics: Metrics::default(),
-        loaded: Mutex::new(HashMap::new()),
+        catalog,
         sql,
+        publisher,
+        refreshing: tokio::sync::Mutex::new(()),
     });
     let loaded = state.refresh_online().await.map_err(|e| format!("loading the online store: {e}"))?;
     info!(storage = %storage.display(), views = ?loaded, "online store ready");
@@ -181,7 +195,7 @@ pub(super) async fn run(config: &Config, storage: Storage, no_schedule: bool) ->
             info!(job, next_fire = %at, "scheduled");
         }
         let runner = Arc::new(Runner { state: Arc::clone(&state) });
-        tasks.push(tokio::spawn(crate::schedule::run(schedule, runner, rx.clone())));
+        tasks.push(tokio::spawn(bhavstore_schedule::run(schedule, runner, rx.clone())));
     }
     // Views materialized by other processes (a CLI run) reach the online store within refresh_secs.
     let refresher = {
@@ -192,7 +206,7 @@ pub(super) async fn run(config: &Config, storage: Storage, no_schedule: bool) ->
             loop {
                 tokio::select! {
                     () = tokio::time::sleep(every) => {}
-                    () = crate::serve::wait_for(rx.clone()) => return,
+                    () = bhavstore_serving::serve::wait_for(rx.clone()) => return,
                 }
                 match state.refresh_online().await {
                     Ok(v) if !v.is_empty() => info!(views = ?v, "online store reloaded"),

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bhavstore::config::StorageConfig;
-use bhavstore::storage::Storage;
+use bhavstore_storage::Storage;
+use bhavstore_storage::StorageConfig;
 use clap::{Parser, ValueEnum};
 use datafusion::physical_plan::display::DisplayableExecutionPlan;
 use datafusion::physical_plan::{ExecutionPlan, collect, execute_stream};
@@ -170,7 +170,10 @@ async fn main() -> Result<(), BoxError> {
     std::fs::create_dir_all(&args.out)?;
     let out = std::fs::canonicalize(&args.out)?;
     let storage = Storage::open(&StorageConfig { url: format!("file://{}", root.display()), s3: Default::default() })?;
-    let ctx = bhavstore::catalog::open(&storage, &args.feature_defs, true).await?;
+    let views = bhavstore_features::load_dir(&args.feature_defs)?;
+    let (catalog, _publisher) =
+        bhavstore_query::Catalog::open_now(&storage, &views, bhavstore_lake::MarketClock::default()).await?;
+    let ctx = catalog.session().clone();
     for setting in &args.settings {
         let Some((key, value)) = setting.split_once('=') else {
             return Err(format!("--set {setting}: expected KEY=VALUE").into());
@@ -184,7 +187,7 @@ async fn main() -> Result<(), BoxError> {
         "bench-features: root {}, DataFusion target_partitions {target_partitions}, {repeat} run(s) per query",
         root.display()
     );
-    let files = count_files(&root.join(bhavstore::paths::BHAVCOPY_TABLE))?;
+    let files = count_files(&root.join(bhavstore_storage::paths::BHAVCOPY_TABLE))?;
     let (table_rows, _) = drain(&ctx, "SELECT scrip_code FROM bhavcopy").await?;
     println!("bhavcopy: {table_rows} rows in {files} files");
 

@@ -1,11 +1,11 @@
 //! `gen-history`: writes a synthetic bhavcopy history as the canonical `bhavcopy` table, one
-//! zstd Parquet file per session at `bhavstore::paths::bhavcopy_file(date)` under `--root`.
+//! zstd Parquet file per session at `bhavstore_storage::paths::bhavcopy_file(date)` under `--root`.
 //!
 //! One thread steps the market (cheap, sequential per security so the output does not depend
 //! on the thread count); `--jobs` threads encode and write the days (the expensive part).
 //!
 //! Every day written is also recorded in bhavstore's change log (`state/bse/equity/loads/`, via
-//! `bhavstore::ingest::load::record_load`, with the sha256 of the Parquet bytes), as ingestion
+//! `bhavstore_ingest::load::record_load`, with the sha256 of the Parquet bytes), as ingestion
 //! does, so `bhavstore materialize` sees it. `--from-session`/`--to-session` write a slice of the
 //! same deterministic history (the market is still stepped from the first session), e.g. to
 //! append session N+1 to a root holding sessions 1..N of an `--sessions N+R` history.
@@ -15,14 +15,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use bhavstore::config::StorageConfig;
-use bhavstore::formats::SourceFormat;
-use bhavstore::formats::canonical::rows_to_batch;
-use bhavstore::ingest::load::record_load;
-use bhavstore::paths;
-use bhavstore::storage::Storage;
 use bhavstore_bench::canonical_writer_properties;
 use bhavstore_bench::history::{Market, Session};
+use bhavstore_formats::SourceFormat;
+use bhavstore_formats::canonical::rows_to_batch;
+use bhavstore_ingest::load::record_load;
+use bhavstore_storage::Storage;
+use bhavstore_storage::StorageConfig;
+use bhavstore_storage::paths;
 use chrono::NaiveDate;
 use clap::Parser;
 use datafusion::parquet::arrow::ArrowWriter;

@@ -1,0 +1,231 @@
+//! What a view's plan tells materialization: which functions it calls (their versions are part
+//! of the view's version), whether it can run incrementally, and how many rows of each entity an
+//! incremental run must carry over.
+//!
+//! Incremental runs keep, per entity, the last `lookback` input rows (the *tail*) and compute new
+//! days from tail + new rows. That gives the full recompute's values only if every window
+//! is partitioned by the entity and ordered by event time, and reads a bounded number of rows
+//! back; anything else (cumulative frames, other partitions, joins with other tables) makes the
+//! view full-recompute only, which is correct, just slower. Reading *forward* (`lead`, a frame
+//! ending in `FOLLOWING`) would leak future data into a feature and is refused outright.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use datafusion::common::ScalarValue;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::logical_expr::expr::WindowFunction;
+use datafusion::logical_expr::{Expr, LogicalPlan, WindowFrameBound, WindowFrameUnits, WindowFunctionDefinition};
+
+/// The facts materialization needs about one view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Analysis {
+    /// Every bhavstore UDF the view calls, with its version.
+    pub functions: BTreeMap<String, u32>,
+    /// Tables the view reads.
+    pub tables: BTreeSet<String>,
+    /// Rows per entity an incremental run carries, or why it cannot run incrementally.
+    pub incremental: Result<usize, String>,
+}
+
+/// Analyses a view's logical plan. `entity` and `event_time` are the YAML's columns. Errors are
+/// look-ahead constructs, which no feature may use.
+pub fn analyse(plan: &LogicalPlan, entity: &str, event_time: &str) -> Result<Analysis, String> {
+    let mut functions = BTreeMap::new();
+    let mut tables = BTreeSet::new();
+    let mut blockers = Vec::new();
+    // With subqueries: `WHERE x IN (SELECT ... FROM bhavcopy ...)` hides a plan in an
+    // expression, and an incremental run would evaluate it over the new days only.
+    plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            tables.insert(scan.table_name.table().to_string());
+        }
+        if matches!(node, LogicalPlan::Join(_)) {
+            blockers.push("it joins tables".to_string());
+        }
+        if matches!(node, LogicalPlan::Subquery(_)) {
+            blockers.push("it has a subquery, which would see only the days of an incremental run".to_string());
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })
+    .map_err(|e| e.to_string())?;
+    let lookback = rows_needed(plan, entity, event_time, &mut functions, &mut blockers)?;
+    if tables.len() != 1 || !tables.contains(bhavstore_lake::BHAVCOPY) {
+        blockers.push(format!("it reads {tables:?}, not only {}", bhavstore_lake::BHAVCOPY));
+    }
+    let incremental = if blockers.is_empty() {
+        Ok(lookback)
+    } else {
+        blockers.sort();
+        blockers.dedup();
+        Err(blockers.join("; "))
+    };
+    Ok(Analysis { functions, tables, incremental })
+}
+
+/// Rows of history (current row included) one output row of `plan` depends on. Stacked window
+/// levels add up: a 20-row window over a column that itself looks 2 rows back needs 21.
+fn rows_needed(
+    plan: &LogicalPlan,
+    entity: &str,
+    event_time: &str,
+    functions: &mut BTreeMap<String, u32>,
+    blockers: &mut Vec<String>,
+) -> Result<usize, String> {
+    let mut below = 1;
+    for input in plan.inputs() {
+        below = below.max(rows_needed(input, entity, event_time, functions, blockers)?);
+    }
+    // Subqueries in expressions (IN (SELECT ...)) hide their plans from inputs().
+    if let LogicalPlan::Window(window) = plan {
+        let mut level = 1;
+        for expr in &window.window_expr {
+            let mut found = Vec::new();
+            expr.apply(|e| {
+                if let Expr::WindowFunction(wf) = e {
+                    found.push(wf.as_ref().clone());
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+            .map_err(|e| e.to_string())?;
+            for wf in found {
+                level = level.max(window_rows(&wf, entity, event_time, functions, blockers)?);
+            }
+        }
+        return Ok(below + level - 1);
+    }
+    Ok(below)
+}
+
+/// Rows one window function call reads back, current row included.
+fn window_rows(
+    wf: &WindowFunction,
+    entity: &str,
+    event_time: &str,
+    functions: &mut BTreeMap<String, u32>,
+    blockers: &mut Vec<String>,
+) -> Result<usize, String> {
+    let name = wf.fun.name().to_string();
+    let p = &wf.params;
+    let partitioned = matches!(p.partition_by.as_slice(), [Expr::Column(c)] if c.name == entity);
+    let ordered =
+        matches!(p.order_by.as_slice(), [s] if s.asc && matches!(&s.expr, Expr::Column(c) if c.name == event_time));
+    if !partitioned || !ordered {
+        blockers.push(format!(
+            "{name}() is not windowed PARTITION BY {entity} ORDER BY {event_time} (ascending, nothing else)"
+        ));
+    }
+    let int_arg = |i: usize| -> Option<usize> {
+        match p.args.get(i) {
+            Some(Expr::Literal(v, _)) => scalar_usize(v),
+            _ => None,
+        }
+    };
+    if name == "lead" || name == "lead_lag" {
+        return Err(format!("{name}() reads rows after the current one: a feature may only use the past"));
+    }
+    if let WindowFunctionDefinition::WindowUDF(udf) = &wf.fun {
+        if let Some(version) = bhavstore_udfs::function_version(udf.name()) {
+            functions.insert(udf.name().to_string(), version);
+            let n = int_arg(1).ok_or_else(|| format!("{name}(): the window length must be an integer literal"))?;
+            if !bhavstore_udfs::start_independent(udf.name(), n) {
+                blockers.push(format!(
+                    "{name}(…, {n}) sums its window with a running accumulator whose last bit depends on where the \
+                     partition starts"
+                ));
+            }
+            return Ok(bhavstore_udfs::lookback_rows(udf.name(), n).unwrap_or(n));
+        }
+        return match name.as_str() {
+            // lag(x) and lag(x, k): k rows back (default 1).
+            "lag" => Ok(int_arg(1).unwrap_or(1) + 1),
+            "first_value" | "nth_value" | "last_value" => frame_rows(wf, &name, blockers),
+            other => {
+                blockers.push(format!("{other}() depends on the whole partition"));
+                Ok(1)
+            }
+        };
+    }
+    // An aggregate used as a window: its frame decides.
+    frame_rows(wf, &name, blockers)
+}
+
+/// Rows covered by a frame that ends at or before the current row.
+fn frame_rows(wf: &WindowFunction, name: &str, blockers: &mut Vec<String>) -> Result<usize, String> {
+    let frame = &wf.params.window_frame;
+    let ends_after = match &frame.end_bound {
+        WindowFrameBound::Following(v) => v.is_null() || scalar_usize(v).is_none_or(|n| n > 0),
+        _ => false,
+    };
+    if ends_after {
+        return Err(format!(
+            "{name}(): its window frame reaches past the current row: a feature may only use the past"
+        ));
+    }
+    if frame.units != WindowFrameUnits::Rows {
+        blockers.push(format!("{name}() uses a {} frame; only ROWS frames carry over", frame.units));
+        return Ok(1);
+    }
+    match &frame.start_bound {
+        WindowFrameBound::Preceding(v) if !v.is_null() => Ok(scalar_usize(v).unwrap_or(0) + 1),
+        WindowFrameBound::CurrentRow => Ok(1),
+        _ => {
+            blockers.push(format!("{name}() uses a frame starting at UNBOUNDED PRECEDING (cumulative)"));
+            Ok(1)
+        }
+    }
+}
+
+fn scalar_usize(v: &ScalarValue) -> Option<usize> {
+    match v.cast_to(&datafusion::arrow::datatypes::DataType::UInt64).ok()? {
+        ScalarValue::UInt64(Some(n)) => usize::try_from(n).ok(),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::datasource::MemTable;
+    use datafusion::prelude::SessionContext;
+
+    use super::analyse;
+
+    async fn plan(sql: &str) -> datafusion::logical_expr::LogicalPlan {
+        let ctx = SessionContext::new();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("scrip_code", DataType::Int64, false),
+            Field::new("trade_date", DataType::Date32, false),
+            Field::new("close", DataType::Float64, true),
+            Field::new("volume", DataType::Int64, true),
+        ]));
+        let table = MemTable::try_new(schema, vec![vec![]]).expect("table");
+        ctx.register_table(bhavstore_lake::BHAVCOPY, Arc::new(table)).expect("register");
+        ctx.state().create_logical_plan(sql).await.expect("plan")
+    }
+
+    const WINDOW: &str = "lag(close, 1) over (partition by scrip_code order by trade_date)";
+
+    #[tokio::test]
+    async fn a_window_over_bhavcopy_is_incremental() {
+        let p = plan(&format!("select scrip_code, trade_date, {WINDOW} as prev from bhavcopy")).await;
+        let a = analyse(&p, "scrip_code", "trade_date").expect("analysis");
+        assert_eq!(a.incremental, Ok(2));
+    }
+
+    #[tokio::test]
+    async fn subqueries_in_expressions_make_a_view_run_in_full() {
+        for filter in [
+            "scrip_code in (select scrip_code from bhavcopy where volume > 200000)",
+            "exists (select 1 from bhavcopy b where b.volume > 200000 and b.scrip_code = bhavcopy.scrip_code)",
+            "close > (select avg(close) from bhavcopy)",
+        ] {
+            let p =
+                plan(&format!("select scrip_code, trade_date, {WINDOW} as prev from bhavcopy where {filter}")).await;
+            let a = analyse(&p, "scrip_code", "trade_date").expect("analysis");
+            let why = a.incremental.expect_err(filter);
+            assert!(why.contains("subquery"), "{filter}: {why}");
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! When a session's values become known (the market clock), and Arrow's Date32 day numbers.
+
+use chrono::{DateTime, Days, NaiveDate, NaiveTime, TimeZone, Utc};
+use chrono_tz::Tz;
+
+/// A market clock that cannot be built from its settings.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClockError {
+    /// The time zone is not an IANA name.
+    #[error("online.timezone: {0}")]
+    TimeZone(String),
+    /// The close is not `HH:MM`.
+    #[error("online.market_close {0}")]
+    Close(String),
+}
+
+/// When a session's values become known.
+#[derive(Debug, Clone)]
+pub struct MarketClock {
+    tz: Tz,
+    close: NaiveTime,
+}
+
+impl Default for MarketClock {
+    /// BSE: 15:30 in Asia/Kolkata.
+    fn default() -> Self {
+        Self { tz: chrono_tz::Asia::Kolkata, close: NaiveTime::from_hms_opt(15, 30, 0).unwrap_or_default() }
+    }
+}
+
+impl MarketClock {
+    /// The default close, `online.market_close`.
+    pub const DEFAULT_CLOSE: &str = "15:30";
+    /// The default zone, `online.timezone`.
+    pub const DEFAULT_TIMEZONE: &str = "Asia/Kolkata";
+
+    /// A clock closing at `market_close` (`HH:MM`, local) in the IANA zone `timezone`. The
+    /// error names the `online.*` setting each comes from.
+    pub fn new(market_close: &str, timezone: &str) -> Result<Self, ClockError> {
+        let tz: Tz = timezone.parse().map_err(|e| ClockError::TimeZone(format!("{e}")))?;
+        let close = NaiveTime::parse_from_str(market_close, "%H:%M")
+            .map_err(|e| ClockError::Close(format!("{market_close:?}: {e} (use HH:MM)")))?;
+        Ok(Self { tz, close })
+    }
+
+    /// Event time of a trade date.
+    #[must_use]
+    pub fn event_time(&self, d: NaiveDate) -> DateTime<Utc> {
+        let local = d.and_time(self.close);
+        self.tz.from_local_datetime(&local).earliest().map_or_else(|| local.and_utc(), |t| t.with_timezone(&Utc))
+    }
+
+    /// The latest trade date whose event time is at or before `at`.
+    #[must_use]
+    pub fn last_known_date(&self, at: DateTime<Utc>) -> NaiveDate {
+        let local = at.with_timezone(&self.tz);
+        let d = local.date_naive();
+        if self.event_time(d) <= at { d } else { d - Days::new(1) }
+    }
+}
+
+/// 1970-01-01, the origin of Arrow's Date32.
+#[must_use]
+pub fn epoch() -> NaiveDate {
+    NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date")
+}
+
+/// Days since [`epoch`] (Arrow's Date32).
+#[must_use]
+pub fn to_days(d: NaiveDate) -> i32 {
+    i32::try_from((d - epoch()).num_days()).unwrap_or(i32::MIN)
+}
+
+/// The date of a Date32 value.
+#[must_use]
+pub fn from_days(d: i32) -> NaiveDate {
+    epoch() + chrono::Duration::days(i64::from(d))
+}

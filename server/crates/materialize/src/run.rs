@@ -1,0 +1,530 @@
+//! One run of one view: decide what to compute, compute it, write it, publish it, clean up.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use chrono::{NaiveDate, Utc};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::ScalarValue;
+use datafusion::prelude::{DataFrame, SessionContext, col, lit};
+
+use super::lock::ViewLock;
+use super::{MaterializeError, Materializer, PreparedView, quality};
+use bhavstore_lake::manifest::{self, FileRef, MANIFEST_FORMAT, Manifest, Segment, TailRef};
+use bhavstore_lake::records::{RunRecord, new_run_id};
+use bhavstore_lake::table::ParquetFilesTable;
+use bhavstore_lake::writer::{write_stream, write_stream_by_year};
+use bhavstore_storage::Storage;
+use bhavstore_storage::paths;
+
+/// What a run will compute.
+enum Plan {
+    /// Nothing changed since the latest manifest.
+    UpToDate,
+    /// Everything from scratch.
+    Full { why: String },
+    /// New days on top of `base` (the latest manifest, or an older one for a revision).
+    FromBase { base: Box<Manifest>, revised_from: Option<NaiveDate> },
+}
+
+/// The changes the change log shows since a watermark.
+struct Changes {
+    /// Newest sha256 per trade date among the new entries.
+    by_date: BTreeMap<NaiveDate, String>,
+    /// Last key read (the new watermark).
+    watermark: Option<String>,
+}
+
+async fn read_changes(storage: &Storage, after: Option<&str>) -> Result<Changes, MaterializeError> {
+    let keys = match after {
+        Some(w) => storage.list_after(paths::LOADS, w).await?,
+        None => storage.list(paths::LOADS).await?,
+    };
+    let mut by_date = BTreeMap::new();
+    for k in &keys {
+        if let Some((date, sha)) = paths::parse_load_entry(k) {
+            by_date.insert(date, sha);
+        }
+    }
+    Ok(Changes { by_date, watermark: keys.last().cloned().or_else(|| after.map(str::to_string)) })
+}
+
+pub(super) async fn run_view(m: &Materializer, pv: &PreparedView, full: bool) -> Result<RunRecord, MaterializeError> {
+    let storage = &m.storage;
+    let name = pv.view.spec.name.as_str();
+    let version = pv.version.id.as_str();
+    let run_id = new_run_id();
+    let mut record = RunRecord::start(&run_id, "materialize", Some(name), Some(version));
+    let lock = match ViewLock::acquire(storage, name, &run_id).await {
+        Ok(l) => l,
+        Err(e) => {
+            // Not recorded as a run: nothing was attempted.
+            tracing::warn!(view = name, error = %e, "materialization not started");
+            return Err(e);
+        }
+    };
+    record.save(storage).await?;
+    super::failpoint::reach(super::failpoint::LOCKED).await;
+    let started = Instant::now();
+    let span = tracing::info_span!("materialize", view = name, version, run_id = %run_id);
+    let result = tracing::Instrument::instrument(execute(m, pv, full, &mut record), span).await;
+    record.finished_at = Some(Utc::now());
+    record.duration_ms = Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
+    match &result {
+        Ok(()) => {
+            if record.status == "running" {
+                record.status = if record.warnings.is_empty() { "succeeded".into() } else { "warning".into() };
+            }
+        }
+        Err(e) => {
+            record.status = "failed".into();
+            record.error = Some(e.to_string());
+        }
+    }
+    let saved = record.save(storage).await;
+    lock.release(storage).await;
+    result?;
+    if let Err(e) = saved {
+        // The manifest is out: the run did its work, and readers of bhavstore_runs complete
+        // the record from the manifest. Losing the record is a warning, not a failure.
+        tracing::warn!(view = name, error = %e, "published, but the run record could not be saved");
+        record.warnings.push(format!("published, but the run record could not be saved: {e}"));
+        record.status = "warning".into();
+    }
+    tracing::info!(
+        view = name,
+        version,
+        run_id = %record.run_id,
+        mode = record.mode.as_deref().unwrap_or("-"),
+        status = %record.status,
+        rows = record.rows,
+        ms = record.duration_ms.unwrap_or(0),
+        "materialization finished"
+    );
+    Ok(record)
+}
+
+async fn execute(
+    m: &Materializer,
+    pv: &PreparedView,
+    full: bool,
+    record: &mut RunRecord,
+) -> Result<(), MaterializeError> {
+    let storage = &m.storage;
+    let view = &pv.view.spec;
+    let version = &pv.version.id;
+    ensure_version_record(storage, pv).await?;
+    let latest = manifest::latest(storage, &view.name, version).await?;
+    let changes = read_changes(storage, latest.as_ref().and_then(|l| l.loads_watermark.as_deref())).await?;
+    let plan = decide(m, pv, full, latest.as_ref(), &changes).await?;
+    let base = match plan {
+        Plan::UpToDate => {
+            record.mode = Some("none".into());
+            tracing::info!(view = %view.name, "nothing new since the latest manifest");
+            return Ok(());
+        }
+        Plan::Full { why } => {
+            tracing::info!(view = %view.name, why, "full recompute");
+            record.mode = Some("full".into());
+            None
+        }
+        Plan::FromBase { base, revised_from } => {
+            record.mode = Some(if revised_from.is_some() { "recompute" } else { "incremental" }.into());
+            if let Some(d) = revised_from {
+                tracing::info!(view = %view.name, revised = %d, from = ?base.max_trade_date, "a computed day was revised: recomputing from the newest state before it");
+            }
+            Some(base)
+        }
+    };
+    let after = base.as_ref().and_then(|b| b.max_trade_date);
+    // Recorded now so a run that dies midway still says what it was doing.
+    record.save(storage).await?;
+
+    // The input the view sees: all of bhavcopy, or the base's tail plus the days after it.
+    let ctx = bhavstore_lake::session(storage)?;
+    if let Some(b) = &base {
+        let tail = b.tail.as_ref().ok_or_else(|| MaterializeError::Corrupt("base manifest has no tail".into()))?;
+        narrow_input(&ctx, storage, &tail.file, after, &pv.input_columns).await?;
+    }
+    // An incremental input holds only this view's columns (and incremental views read only
+    // bhavcopy), so only this view is planned on it; a full run may read other views.
+    let to_register: Vec<bhavstore_features::FeatureView> =
+        if base.is_some() { vec![pv.view.clone()] } else { m.all_views.to_vec() };
+    bhavstore_features::register_views(&ctx, &to_register).await.map_err(bhavstore_features::PrepareError::from)?;
+
+    let t0 = Instant::now();
+    let mut df = ctx.table(view.name.as_str()).await?;
+    if let Some(d) = after {
+        df = df.filter(col(view.event_time.as_str()).gt(lit(date_scalar(d))))?;
+    }
+    let out_schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+    let files =
+        write_output(storage, &view.name, version, &record.run_id, df, &view.event_time, base.is_none()).await?;
+    record.compute_ms = Some(ms(t0));
+    super::failpoint::reach(super::failpoint::DATA_WRITTEN).await;
+
+    let t1 = Instant::now();
+    let tail = match pv.lookback_rows {
+        Some(rows) => Some(write_tail(&ctx, storage, pv, &record.run_id, rows).await?),
+        None => None,
+    };
+    record.tail_ms = Some(ms(t1));
+    super::failpoint::reach(super::failpoint::TAIL_WRITTEN).await;
+
+    // Assemble and publish the new state.
+    let mut segments = base.as_ref().map(|b| b.segments.clone()).unwrap_or_default();
+    let new_rows: u64 = files.iter().map(|(f, _)| f.rows).sum();
+    let dates: Vec<(NaiveDate, NaiveDate)> = files.iter().filter_map(|(_, d)| *d).collect();
+    if let (Some(lo), Some(hi)) = (dates.iter().map(|d| d.0).min(), dates.iter().map(|d| d.1).max()) {
+        segments.push(Segment {
+            run_id: record.run_id.clone(),
+            min_trade_date: lo,
+            max_trade_date: hi,
+            rows: new_rows,
+            files: files.iter().map(|(f, _)| f.clone()).collect(),
+        });
+        record.min_trade_date = Some(lo);
+        record.max_trade_date = Some(hi);
+    }
+    record.rows = new_rows;
+    let mut inputs = latest_inputs(latest.as_ref());
+    inputs.extend(changes.by_date.iter().map(|(d, s)| (*d, s.clone())));
+    let max_date = segments.last().map(|s| s.max_trade_date);
+    inputs.retain(|d, _| max_date.is_some_and(|m| *d <= m));
+    let mut referenced: Vec<String> = latest.as_ref().map(|l| l.referenced_runs.clone()).unwrap_or_default();
+    referenced.push(record.run_id.clone());
+    let seq = latest.as_ref().map_or(1, |l| l.seq + 1);
+    let published = Manifest {
+        format: MANIFEST_FORMAT,
+        view: view.name.clone(),
+        version: version.clone(),
+        definition_hash: pv.version.definition_hash.clone(),
+        seq,
+        run_id: record.run_id.clone(),
+        kind: record.mode.clone().unwrap_or_default(),
+        started_at: record.started_at,
+        published_at: Utc::now(),
+        min_trade_date: segments.first().map(|s| s.min_trade_date),
+        max_trade_date: max_date,
+        rows: segments.iter().map(|s| s.rows).sum(),
+        segments,
+        tail,
+        inputs,
+        loads_watermark: changes.watermark.clone(),
+        referenced_runs: referenced,
+    };
+    manifest::publish(storage, &published).await?;
+    record.manifest_seq = Some(seq);
+    super::failpoint::reach(super::failpoint::PUBLISHED).await;
+    tracing::info!(view = %view.name, version = %version, seq, rows = new_rows, total_rows = published.rows, "manifest published");
+
+    cleanup(storage, &view.name, version, &published, m.cfg.keep_tails).await;
+
+    // Quality is about the published data; a failure to compute it does not unpublish anything.
+    match quality::assess(&ctx, storage, pv, &published, out_schema, &m.cfg.quality).await {
+        Ok((rows, warnings)) => {
+            record.warnings = warnings;
+            bhavstore_lake::records::save_quality(storage, &record.run_id, &rows).await?;
+            if let Some(client) = &m.mlflow {
+                log_to_mlflow(client, pv, &published, record, &rows).await;
+            }
+        }
+        Err(e) => {
+            tracing::warn!(view = %view.name, error = %e, "quality figures could not be computed");
+            record.warnings.push(format!("quality figures not computed: {e}"));
+        }
+    }
+    Ok(())
+}
+
+fn ms(t: Instant) -> u64 {
+    u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+fn date_scalar(d: NaiveDate) -> ScalarValue {
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
+    ScalarValue::Date32(Some(i32::try_from((d - epoch).num_days()).unwrap_or(i32::MAX)))
+}
+
+fn latest_inputs(latest: Option<&Manifest>) -> BTreeMap<NaiveDate, String> {
+    latest.map(|l| l.inputs.clone()).unwrap_or_default()
+}
+
+async fn decide(
+    m: &Materializer,
+    pv: &PreparedView,
+    full: bool,
+    latest: Option<&Manifest>,
+    changes: &Changes,
+) -> Result<Plan, MaterializeError> {
+    let Some(latest) = latest else { return Ok(Plan::Full { why: "first run of this version".into() }) };
+    if full {
+        return Ok(Plan::Full { why: "--full asked".into() });
+    }
+    if pv.lookback_rows.is_none() {
+        return Ok(if changes.by_date.is_empty() {
+            Plan::UpToDate
+        } else {
+            Plan::Full {
+                why: format!(
+                    "the view cannot run incrementally: {}",
+                    pv.analysis.incremental.clone().err().unwrap_or_default()
+                ),
+            }
+        });
+    }
+    let last = latest.max_trade_date;
+    let revised: BTreeSet<NaiveDate> = changes
+        .by_date
+        .iter()
+        .filter(|(d, sha)| last.is_some_and(|l| **d <= l) && latest.inputs.get(*d) != Some(*sha))
+        .map(|(d, _)| *d)
+        .collect();
+    let Some(&first_revised) = revised.iter().next() else {
+        let new_days = changes.by_date.keys().any(|d| last.is_none_or(|l| *d > l));
+        return Ok(if new_days {
+            Plan::FromBase { base: Box::new(latest.clone()), revised_from: None }
+        } else {
+            Plan::UpToDate
+        });
+    };
+    // The newest state that does not include the revised day, if its tail is still kept.
+    let view = &pv.view.spec.name;
+    for seq in manifest::list_seqs(&m.storage, view, &latest.version).await?.into_iter().rev() {
+        let candidate = manifest::read(&m.storage, view, &latest.version, seq).await?;
+        if candidate.max_trade_date.is_some_and(|d| d >= first_revised) {
+            continue;
+        }
+        let Some(tail) = &candidate.tail else { break };
+        if m.storage.size(&tail.file.key).await?.is_none() {
+            break;
+        }
+        return Ok(Plan::FromBase { base: Box::new(candidate), revised_from: Some(first_revised) });
+    }
+    Ok(Plan::Full { why: format!("{first_revised} was revised and no kept state predates it") })
+}
+
+/// Name of the whole `bhavcopy` in a run whose `bhavcopy` is narrowed to tail + new days.
+pub(super) const FULL_INPUT: &str = "__bhavcopy_all";
+
+/// Replaces `bhavcopy` in `ctx` by the tail plus the days after `after`, both with only the
+/// columns the view reads.
+async fn narrow_input(
+    ctx: &SessionContext,
+    storage: &Storage,
+    tail: &FileRef,
+    after: Option<NaiveDate>,
+    columns: &[String],
+) -> Result<(), MaterializeError> {
+    let all = ctx.table(bhavstore_lake::BHAVCOPY).await?;
+    ctx.deregister_table(bhavstore_lake::BHAVCOPY)?;
+    ctx.register_table(FULL_INPUT, all.into_view())?;
+    let cols: Vec<&str> = columns.iter().map(String::as_str).collect();
+    let newer = ctx.table(FULL_INPUT).await?;
+    let newer = match after {
+        Some(d) => newer.filter(col("trade_date").gt(lit(date_scalar(d))))?,
+        None => newer,
+    }
+    .select_columns(&cols)?;
+    let schema: SchemaRef = Arc::new(newer.schema().as_arrow().clone());
+    ctx.register_table("__tail", Arc::new(ParquetFilesTable::new(storage, schema, std::slice::from_ref(tail))?))?;
+    let input = ctx.table("__tail").await?.union(newer)?;
+    ctx.register_table(bhavstore_lake::BHAVCOPY, input.into_view())?;
+    Ok(())
+}
+
+/// Writes the view's rows. A full run writes each output partition in parallel, one file per
+/// calendar year; an incremental run's few thousand rows go to one file.
+async fn write_output(
+    storage: &Storage,
+    view: &str,
+    version: &str,
+    run_id: &str,
+    df: DataFrame,
+    event_time: &str,
+    parallel: bool,
+) -> Result<Vec<(FileRef, Option<(NaiveDate, NaiveDate)>)>, MaterializeError> {
+    let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+    let streams = if parallel { df.execute_stream_partitioned().await? } else { vec![df.execute_stream().await?] };
+    let writes = streams.into_iter().enumerate().map(|(i, stream)| {
+        let schema = Arc::clone(&schema);
+        async move {
+            if parallel {
+                let key_of = |year: i32| paths::data_file_year(view, version, run_id, i, year);
+                write_stream_by_year(storage, key_of, schema, stream, event_time).await
+            } else {
+                let key = paths::data_file(view, version, run_id, i);
+                write_stream(storage, &key, schema, stream, Some(event_time)).await.map(|w| vec![w])
+            }
+        }
+    });
+    let mut out = Vec::new();
+    for w in futures::future::try_join_all(writes).await?.into_iter().flatten() {
+        if let Some(f) = w.file {
+            out.push((f, w.dates));
+        }
+    }
+    Ok(out)
+}
+
+/// Keeps the last `rows` input rows of every entity for the next run.
+async fn write_tail(
+    ctx: &SessionContext,
+    storage: &Storage,
+    pv: &PreparedView,
+    run_id: &str,
+    rows: usize,
+) -> Result<TailRef, MaterializeError> {
+    let spec = &pv.view.spec;
+    let input = ctx.table(bhavstore_lake::BHAVCOPY).await?;
+    let present: Vec<String> = input.schema().fields().iter().map(|f| f.name().clone()).collect();
+    let select = pv
+        .input_columns
+        .iter()
+        .filter(|c| present.contains(c))
+        .map(|c| format!("\"{c}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "SELECT {select} FROM (SELECT *, row_number() OVER (PARTITION BY \"{e}\" ORDER BY \"{t}\" DESC) AS __rn \
+         FROM {b}) WHERE __rn <= {rows}",
+        e = spec.entity,
+        t = spec.event_time,
+        b = bhavstore_lake::BHAVCOPY,
+    );
+    let df = ctx.sql(&sql).await?;
+    let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+    let key = paths::tail_file(&spec.name, &pv.version.id, run_id);
+    let written = write_stream(storage, &key, Arc::clone(&schema), df.execute_stream().await?, None).await?;
+    let file = match written.file {
+        Some(f) => f,
+        None => {
+            // An empty input still needs a readable tail with the right columns.
+            let empty = datafusion::arrow::array::RecordBatch::new_empty(Arc::clone(&schema));
+            write_empty(storage, &key, empty).await?;
+            FileRef { key: key.clone(), size: storage.size(&key).await?.unwrap_or(0), rows: 0 }
+        }
+    };
+    Ok(TailRef { file, lookback_rows: rows as u64 })
+}
+
+async fn write_empty(
+    storage: &Storage,
+    key: &str,
+    empty: datafusion::arrow::array::RecordBatch,
+) -> Result<(), MaterializeError> {
+    let mut buf = Vec::new();
+    let mut w = datafusion::parquet::arrow::ArrowWriter::try_new(&mut buf, empty.schema(), None)
+        .map_err(|e| MaterializeError::Write(e.to_string()))?;
+    w.write(&empty).map_err(|e| MaterializeError::Write(e.to_string()))?;
+    w.close().map_err(|e| MaterializeError::Write(e.to_string()))?;
+    storage.put(key, Bytes::from(buf)).await?;
+    Ok(())
+}
+
+/// Records the definition of a version the first time it is materialized.
+async fn ensure_version_record(storage: &Storage, pv: &PreparedView) -> Result<(), MaterializeError> {
+    bhavstore_features::registry::record_version(storage, pv).await.map_err(|e| match e {
+        bhavstore_features::registry::RegistryError::Storage(e) => MaterializeError::Storage(e),
+        other => MaterializeError::Corrupt(other.to_string()),
+    })
+}
+
+/// Deletes files no manifest of the version refers to (left by failed or killed runs), and the
+/// tails of all but the newest `keep_tails` runs. Runs under the view's lock, so no other run of
+/// the view is writing. Failures are logged: they leave garbage, never damage.
+async fn cleanup(storage: &Storage, view: &str, version: &str, published: &Manifest, keep_tails: usize) {
+    let referenced: BTreeSet<&str> = published.referenced_runs.iter().map(String::as_str).collect();
+    let kept_tails: BTreeSet<&str> =
+        published.referenced_runs.iter().rev().take(keep_tails.max(1)).map(String::as_str).collect();
+    for (dir, keep) in [(paths::data_dir(view, version), &referenced), (paths::state_dir(view, version), &kept_tails)] {
+        let keys = match storage.list(&dir).await {
+            Ok(k) => k,
+            Err(e) => {
+                tracing::warn!(dir, error = %e, "cleanup: listing failed");
+                continue;
+            }
+        };
+        let mut removed = 0usize;
+        for key in keys {
+            let Some(run) = paths::run_of_file(&dir, &key) else { continue };
+            if keep.contains(run.as_str()) {
+                continue;
+            }
+            match storage.delete(&key).await {
+                Ok(()) => removed += 1,
+                Err(e) => tracing::warn!(key, error = %e, "cleanup: delete failed"),
+            }
+        }
+        if removed > 0 {
+            tracing::info!(dir, removed, "removed files no manifest needs (orphans of failed runs, old tails)");
+        }
+    }
+}
+
+async fn log_to_mlflow(
+    client: &bhavstore_mlflow::MlflowClient,
+    pv: &PreparedView,
+    published: &Manifest,
+    record: &RunRecord,
+    quality: &[super::QualityRecord],
+) {
+    let spec = &pv.view.spec;
+    let mut params = vec![
+        ("view".to_string(), spec.name.clone()),
+        ("version".to_string(), pv.version.id.clone()),
+        ("mode".to_string(), record.mode.clone().unwrap_or_default()),
+        ("lookback_rows".to_string(), pv.lookback_rows.map_or_else(|| "full".to_string(), |n| n.to_string())),
+        ("windows".to_string(), pv.analysis.functions.keys().cloned().collect::<Vec<_>>().join(",")),
+        ("trade_date_min".to_string(), record.min_trade_date.map(|d| d.to_string()).unwrap_or_default()),
+        ("trade_date_max".to_string(), record.max_trade_date.map(|d| d.to_string()).unwrap_or_default()),
+        ("manifest_seq".to_string(), published.seq.to_string()),
+    ];
+    params.retain(|(_, v)| !v.is_empty());
+    let mut metrics = vec![
+        ("rows".to_string(), record.rows as f64),
+        ("total_rows".to_string(), published.rows as f64),
+        (
+            "duration_s".to_string(),
+            Utc::now().signed_duration_since(record.started_at).num_milliseconds() as f64 / 1000.0,
+        ),
+    ];
+    for q in quality {
+        let prefix = q.feature.clone().unwrap_or_else(|| "view".into());
+        if let Some(v) = q.null_rate {
+            metrics.push((format!("{prefix}.null_rate"), v));
+        }
+        if let Some(v) = q.psi {
+            metrics.push((format!("{prefix}.psi"), v));
+        }
+        if let Some(v) = q.missing_entities {
+            metrics.push(("missing_entities".into(), v as f64));
+        }
+        if let Some(v) = q.suspicious_returns {
+            metrics.push(("suspicious_returns".into(), v as f64));
+        }
+    }
+    let tags = vec![
+        ("definition_hash".to_string(), pv.version.definition_hash.clone()),
+        ("bhavstore.run_id".to_string(), record.run_id.clone()),
+        ("bhavstore.status".to_string(), if record.warnings.is_empty() { "succeeded" } else { "warning" }.to_string()),
+    ];
+    let manifest_json = serde_json::to_vec_pretty(published).unwrap_or_default();
+    let run = bhavstore_mlflow::RunRecord {
+        experiment: spec.name.clone(),
+        run_name: record.run_id.clone(),
+        start_time: record.started_at,
+        end_time: Utc::now(),
+        succeeded: true,
+        params,
+        metrics,
+        tags,
+        artifacts: vec![("manifest.json".to_string(), Bytes::from(manifest_json))],
+    };
+    match client.log_run(&run).await {
+        Ok(id) => tracing::info!(view = %spec.name, mlflow_run = %id, "logged to MLflow"),
+        Err(e) => tracing::warn!(view = %spec.name, error = %e, "MLflow logging failed; the run itself is kept"),
+    }
+}

@@ -1,0 +1,202 @@
+//! `GET /feature-store/lookup` (one value) and `POST /feature-store/lookup/batch` (many
+//! entities × many features), answered from the online store.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Deserialize;
+use serde_json::{Value as Json_, json};
+
+use super::error::ApiError;
+use crate::serve::AppState;
+use crate::serve::Metrics;
+use bhavstore_online::OnlineSnapshot;
+use bhavstore_online::OnlineView;
+
+/// Largest batch: entities × features.
+const MAX_BATCH_VALUES: usize = 100_000;
+
+/// One lookup, from the query string or a JSON body (the seed's clients send JSON on GET).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct LookupRequest {
+    /// Scrip code, symbol or ISIN (a JSON number is accepted).
+    pub entity_id: Option<Json_>,
+    /// The feature.
+    pub feature_name: Option<String>,
+    /// RFC 3339; default now.
+    pub timestamp: Option<String>,
+    /// The view; needed only when two views have a feature of that name.
+    pub feature_view: Option<String>,
+}
+
+/// Parses an RFC 3339 timestamp; `None` means now.
+pub(super) fn parse_time(ts: Option<&str>) -> Result<DateTime<Utc>, ApiError> {
+    match ts.map(str::trim) {
+        None | Some("") => Ok(Utc::now()),
+        Some(s) => {
+            DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).map_err(|_| ApiError::bad_timestamp(s))
+        }
+    }
+}
+
+fn entity_text(v: &Json_) -> Result<String, ApiError> {
+    match v {
+        Json_::String(s) if !s.trim().is_empty() => Ok(s.trim().to_string()),
+        Json_::Number(n) => Ok(n.to_string()),
+        _ => Err(ApiError::bad_request("entity_id must be a scrip code, symbol or ISIN")),
+    }
+}
+
+/// The view holding `feature`: the one named, or the only one that has it.
+fn view_for(snap: &OnlineSnapshot, view: Option<&str>, feature: &str) -> Result<Arc<OnlineView>, ApiError> {
+    if let Some(v) = view {
+        return snap.view(v).ok_or_else(|| bhavstore_online::LookupError::UnknownView(v.to_string()).into());
+    }
+    let holders: Vec<Arc<OnlineView>> =
+        snap.view_names().iter().filter_map(|n| snap.view(n)).filter(|v| v.has_feature(feature)).collect();
+    match holders.as_slice() {
+        [one] => Ok(Arc::clone(one)),
+        [] => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_feature",
+            format!("no feature view has a feature {feature:?}"),
+        )),
+        many => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "ambiguous_feature",
+            format!(
+                "feature {feature:?} is in {}; say which with feature_view",
+                many.iter().map(|v| v.name().to_string()).collect::<Vec<_>>().join(" and ")
+            ),
+        )),
+    }
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// `GET /feature-store/lookup`.
+pub(super) async fn lookup(
+    State(state): State<Arc<AppState>>,
+    query: Result<Query<LookupRequest>, axum::extract::rejection::QueryRejection>,
+    body: Bytes,
+) -> Result<Json<Json_>, ApiError> {
+    let started = Instant::now();
+    let result = lookup_inner(&state, query, &body);
+    let m = &state.metrics;
+    Metrics::inc(if result.is_ok() { &m.lookups_ok } else { &m.lookups_refused }, 1);
+    Metrics::inc(&m.lookup_micros, u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX));
+    result.map(Json)
+}
+
+fn lookup_inner(
+    state: &AppState,
+    query: Result<Query<LookupRequest>, axum::extract::rejection::QueryRejection>,
+    body: &Bytes,
+) -> Result<Json_, ApiError> {
+    let query = query.map_err(|e| ApiError::bad_request(e.body_text()))?.0;
+    let req = if query.entity_id.is_none() && query.feature_name.is_none() && !body.is_empty() {
+        serde_json::from_slice::<LookupRequest>(body).map_err(|e| ApiError::bad_request(format!("JSON body: {e}")))?
+    } else {
+        query
+    };
+    let entity_raw = req.entity_id.as_ref().ok_or_else(|| ApiError::bad_request("entity_id is required"))?;
+    let entity_id = entity_text(entity_raw)?;
+    let feature = req.feature_name.as_deref().ok_or_else(|| ApiError::bad_request("feature_name is required"))?;
+    let at = parse_time(req.timestamp.as_deref())?;
+    // One publication for the whole answer, the one SQL clients see at this moment.
+    let snap = state.online.snapshot();
+    let view = view_for(&snap, req.feature_view.as_deref(), feature)?;
+    let entity =
+        snap.resolve(&entity_id).ok_or_else(|| bhavstore_online::LookupError::UnknownEntity(entity_id.clone()))?;
+    let v = view.lookup(entity, feature, at)?;
+    Ok(json!({
+        "entity_id": entity_id,
+        "feature_name": feature,
+        "value": v.value,
+        "timestamp": rfc3339(v.event_time),
+        "trade_date": v.trade_date.to_string(),
+        "feature_view": view.name(),
+        "version": view.version(),
+    }))
+}
+
+/// A batch lookup.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct BatchRequest {
+    /// Scrip codes, symbols or ISINs.
+    pub entity_ids: Vec<Json_>,
+    /// Features (all from one view, or name `feature_view`).
+    pub feature_names: Vec<String>,
+    /// RFC 3339; default now.
+    pub timestamp: Option<String>,
+    /// The view.
+    pub feature_view: Option<String>,
+}
+
+/// `POST /feature-store/lookup/batch`: every requested feature of every entity as of one time.
+/// A problem with one entity is reported in its entry; the request as a whole succeeds.
+pub(super) async fn batch(
+    State(state): State<Arc<AppState>>,
+    body: Result<Json<BatchRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Json_>, ApiError> {
+    let Json(req) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    if req.entity_ids.is_empty() || req.feature_names.is_empty() {
+        return Err(ApiError::bad_request("entity_ids and feature_names must not be empty"));
+    }
+    if req.entity_ids.len().saturating_mul(req.feature_names.len()) > MAX_BATCH_VALUES {
+        return Err(ApiError::bad_request(format!("at most {MAX_BATCH_VALUES} entity × feature values per request")));
+    }
+    let at = parse_time(req.timestamp.as_deref())?;
+    let snap = state.online.snapshot();
+    let view = view_for(&snap, req.feature_view.as_deref(), &req.feature_names[0])?;
+    if let Some(f) = req.feature_names.iter().find(|f| !view.has_feature(f)) {
+        return Err(
+            bhavstore_online::LookupError::UnknownFeature { view: view.name().into(), feature: f.clone() }.into()
+        );
+    }
+    let mut results = Vec::with_capacity(req.entity_ids.len());
+    for raw in &req.entity_ids {
+        let id = entity_text(raw)?;
+        let entry = match snap.resolve(&id) {
+            None => {
+                json!({"entity_id": id, "error": ApiError::from(bhavstore_online::LookupError::UnknownEntity(id.clone())).code()})
+            }
+            Some(entity) => {
+                let mut features = serde_json::Map::new();
+                let mut error = None;
+                for f in &req.feature_names {
+                    match view.lookup(entity, f, at) {
+                        Ok(v) => {
+                            features.insert(f.clone(), json!({"value": v.value, "timestamp": rfc3339(v.event_time)}));
+                        }
+                        Err(e) => {
+                            error = Some(ApiError::from(e));
+                            break;
+                        }
+                    }
+                }
+                match error {
+                    Some(e) => json!({"entity_id": id, "error": e.code()}),
+                    None => json!({"entity_id": id, "features": features}),
+                }
+            }
+        };
+        results.push(entry);
+    }
+    Metrics::inc(&state.metrics.lookups_ok, results.len() as u64);
+    Ok(Json(json!({
+        "feature_view": view.name(),
+        "version": view.version(),
+        "timestamp": rfc3339(at),
+        "results": results,
+    })))
+}
