@@ -102,15 +102,15 @@ impl Config {
     /// Reads a YAML file over the defaults.
     pub fn from_yaml_file(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
-        Self::from_yaml_str(&text).map_err(|message| ConfigError::Yaml { path: path.into(), message })
+        Self::from_yaml_str(&text).map_err(|e| ConfigError::Yaml { path: path.into(), message: e.to_string() })
     }
 
     /// Parses YAML text over the defaults; the error names unknown keys and their position.
-    pub fn from_yaml_str(text: &str) -> Result<Self, String> {
+    pub fn from_yaml_str(text: &str) -> Result<Self, serde_norway::Error> {
         if text.trim().is_empty() {
             return Ok(Self::default());
         }
-        serde_norway::from_str(text).map_err(|e| e.to_string())
+        serde_norway::from_str(text)
     }
 
     /// Applies `BHAVSTORE_*` variables from `vars` (pass `std::env::vars()`); returns the names
@@ -219,9 +219,9 @@ mod tests {
 
     #[test]
     fn unknown_yaml_key_is_named() {
-        let err = Config::from_yaml_str("source:\n  base_urll: http://x\n").unwrap_err();
+        let err = Config::from_yaml_str("source:\n  base_urll: http://x\n").unwrap_err().to_string();
         assert!(err.contains("base_urll"), "{err}");
-        let err = Config::from_yaml_str("storag:\n  url: x\n").unwrap_err();
+        let err = Config::from_yaml_str("storag:\n  url: x\n").unwrap_err().to_string();
         assert!(err.contains("storag"), "{err}");
     }
 
@@ -248,7 +248,7 @@ mod tests {
         let mut c = Config::from_yaml_str("ingest:\n  on_row_loss: accept\n  max_member_bytes: 8MiB\n").unwrap();
         assert_eq!(c.ingest.on_row_loss, RowLossPolicy::Accept);
         assert_eq!(c.ingest.zip_limits().max_member_bytes, 8 << 20);
-        assert!(Config::from_yaml_str("ingest:\n  on_row_los: accept\n").unwrap_err().contains("on_row_los"));
+        assert!(Config::from_yaml_str("ingest:\n  on_row_los: accept\n").unwrap_err().to_string().contains("on_row_los"));
         c.apply_env([("BHAVSTORE_INGEST_ON_ROW_LOSS".to_string(), "hold".to_string())]).unwrap();
         assert_eq!(c.ingest.on_row_loss, RowLossPolicy::Hold);
         let err = c.apply_env([("BHAVSTORE_INGEST_ON_ROW_LOSS".to_string(), "maybe".to_string())]).unwrap_err();

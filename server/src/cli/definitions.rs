@@ -15,7 +15,7 @@ use bhavstore_storage::Storage;
 
 /// Why the definitions could not be read.
 #[derive(Debug, thiserror::Error)]
-pub(super) enum DefinitionsError {
+pub enum DefinitionsError {
     /// The local directory does not load.
     #[error(transparent)]
     Local(#[from] FeatureDefError),
@@ -74,7 +74,11 @@ pub(super) fn standing(view: &FeatureView, newest: &[Newest]) -> Standing {
 }
 
 /// The definitions `query` and `serve` use (see the module docs).
-pub(super) async fn served(storage: &Storage, dir: &Path, required: bool) -> Result<Vec<FeatureView>, DefinitionsError> {
+pub(super) async fn served(
+    storage: &Storage,
+    dir: &Path,
+    required: bool,
+) -> Result<Vec<FeatureView>, DefinitionsError> {
     let mut out = local(dir, required)?;
     let newest = registry::newest_published(storage).await?;
     for l in &out {

@@ -1,7 +1,10 @@
 //! The `bhavstore` command: configuration layering, logging, the runtime and each subcommand.
 
 mod args;
-mod definitions;
+pub mod definitions;
+mod error;
+
+pub use error::CliError;
 mod log;
 mod output;
 mod serve;
@@ -57,18 +60,18 @@ pub fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::FAILURE
+            e.exit_code()
         }
     }
 }
 
 /// Layers defaults < YAML < `BHAVSTORE_*` < flags.
-pub fn build_config(cli: &Cli) -> Result<Config, String> {
+pub fn build_config(cli: &Cli) -> Result<Config, crate::config::ConfigError> {
     let mut config = match &cli.config {
-        Some(path) => Config::from_yaml_file(path).map_err(|e| e.to_string())?,
+        Some(path) => Config::from_yaml_file(path)?,
         None => Config::default(),
     };
-    let unknown = config.apply_env(std::env::vars()).map_err(|e| e.to_string())?;
+    let unknown = config.apply_env(std::env::vars())?;
     for var in unknown {
         eprintln!("warning: ignoring unknown environment variable {var}");
     }
@@ -110,7 +113,7 @@ pub fn build_config(cli: &Cli) -> Result<Config, String> {
         | Command::Features
         | Command::Materialize(_) => {}
     }
-    config.validate().map_err(|e| e.to_string())?;
+    config.validate()?;
     Ok(config)
 }
 
@@ -120,8 +123,8 @@ fn apply_source(config: &mut Config, url: Option<&String>) {
     }
 }
 
-async fn run(cli: Cli, config: Config) -> Result<ExitCode, String> {
-    let storage = Storage::open(&config.storage).map_err(|e| e.to_string())?;
+async fn run(cli: Cli, config: Config) -> Result<ExitCode, CliError> {
+    let storage = Storage::open(&config.storage)?;
     match cli.command {
         Command::Ingest(a) => ingest(&config, storage, a.date, a.revision.accept_revision).await,
         Command::Backfill(a) => run_backfill(&config, storage, &a).await,
@@ -156,32 +159,26 @@ fn print_row_loss(date: NaiveDate, report: &bhavstore_ingest::LoadReport) {
     }
 }
 
-async fn ingest(config: &Config, storage: Storage, date: NaiveDate, accept: bool) -> Result<ExitCode, String> {
-    let client = BseClient::new(&config.source).map_err(|e| e.to_string())?;
+async fn ingest(config: &Config, storage: Storage, date: NaiveDate, accept: bool) -> Result<ExitCode, CliError> {
+    let client = BseClient::new(&config.source)?;
     let ingestor = ingestor_for(config, storage, accept);
-    match ingestor.fetch_day(&client, date).await.map_err(|e| e.to_string())? {
+    let outcome = ingestor.fetch_day(&client, date).await?;
+    match &outcome {
         DayOutcome::Fetched { report, superseded } => {
-            println!(
-                "{date}: loaded {} rows, {} quarantined, of {} data lines ({}, raw sha256 {})",
-                report.rows_loaded, report.rows_quarantined, report.data_lines, report.source_format, report.raw_sha256
-            );
+            println!("{}", outcome.describe(date));
             if let Some(old) = superseded {
                 println!(
                     "{date}: BSE's file changed since it was last stored; revision {} now wins over sha256 {old}",
                     report.revision
                 );
             }
-            print_row_loss(date, &report);
+            print_row_loss(date, report);
         }
-        DayOutcome::Held(held) => {
-            println!("WARNING: {}", held.warning());
+        DayOutcome::Held(_) => {
+            println!("WARNING: {}", outcome.describe(date));
             return Ok(ExitCode::FAILURE);
         }
-        DayOutcome::Unchanged => println!("{date}: unchanged (identical bytes already stored)"),
-        DayOutcome::NoFilePublished => {
-            println!("{date}: no file published by BSE (holiday, weekend, or not yet published)")
-        }
-        other => println!("{date}: {}", outcome_word(&other)),
+        _ => println!("{}", outcome.describe(date)),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -219,17 +216,17 @@ pub async fn shutdown_signal() {
     }
 }
 
-async fn run_backfill(config: &Config, storage: Storage, a: &args::BackfillArgs) -> Result<ExitCode, String> {
+async fn run_backfill(config: &Config, storage: Storage, a: &args::BackfillArgs) -> Result<ExitCode, CliError> {
     let (from, to) = match (a.from, a.to, a.days) {
         (Some(f), Some(t), _) => (f, t),
         (_, _, Some(n)) if n > 0 => {
             let to = today_ist();
             (to - chrono::Duration::days(i64::from(n) - 1), to)
         }
-        _ => return Err("give --from and --to, or --days N (N >= 1)".into()),
+        _ => return Err(CliError::Usage("give --from and --to, or --days N (N >= 1)".into())),
     };
     if from > to {
-        return Err(format!("--from {from} is after --to {to}"));
+        return Err(CliError::Usage(format!("--from {from} is after --to {to}")));
     }
     let opts = BackfillOptions {
         from,
@@ -239,7 +236,7 @@ async fn run_backfill(config: &Config, storage: Storage, a: &args::BackfillArgs)
         refetch: a.refetch,
     };
     let total = backfill::days_in(&opts).len() as u64;
-    let client = BseClient::new(&config.source).map_err(|e| e.to_string())?;
+    let client = BseClient::new(&config.source)?;
     let ingestor = ingestor_for(config, storage.clone(), a.revision.accept_revision);
     info!(%from, %to, days = total, jobs = opts.jobs, source = %client.base(), storage = storage.display(), "backfill starting");
     let bar = progress_bar(total);
@@ -256,14 +253,14 @@ async fn run_backfill(config: &Config, storage: Storage, a: &args::BackfillArgs)
                 }
                 DayOutcome::Failed { reason } => warn!(date = %r.date, done, of = total, "day failed: {reason}"),
                 DayOutcome::Held(h) => warn!(date = %r.date, done, of = total, "{}", h.warning()),
-                other => info!(date = %r.date, done, of = total, "{}", outcome_word(other)),
+                other => info!(date = %r.date, done, of = total, "{}", DayOutcome::label(other)),
             }
         }
     };
     let result = backfill::run(&ingestor, &client, &opts, &on_day, stop_on_signal()).await;
     bar.finish_and_clear();
     log::set_active_bar(None);
-    let summary = result.map_err(|e| e.to_string())?;
+    let summary = result?;
 
     println!("backfill {from} .. {to} from {} into {}", client.base(), storage.display());
     println!("  fetched:            {}", summary.fetched());
@@ -308,19 +305,6 @@ async fn run_backfill(config: &Config, storage: Storage, a: &args::BackfillArgs)
     })
 }
 
-fn outcome_word(o: &DayOutcome) -> &'static str {
-    match o {
-        DayOutcome::Fetched { .. } => "fetched",
-        DayOutcome::Unchanged => "unchanged",
-        DayOutcome::Held(_) => "held (fewer rows than the current revision)",
-        DayOutcome::AlreadyStored => "already stored",
-        DayOutcome::NoFilePublished => "no file published",
-        DayOutcome::NoFileKnown => "no file published (known)",
-        DayOutcome::Failed { .. } => "failed",
-        DayOutcome::NotAttempted { .. } => "not attempted",
-    }
-}
-
 fn progress_bar(total: u64) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
     if !std::io::stderr().is_terminal() {
@@ -339,7 +323,7 @@ async fn run_import(
     storage: Storage,
     paths_in: &[std::path::PathBuf],
     accept: bool,
-) -> Result<ExitCode, String> {
+) -> Result<ExitCode, CliError> {
     let ingestor = ingestor_for(config, storage.clone(), accept);
     let on_file = |f: &import::ImportedFile| match &f.result {
         Ok(Ingested::Loaded { report, .. }) => {
@@ -356,7 +340,7 @@ async fn run_import(
         Ok(Ingested::Held(held)) => println!("{}: WARNING: {}", f.source, held.warning()),
         Err(e) => println!("{}: error: {e}", f.source),
     };
-    let report = import::import_paths(&ingestor, paths_in, &on_file).await.map_err(|e| e.to_string())?;
+    let report = import::import_paths(&ingestor, paths_in, &on_file).await?;
     for (p, why) in &report.skipped {
         println!("{p}: skipped: {why}");
     }
@@ -375,12 +359,11 @@ async fn run_import(
     Ok(if report.failed() > 0 || report.held() > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
-async fn run_revisions(config: &Config, storage: Storage, a: &args::RevisionsArgs) -> Result<ExitCode, String> {
+async fn run_revisions(config: &Config, storage: Storage, a: &args::RevisionsArgs) -> Result<ExitCode, CliError> {
     let ingestor = ingestor_for(config, storage, false);
     let date = a.date;
     if let Some(wanted) = &a.use_revision {
-        let switched =
-            bhavstore_ingest::revisions::use_revision(&ingestor, date, wanted).await.map_err(|e| e.to_string())?;
+        let switched = bhavstore_ingest::revisions::use_revision(&ingestor, date, wanted).await?;
         let r = &switched.report;
         let was = match &switched.previous {
             Some((rev, rows)) if *rev == r.revision => format!(" (it was current already; reloaded, {rows} rows)"),
@@ -394,7 +377,7 @@ async fn run_revisions(config: &Config, storage: Storage, a: &args::RevisionsArg
         println!("run `bhavstore materialize` to recompute the feature views from {date}");
         return Ok(ExitCode::SUCCESS);
     }
-    let revs = bhavstore_ingest::revisions::list(&ingestor, date).await.map_err(|e| e.to_string())?;
+    let revs = bhavstore_ingest::revisions::list(&ingestor, date).await?;
     if revs.is_empty() {
         println!("{date}: no revision stored");
         return Ok(ExitCode::SUCCESS);
@@ -428,12 +411,11 @@ fn feature_dir_explicit(config: &Config) -> bool {
 pub(crate) async fn catalog_for(
     config: &Config,
     storage: &Storage,
-) -> Result<(bhavstore_query::Catalog, bhavstore_lake::Publisher, Vec<bhavstore_features::FeatureView>), String> {
+) -> Result<(bhavstore_query::Catalog, bhavstore_lake::Publisher, Vec<bhavstore_features::FeatureView>), CliError> {
     let dir = std::path::Path::new(&config.features.dir);
-    let views = definitions::served(storage, dir, feature_dir_explicit(config)).await.map_err(|e| e.to_string())?;
-    let clock = config.online.clock().map_err(|e| e.to_string())?;
-    let (catalog, publisher) =
-        bhavstore_query::Catalog::open_now(storage, &views, clock).await.map_err(|e| e.to_string())?;
+    let views = definitions::served(storage, dir, feature_dir_explicit(config)).await?;
+    let clock = config.online.clock()?;
+    let (catalog, publisher) = bhavstore_query::Catalog::open_now(storage, &views, clock).await?;
     let current = catalog.current_versions();
     let published = publisher.current();
     for (name, version) in &current {
@@ -448,12 +430,12 @@ pub(crate) async fn catalog_for(
     Ok((catalog, publisher, views))
 }
 
-async fn run_features(config: &Config, storage: &Storage) -> Result<ExitCode, String> {
+async fn run_features(config: &Config, storage: &Storage) -> Result<ExitCode, CliError> {
     let dir = std::path::Path::new(&config.features.dir);
-    let views = bhavstore_features::load_dir(dir).map_err(|e| e.to_string())?;
-    let ctx = bhavstore_lake::session(storage).map_err(|e| e.to_string())?;
-    bhavstore_features::register_views(&ctx, &views).await.map_err(|e| e.to_string())?;
-    let prepared = bhavstore_features::prepare_in(&ctx, &views).await.map_err(|e| e.to_string())?;
+    let views = bhavstore_features::load_dir(dir)?;
+    let ctx = bhavstore_lake::session(storage)?;
+    bhavstore_features::register_views(&ctx, &views).await?;
+    let prepared = bhavstore_features::prepare_in(&ctx, &views).await?;
     let newest = match bhavstore_features::registry::newest_published(storage).await {
         Ok(n) => n,
         Err(e) => {
@@ -506,11 +488,11 @@ async fn run_features(config: &Config, storage: &Storage) -> Result<ExitCode, St
     Ok(ExitCode::SUCCESS)
 }
 
-async fn run_query(config: &Config, storage: &Storage, sql: &str, format: OutputFormat) -> Result<ExitCode, String> {
+async fn run_query(config: &Config, storage: &Storage, sql: &str, format: OutputFormat) -> Result<ExitCode, CliError> {
     let (catalog, _publisher, _) = catalog_for(config, storage).await?;
     let ctx = catalog.session();
-    let df = ctx.sql(sql).await.map_err(|e| e.to_string())?;
-    let batches = df.collect().await.map_err(|e| e.to_string())?;
+    let df = ctx.sql(sql).await?;
+    let batches = df.collect().await?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     output::write_batches(&mut out, &batches, format)?;
@@ -521,18 +503,23 @@ async fn run_query(config: &Config, storage: &Storage, sql: &str, format: Output
 pub(crate) async fn materializer(
     config: &Config,
     storage: Storage,
-) -> Result<bhavstore_materialize::Materializer, String> {
+) -> Result<bhavstore_materialize::Materializer, CliError> {
     let dir = std::path::Path::new(&config.features.dir);
-    let views = bhavstore_features::load_dir(dir).map_err(|e| e.to_string())?;
-    let mlflow = bhavstore_mlflow::MlflowClient::from_config(&config.mlflow).map_err(|e| e.to_string())?;
+    let views = bhavstore_features::load_dir(dir)?;
+    let mlflow = bhavstore_mlflow::MlflowClient::from_config(&config.mlflow)?;
     bhavstore_materialize::Materializer::new(storage, views, config.materialize.clone(), mlflow)
         .await
-        .map_err(|e| e.to_string())
+        .map_err(CliError::from)
 }
 
-async fn run_materialize(config: &Config, storage: Storage, views: &[String], full: bool) -> Result<ExitCode, String> {
+async fn run_materialize(
+    config: &Config,
+    storage: Storage,
+    views: &[String],
+    full: bool,
+) -> Result<ExitCode, CliError> {
     let m = materializer(config, storage).await?;
-    let results = m.run(views, full).await.map_err(|e| e.to_string())?;
+    let results = m.run(views, full).await?;
     let mut failed = 0;
     for (view, result) in &results {
         match result {

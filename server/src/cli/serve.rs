@@ -30,7 +30,7 @@ struct Runner {
 }
 
 impl JobRunner for Runner {
-    fn ingest(&self, date: NaiveDate) -> BoxFuture<'_, Result<IngestAttempt, String>> {
+    fn ingest(&self, date: NaiveDate) -> BoxFuture<'_, Result<IngestAttempt, bhavstore_schedule::ScheduleError>> {
         async move {
             let state = &self.state;
             // Every attempt is a row of bhavstore_runs, so a late or missing file shows up there.
@@ -75,20 +75,29 @@ impl JobRunner for Runner {
             if let Err(e) = record.save(&state.storage).await {
                 warn!(%date, error = %e, "could not write the ingest run record");
             }
-            result
+            result.map_err(|reason| bhavstore_schedule::ScheduleError::Ingest(reason.into()))
         }
         .boxed()
     }
 
-    fn materialize(&self, views: Vec<String>) -> BoxFuture<'_, Result<(), String>> {
+    fn materialize(&self, views: Vec<String>) -> BoxFuture<'_, Result<(), bhavstore_schedule::ScheduleError>> {
         async move {
-            let results = self.state.materializer.run(&views, false).await.map_err(|e| e.to_string())?;
+            let results = self
+                .state
+                .materializer
+                .run(&views, false)
+                .await
+                .map_err(|e| bhavstore_schedule::ScheduleError::Materialize(e.into()))?;
             if let Err(e) = self.state.refresh_online().await {
                 warn!(error = %e, "online store refresh after materialization failed");
             }
             let failed: Vec<String> =
                 results.iter().filter_map(|(v, r)| r.as_ref().err().map(|e| format!("{v}: {e}"))).collect();
-            if failed.is_empty() { Ok(()) } else { Err(failed.join("; ")) }
+            if failed.is_empty() {
+                Ok(())
+            } else {
+                Err(bhavstore_schedule::ScheduleError::Materialize(failed.join("; ").into()))
+            }
         }
         .boxed()
     }
@@ -107,10 +116,10 @@ fn listen_addr(configured: &str, authenticated: bool, what: &str, needs: &str) -
     Some(effective_addr(configured, authenticated))
 }
 
-pub(super) async fn run(config: &Config, storage: Storage, no_schedule: bool) -> Result<ExitCode, String> {
-    let schedule = config.schedule.validate().map_err(|e| e.to_string())?;
+pub(super) async fn run(config: &Config, storage: Storage, no_schedule: bool) -> Result<ExitCode, super::CliError> {
+    let schedule = config.schedule.validate()?;
     let (catalog, publisher, views) = super::catalog_for(config, &storage).await?;
-    let mlflow = bhavstore_mlflow::MlflowClient::from_config(&config.mlflow).map_err(|e| e.to_string())?;
+    let mlflow = bhavstore_mlflow::MlflowClient::from_config(&config.mlflow)?;
     let materializer = bhavstore_materialize::Materializer::from_prepared(
         storage.clone(),
         catalog.prepared().to_vec(),
@@ -118,13 +127,13 @@ pub(super) async fn run(config: &Config, storage: Storage, no_schedule: bool) ->
         config.materialize.clone(),
         mlflow,
     );
-    let client = BseClient::new(&config.source).map_err(|e| e.to_string())?;
+    let client = BseClient::new(&config.source)?;
     let credentials = Arc::new(Credentials::from_config(&config.server)?);
     let limits = &config.server.limits;
     limits.validate()?;
     let engine = Engine::new(limits);
     // Every SQL query of the server draws from one memory pool and spills within one allowance.
-    let sql = engine.server_session(catalog.session()).map_err(|e| e.to_string())?;
+    let sql = engine.server_session(catalog.session())?;
     bhavstore_serving::serve::listener::raise_fd_limit(
         limits.max_pg_connections + limits.max_flight_connections + limits.max_http_connections,
     );
@@ -142,25 +151,27 @@ pub(super) async fn run(config: &Config, storage: Storage, no_schedule: bool) ->
         online: OnlineStore::new(publisher.subscribe()),
         runs: Mutex::new(HashMap::new()),
         metrics: Metrics::default(),
+        credentials: Arc::clone(&credentials),
         catalog,
         sql,
         publisher,
         refreshing: tokio::sync::Mutex::new(()),
     });
-    let loaded = state.refresh_online().await.map_err(|e| format!("loading the online store: {e}"))?;
+    let loaded = state.refresh_online().await?;
     info!(storage = %storage.display(), views = ?loaded, "online store ready");
 
     let mut services: Vec<Box<dyn Service>> = Vec::new();
     if let Some(addr) = listen_addr(&config.server.http_addr, credentials.has_tokens(), "REST API", "tokens") {
-        let rest = RestService::bind(&addr, Arc::clone(&state))
-            .await
-            .map_err(|e| format!("binding the REST API to {addr}: {e}"))?;
+        let rest = RestService::bind(&addr, Arc::clone(&state)).await.map_err(|e| super::CliError::Listener {
+            what: format!("binding the REST API to {addr}"),
+            source: Box::new(e),
+        })?;
         services.push(Box::new(rest));
     }
     if let Some(addr) = listen_addr(&config.server.pg_addr, credentials.has_users(), "Postgres listener", "users") {
         let pg = PgService::bind(&addr, &state.sql, &engine, &credentials, config.server.tls.as_ref())
             .await
-            .map_err(|e| format!("Postgres listener: {e}"))?;
+            .map_err(|e| super::CliError::Listener { what: "Postgres listener".to_string(), source: Box::new(e) })?;
         services.push(Box::new(pg));
     }
     let flight_auth = credentials.has_users() || credentials.has_tokens();
@@ -168,7 +179,10 @@ pub(super) async fn run(config: &Config, storage: Storage, no_schedule: bool) ->
         let flight =
             FlightService::bind(&addr, &state.sql, &engine, Arc::clone(&credentials), config.server.tls.as_ref())
                 .await
-                .map_err(|e| format!("Flight SQL listener: {e}"))?;
+                .map_err(|e| super::CliError::Listener {
+                    what: "Flight SQL listener".to_string(),
+                    source: Box::new(e),
+                })?;
         services.push(Box::new(flight));
     }
     for s in &services {

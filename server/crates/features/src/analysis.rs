@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use datafusion::common::ScalarValue;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::error::DataFusionError;
 use datafusion::logical_expr::expr::WindowFunction;
 use datafusion::logical_expr::{Expr, LogicalPlan, WindowFrameBound, WindowFrameUnits, WindowFunctionDefinition};
 
@@ -27,9 +28,36 @@ pub struct Analysis {
     pub incremental: Result<usize, String>,
 }
 
+/// Why a view's plan cannot be analysed: a look-ahead construct no feature may use, or a failure
+/// walking the plan.
+#[derive(Debug, thiserror::Error)]
+pub enum AnalysisError {
+    /// DataFusion failed while walking the plan.
+    #[error(transparent)]
+    Plan(#[from] DataFusionError),
+    /// The view calls a function that reads rows after the current one (`lead`).
+    #[error("{function}() reads rows after the current one: a feature may only use the past")]
+    ReadsAhead {
+        /// The window function.
+        function: String,
+    },
+    /// A bhavstore window function's length is not an integer literal.
+    #[error("{function}(): the window length must be an integer literal")]
+    WindowLength {
+        /// The window function.
+        function: String,
+    },
+    /// A window frame ends after the current row.
+    #[error("{function}(): its window frame reaches past the current row: a feature may only use the past")]
+    FrameReachesAhead {
+        /// The window function.
+        function: String,
+    },
+}
+
 /// Analyses a view's logical plan. `entity` and `event_time` are the YAML's columns. Errors are
 /// look-ahead constructs, which no feature may use.
-pub fn analyse(plan: &LogicalPlan, entity: &str, event_time: &str) -> Result<Analysis, String> {
+pub fn analyse(plan: &LogicalPlan, entity: &str, event_time: &str) -> Result<Analysis, AnalysisError> {
     let mut functions = BTreeMap::new();
     let mut tables = BTreeSet::new();
     let mut blockers = Vec::new();
@@ -46,8 +74,7 @@ pub fn analyse(plan: &LogicalPlan, entity: &str, event_time: &str) -> Result<Ana
             blockers.push("it has a subquery, which would see only the days of an incremental run".to_string());
         }
         Ok(TreeNodeRecursion::Continue)
-    })
-    .map_err(|e| e.to_string())?;
+    })?;
     let lookback = rows_needed(plan, entity, event_time, &mut functions, &mut blockers)?;
     if tables.len() != 1 || !tables.contains(bhavstore_lake::BHAVCOPY) {
         blockers.push(format!("it reads {tables:?}, not only {}", bhavstore_lake::BHAVCOPY));
@@ -70,7 +97,7 @@ fn rows_needed(
     event_time: &str,
     functions: &mut BTreeMap<String, u32>,
     blockers: &mut Vec<String>,
-) -> Result<usize, String> {
+) -> Result<usize, AnalysisError> {
     let mut below = 1;
     for input in plan.inputs() {
         below = below.max(rows_needed(input, entity, event_time, functions, blockers)?);
@@ -85,8 +112,7 @@ fn rows_needed(
                     found.push(wf.as_ref().clone());
                 }
                 Ok(TreeNodeRecursion::Continue)
-            })
-            .map_err(|e| e.to_string())?;
+            })?;
             for wf in found {
                 level = level.max(window_rows(&wf, entity, event_time, functions, blockers)?);
             }
@@ -103,7 +129,7 @@ fn window_rows(
     event_time: &str,
     functions: &mut BTreeMap<String, u32>,
     blockers: &mut Vec<String>,
-) -> Result<usize, String> {
+) -> Result<usize, AnalysisError> {
     let name = wf.fun.name().to_string();
     let p = &wf.params;
     let partitioned = matches!(p.partition_by.as_slice(), [Expr::Column(c)] if c.name == entity);
@@ -121,12 +147,12 @@ fn window_rows(
         }
     };
     if name == "lead" || name == "lead_lag" {
-        return Err(format!("{name}() reads rows after the current one: a feature may only use the past"));
+        return Err(AnalysisError::ReadsAhead { function: name });
     }
     if let WindowFunctionDefinition::WindowUDF(udf) = &wf.fun {
         if let Some(version) = bhavstore_udfs::function_version(udf.name()) {
             functions.insert(udf.name().to_string(), version);
-            let n = int_arg(1).ok_or_else(|| format!("{name}(): the window length must be an integer literal"))?;
+            let n = int_arg(1).ok_or_else(|| AnalysisError::WindowLength { function: name.clone() })?;
             if !bhavstore_udfs::start_independent(udf.name(), n) {
                 blockers.push(format!(
                     "{name}(…, {n}) sums its window with a running accumulator whose last bit depends on where the \
@@ -150,16 +176,14 @@ fn window_rows(
 }
 
 /// Rows covered by a frame that ends at or before the current row.
-fn frame_rows(wf: &WindowFunction, name: &str, blockers: &mut Vec<String>) -> Result<usize, String> {
+fn frame_rows(wf: &WindowFunction, name: &str, blockers: &mut Vec<String>) -> Result<usize, AnalysisError> {
     let frame = &wf.params.window_frame;
     let ends_after = match &frame.end_bound {
         WindowFrameBound::Following(v) => v.is_null() || scalar_usize(v).is_none_or(|n| n > 0),
         _ => false,
     };
     if ends_after {
-        return Err(format!(
-            "{name}(): its window frame reaches past the current row: a feature may only use the past"
-        ));
+        return Err(AnalysisError::FrameReachesAhead { function: name.to_string() });
     }
     if frame.units != WindowFrameUnits::Rows {
         blockers.push(format!("{name}() uses a {} frame; only ROWS frames carry over", frame.units));

@@ -22,7 +22,7 @@ use datafusion::catalog::view::ViewTable;
 use datafusion::error::DataFusionError;
 use datafusion::prelude::SessionContext;
 
-pub use spec::{FeatureSpec, ViewSpec, parse_ttl};
+pub use spec::{FeatureSpec, TtlError, ViewSpec, parse_ttl};
 
 /// Errors in feature definitions. Each names the file; most name the line.
 #[derive(Debug, thiserror::Error)]
@@ -106,7 +106,7 @@ impl FeatureView {
         if !is_identifier(&spec.name) {
             return Err(invalid("name:", format!("name {:?} is not a lower-case SQL identifier", spec.name)));
         }
-        let ttl = parse_ttl(&spec.ttl).map_err(|m| invalid("ttl:", m))?;
+        let ttl = parse_ttl(&spec.ttl).map_err(|e| invalid("ttl:", e.to_string()))?;
         if spec.features.is_empty() {
             return Err(invalid("features:", "a view needs at least one feature".into()));
         }

@@ -41,23 +41,47 @@ pub struct FeatureSpec {
     pub description: String,
 }
 
+/// Why a view's `ttl` is not a duration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TtlError {
+    /// The value does not start with a number.
+    #[error("ttl {value:?}: expected a number and a unit (s, m, h, d, w), e.g. 5d")]
+    Malformed {
+        /// The value, trimmed.
+        value: String,
+    },
+    /// The unit is not one of s, m, h, d, w.
+    #[error("ttl {value:?}: unknown unit {unit:?} (use s, m, h, d or w)")]
+    UnknownUnit {
+        /// The value, trimmed.
+        value: String,
+        /// The unit seen.
+        unit: String,
+    },
+    /// The number is zero.
+    #[error("ttl {value:?} must be positive")]
+    Zero {
+        /// The value, trimmed.
+        value: String,
+    },
+}
+
 /// Parses `5d`, `36h`, `90m`, `2w`, `45s`.
-pub fn parse_ttl(s: &str) -> Result<Duration, String> {
+pub fn parse_ttl(s: &str) -> Result<Duration, TtlError> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let n: u64 =
-        num.parse().map_err(|_| format!("ttl {s:?}: expected a number and a unit (s, m, h, d, w), e.g. 5d"))?;
+    let n: u64 = num.parse().map_err(|_| TtlError::Malformed { value: s.to_string() })?;
     let secs = match unit.trim() {
         "s" => 1,
         "m" => 60,
         "h" => 3600,
         "d" => 86_400,
         "w" => 7 * 86_400,
-        other => return Err(format!("ttl {s:?}: unknown unit {other:?} (use s, m, h, d or w)")),
+        other => return Err(TtlError::UnknownUnit { value: s.to_string(), unit: other.to_string() }),
     };
     if n == 0 {
-        return Err(format!("ttl {s:?} must be positive"));
+        return Err(TtlError::Zero { value: s.to_string() });
     }
     Ok(Duration::from_secs(n * secs))
 }
@@ -73,5 +97,13 @@ mod tests {
         assert!(parse_ttl("5 days").is_err());
         assert!(parse_ttl("0d").is_err());
         assert!(parse_ttl("d").is_err());
+    }
+
+    #[test]
+    fn ttl_errors_keep_their_wording() {
+        let msg = |s: &str| parse_ttl(s).unwrap_err().to_string();
+        assert_eq!(msg(" d "), "ttl \"d\": expected a number and a unit (s, m, h, d, w), e.g. 5d");
+        assert_eq!(msg("5 days"), "ttl \"5 days\": unknown unit \"days\" (use s, m, h, d or w)");
+        assert_eq!(msg("0d"), "ttl \"0d\" must be positive");
     }
 }

@@ -64,6 +64,139 @@ impl ParseError {
     }
 }
 
+/// Why one data line was quarantined. The message is the line's `reason` in the quarantine
+/// table, so its wording is part of what users see.
+#[derive(Debug, thiserror::Error)]
+enum LineError {
+    /// Every field of the record is blank.
+    #[error("empty record (separators only)")]
+    EmptyRecord,
+    /// The record has the wrong number of fields.
+    #[error("{found} fields, expected {expected}{}", .hint.map_or("", FieldCountHint::suffix))]
+    FieldCount {
+        /// Fields on the line.
+        found: usize,
+        /// Fields of the format.
+        expected: usize,
+        /// The likely cause, when the count suggests one.
+        hint: Option<FieldCountHint>,
+    },
+    /// The scrip code is not a positive integer.
+    #[error("{column} {value:?} is not a positive integer scrip code")]
+    ScripCode {
+        /// The column holding it.
+        column: &'static str,
+        /// The value seen.
+        value: String,
+    },
+    /// A required number is missing.
+    #[error("{column} is empty")]
+    Empty {
+        /// The column.
+        column: &'static str,
+    },
+    /// A number carries a minus sign.
+    #[error("{column} {value:?} is negative")]
+    Negative {
+        /// The column.
+        column: &'static str,
+        /// The value seen (shortened).
+        value: String,
+    },
+    /// A number parses to an infinity or NaN.
+    #[error("{column} {value:?} is not a finite number")]
+    NotFinite {
+        /// The column.
+        column: &'static str,
+        /// The value seen (shortened).
+        value: String,
+    },
+    /// A field is not a number at all.
+    #[error("{column} {value:?} is not a number")]
+    NotANumber {
+        /// The column.
+        column: &'static str,
+        /// The value seen (shortened).
+        value: String,
+    },
+    /// A price or turnover above anything real.
+    #[error("{column} {value:?} is implausibly large (above {max:e}); not a real price or turnover")]
+    Implausible {
+        /// The column.
+        column: &'static str,
+        /// The value seen (shortened).
+        value: String,
+        /// The highest plausible value.
+        max: f64,
+    },
+    /// A price that must be above zero is zero.
+    #[error("{column} is 0: a security in the bhavcopy traded, so its {column} cannot be zero")]
+    Zero {
+        /// The column.
+        column: &'static str,
+    },
+    /// A count is not a whole number.
+    #[error("{column} {value:?} is not a whole number")]
+    NotWholeNumber {
+        /// The column.
+        column: &'static str,
+        /// The value seen.
+        value: String,
+    },
+    /// The row's own date is not the file's trade date.
+    #[error("{column} {date} differs from the file's trade date {trade_date}")]
+    OtherDate {
+        /// The date column.
+        column: &'static str,
+        /// The row's date.
+        date: NaiveDate,
+        /// The file's trade date.
+        trade_date: NaiveDate,
+    },
+    /// The row's date is not in the format the layout uses.
+    #[error("{column} {value:?} is not {expected}")]
+    DateFormat {
+        /// The date column.
+        column: &'static str,
+        /// The value seen.
+        value: String,
+        /// The expected format, e.g. `YYYY-MM-DD`.
+        expected: &'static str,
+    },
+    /// An earlier line of the file has the same scrip code.
+    #[error("duplicate scrip code {scrip_code} (first on line {first})")]
+    DuplicateScripCode {
+        /// The scrip code.
+        scrip_code: i32,
+        /// Line number of the row that was kept.
+        first: u64,
+    },
+}
+
+/// The likely cause of a wrong field count.
+#[derive(Debug, Clone, Copy)]
+enum FieldCountHint {
+    /// One or two extra fields next to a `d,ddd` number.
+    ThousandsSeparator,
+    /// About twice the fields: two records on one line.
+    FusedRecords,
+    /// A few extra fields.
+    StraySeparator,
+}
+
+impl FieldCountHint {
+    /// The text appended to the field count.
+    fn suffix(self) -> &'static str {
+        match self {
+            Self::ThousandsSeparator => {
+                "; looks like a number written with an unquoted thousands separator (such as 1,234.50): BSE writes numbers without separators, so the file was probably re-saved by a spreadsheet program"
+            }
+            Self::FusedRecords => "; looks like records fused on one line (a missing line break in BSE's file)",
+            Self::StraySeparator => "; a stray separator or an unquoted comma inside a field",
+        }
+    }
+}
+
 /// A parsed file: every data line is either in `rows` or in `quarantined`.
 #[derive(Debug, Clone)]
 pub struct ParsedFile {
@@ -130,13 +263,17 @@ pub fn parse_csv(body: &[u8], name_date: Option<NaiveDate>) -> Result<ParsedFile
                     out.quarantined.push(QuarantinedLine {
                         line_number: line.number,
                         raw_line: text,
-                        reason: format!("duplicate scrip code {} (first on line {first})", row.scrip_code),
+                        reason: LineError::DuplicateScripCode { scrip_code: row.scrip_code, first }.to_string(),
                     });
                 } else {
                     out.rows.push(row);
                 }
             }
-            Err(reason) => out.quarantined.push(QuarantinedLine { line_number: line.number, raw_line: text, reason }),
+            Err(reason) => out.quarantined.push(QuarantinedLine {
+                line_number: line.number,
+                raw_line: text,
+                reason: reason.to_string(),
+            }),
         }
     }
     Ok(out)
@@ -200,28 +337,27 @@ fn parse_dd_mon_yy(s: &str) -> Option<NaiveDate> {
     NaiveDate::parse_from_str(s, "%d-%b-%y").or_else(|_| NaiveDate::parse_from_str(s, "%d-%b-%Y")).ok()
 }
 
-fn check_shape(format: SourceFormat, fields: &[String]) -> Result<(), String> {
+fn check_shape(format: SourceFormat, fields: &[String]) -> Result<(), LineError> {
     let want = format.field_count();
     if fields.len() == want {
         if fields.iter().all(|f| f.trim().is_empty()) {
-            return Err("empty record (separators only)".into());
+            return Err(LineError::EmptyRecord);
         }
         return Ok(());
     }
-    let mut reason = format!("{} fields, expected {want}", fields.len());
     let extra = fields.len().saturating_sub(want);
-    if (1..=2).contains(&extra) && has_thousands_separator(fields) {
+    let hint = if (1..=2).contains(&extra) && has_thousands_separator(fields) {
         // A record fused with the next one has about twice the fields; one or two extra fields
         // next to a `d,ddd` number are a number written with a thousands separator.
-        reason.push_str(
-            "; looks like a number written with an unquoted thousands separator (such as 1,234.50): BSE writes numbers without separators, so the file was probably re-saved by a spreadsheet program",
-        );
+        Some(FieldCountHint::ThousandsSeparator)
     } else if extra + 2 >= want {
-        reason.push_str("; looks like records fused on one line (a missing line break in BSE's file)");
+        Some(FieldCountHint::FusedRecords)
     } else if extra > 0 {
-        reason.push_str("; a stray separator or an unquoted comma inside a field");
-    }
-    Err(reason)
+        Some(FieldCountHint::StraySeparator)
+    } else {
+        None
+    };
+    Err(LineError::FieldCount { found: fields.len(), expected: want, hint })
 }
 
 /// Whether two neighbouring fields read like one number split at a thousands separator: a field
@@ -240,11 +376,11 @@ fn text(field: &str) -> Option<String> {
     (!t.is_empty()).then(|| t.to_string())
 }
 
-fn scrip_code(field: &str, column: &str) -> Result<i32, String> {
+fn scrip_code(field: &str, column: &'static str) -> Result<i32, LineError> {
     let t = field.trim();
     match t.parse::<i32>() {
         Ok(v) if v > 0 => Ok(v),
-        _ => Err(format!("{column} {t:?} is not a positive integer scrip code")),
+        _ => Err(LineError::ScripCode { column, value: t.to_string() }),
     }
 }
 
@@ -267,42 +403,42 @@ enum Kind {
     Turnover,
 }
 
-fn number(field: &str, column: &str, required: bool, kind: Kind) -> Result<Option<f64>, String> {
+fn number(field: &str, column: &'static str, required: bool, kind: Kind) -> Result<Option<f64>, LineError> {
     let t = field.trim();
     if t.is_empty() {
-        return if required { Err(format!("{column} is empty")) } else { Ok(None) };
+        return if required { Err(LineError::Empty { column }) } else { Ok(None) };
     }
-    let shown = super::detect::truncate(t, 24);
+    let value = super::detect::truncate(t, 24);
     // `-0` parses as a number at or above zero, yet a minus sign is never right in these
     // columns, and a negative zero turns ratios over it into NaN.
     if t.starts_with('-') {
-        return Err(format!("{column} {shown:?} is negative"));
+        return Err(LineError::Negative { column, value });
     }
     let v = match t.parse::<f64>() {
         Ok(v) if v.is_finite() => v,
-        Ok(_) => return Err(format!("{column} {shown:?} is not a finite number")),
-        Err(_) => return Err(format!("{column} {shown:?} is not a number")),
+        Ok(_) => return Err(LineError::NotFinite { column, value }),
+        Err(_) => return Err(LineError::NotANumber { column, value }),
     };
     let max = if kind == Kind::Turnover { MAX_TURNOVER } else { MAX_PRICE };
     if v > max {
-        return Err(format!("{column} {shown:?} is implausibly large (above {max:e}); not a real price or turnover"));
+        return Err(LineError::Implausible { column, value, max });
     }
     if kind == Kind::PositivePrice && v == 0.0 {
-        return Err(format!("{column} is 0: a security in the bhavcopy traded, so its {column} cannot be zero"));
+        return Err(LineError::Zero { column });
     }
     Ok(Some(v))
 }
 
-fn count(field: &str, column: &str) -> Result<Option<i64>, String> {
+fn count(field: &str, column: &'static str) -> Result<Option<i64>, LineError> {
     let t = field.trim();
     if t.is_empty() {
         return Ok(None);
     }
     if t.starts_with('-') {
-        return Err(format!("{column} {:?} is negative", super::detect::truncate(t, 24)));
+        return Err(LineError::Negative { column, value: super::detect::truncate(t, 24) });
     }
     if let Ok(v) = t.parse::<i64>() {
-        return if v >= 0 { Ok(Some(v)) } else { Err(format!("{column} {t:?} is negative")) };
+        return if v >= 0 { Ok(Some(v)) } else { Err(LineError::Negative { column, value: t.to_string() }) };
     }
     // Some producers print counts as `123.00`; accept only an exact integer.
     let (whole, frac) = t.split_once('.').unwrap_or((t, ""));
@@ -313,15 +449,15 @@ fn count(field: &str, column: &str) -> Result<Option<i64>, String> {
     {
         return Ok(Some(v));
     }
-    Err(format!("{column} {t:?} is not a whole number"))
+    Err(LineError::NotWholeNumber { column, value: t.to_string() })
 }
 
 /// BSE prints 0.00 as the previous close of a new listing: there is no previous close.
-fn prev_close(field: &str, column: &str) -> Result<Option<f64>, String> {
+fn prev_close(field: &str, column: &'static str) -> Result<Option<f64>, LineError> {
     Ok(number(field, column, false, Kind::Price)?.filter(|v| *v > 0.0))
 }
 
-fn legacy_row(f: &[String]) -> Result<CanonicalRow, String> {
+fn legacy_row(f: &[String]) -> Result<CanonicalRow, LineError> {
     Ok(CanonicalRow {
         scrip_code: scrip_code(&f[0], "SC_CODE")?,
         isin: None,
@@ -345,25 +481,33 @@ fn legacy_row(f: &[String]) -> Result<CanonicalRow, String> {
     })
 }
 
-fn isin18_row(f: &[String], trade_date: NaiveDate) -> Result<CanonicalRow, String> {
+fn isin18_row(f: &[String], trade_date: NaiveDate) -> Result<CanonicalRow, LineError> {
     let mut row = legacy_row(&f[..14])?;
     row.isin = text(&f[14]);
     let date = f[15].trim();
     match parse_dd_mon_yy(date) {
         Some(d) if d == trade_date => {}
-        Some(d) => return Err(format!("TRADING_DATE {d} differs from the file's trade date {trade_date}")),
-        None => return Err(format!("TRADING_DATE {date:?} is not DD-Mon-YY")),
+        Some(date) => return Err(LineError::OtherDate { column: "TRADING_DATE", date, trade_date }),
+        None => {
+            return Err(LineError::DateFormat {
+                column: "TRADING_DATE",
+                value: date.to_string(),
+                expected: "DD-Mon-YY",
+            });
+        }
     }
     Ok(row)
 }
 
-fn udiff_row(f: &[String], trade_date: NaiveDate) -> Result<CanonicalRow, String> {
+fn udiff_row(f: &[String], trade_date: NaiveDate) -> Result<CanonicalRow, LineError> {
     let col = |name: &str| UDIFF_HEADER.iter().position(|h| *h == name).map(|i| f[i].as_str()).unwrap_or("");
     let date = col("TradDt").trim();
     match parse_iso(date) {
         Some(d) if d == trade_date => {}
-        Some(d) => return Err(format!("TradDt {d} differs from the file's trade date {trade_date}")),
-        None => return Err(format!("TradDt {date:?} is not YYYY-MM-DD")),
+        Some(date) => return Err(LineError::OtherDate { column: "TradDt", date, trade_date }),
+        None => {
+            return Err(LineError::DateFormat { column: "TradDt", value: date.to_string(), expected: "YYYY-MM-DD" });
+        }
     }
     Ok(CanonicalRow {
         scrip_code: scrip_code(col("FinInstrmId"), "FinInstrmId")?,
@@ -486,6 +630,54 @@ mod tests {
         let reason = &p.quarantined[0].reason;
         assert!(reason.contains("15 fields, expected 14") && reason.contains("thousands separator"), "{reason}");
         assert!(!reason.contains("fused"), "{reason}");
+    }
+
+    #[test]
+    fn line_reasons_keep_their_wording() {
+        let d15 = d("2015-01-05");
+        let shape =
+            |n: usize| check_shape(SourceFormat::LegacyEq14, &vec![String::from("1"); n]).unwrap_err().to_string();
+        assert_eq!(shape(6), "6 fields, expected 14");
+        assert_eq!(shape(17), "17 fields, expected 14; a stray separator or an unquoted comma inside a field");
+        assert_eq!(
+            shape(28),
+            "28 fields, expected 14; looks like records fused on one line (a missing line break in BSE's file)"
+        );
+        assert_eq!(
+            check_shape(SourceFormat::LegacyEq14, &vec![String::from(" "); 14]).unwrap_err().to_string(),
+            "empty record (separators only)"
+        );
+        assert_eq!(
+            scrip_code("x", "SC_CODE").unwrap_err().to_string(),
+            "SC_CODE \"x\" is not a positive integer scrip code"
+        );
+        assert_eq!(number("", "OPEN", true, Kind::Price).unwrap_err().to_string(), "OPEN is empty");
+        assert_eq!(
+            number("inf", "OPEN", true, Kind::Price).unwrap_err().to_string(),
+            "OPEN \"inf\" is not a finite number"
+        );
+        assert_eq!(
+            number("2e15", "NET_TURNOV", false, Kind::Turnover).unwrap_err().to_string(),
+            "NET_TURNOV \"2e15\" is implausibly large (above 1e15); not a real price or turnover"
+        );
+        assert_eq!(count("1.5", "NO_TRADES").unwrap_err().to_string(), "NO_TRADES \"1.5\" is not a whole number");
+        assert_eq!(count("-1", "NO_TRADES").unwrap_err().to_string(), "NO_TRADES \"-1\" is negative");
+        let mut isin18: Vec<String> =
+            "1,A,A,Q,1,1,1,1,1,1,1,1,1,,INE000000000,06-Jan-15,,".split(',').map(String::from).collect();
+        assert_eq!(
+            isin18_row(&isin18, d15).unwrap_err().to_string(),
+            "TRADING_DATE 2015-01-06 differs from the file's trade date 2015-01-05"
+        );
+        isin18[15] = "2015-01-05".into();
+        assert_eq!(isin18_row(&isin18, d15).unwrap_err().to_string(), "TRADING_DATE \"2015-01-05\" is not DD-Mon-YY");
+        let mut udiff = vec![String::from("1"); 34];
+        udiff[0] = "05-Jan-15".into();
+        assert_eq!(udiff_row(&udiff, d15).unwrap_err().to_string(), "TradDt \"05-Jan-15\" is not YYYY-MM-DD");
+        udiff[0] = "2015-01-06".into();
+        assert_eq!(
+            udiff_row(&udiff, d15).unwrap_err().to_string(),
+            "TradDt 2015-01-06 differs from the file's trade date 2015-01-05"
+        );
     }
 
     #[test]

@@ -61,6 +61,42 @@ pub enum DayOutcome {
     },
 }
 
+impl DayOutcome {
+    /// A short label, for tables and progress lines.
+    #[must_use]
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Fetched { .. } => "fetched",
+            Self::Unchanged => "unchanged",
+            Self::Held(_) => "held (fewer rows than the current revision)",
+            Self::AlreadyStored => "already stored",
+            Self::NoFilePublished => "no file published",
+            Self::NoFileKnown => "no file published (known)",
+            Self::Failed { .. } => "failed",
+            Self::NotAttempted { .. } => "not attempted",
+        }
+    }
+
+    /// The one rendering of a day's outcome, used by the CLI, REST ingest and the scheduler.
+    #[must_use]
+    pub fn describe(&self, date: NaiveDate) -> String {
+        match self {
+            Self::Fetched { report: r, .. } => format!(
+                "{date}: loaded {} rows, {} quarantined, of {} data lines ({}, raw sha256 {})",
+                r.rows_loaded, r.rows_quarantined, r.data_lines, r.source_format, r.raw_sha256
+            ),
+            Self::Held(held) => held.warning(),
+            Self::Unchanged => format!("{date}: unchanged (identical bytes already stored)"),
+            Self::NoFilePublished => {
+                format!("{date}: no file published by BSE (holiday, weekend, or not yet published)")
+            }
+            Self::Failed { reason } => format!("{date}: failed: {reason}"),
+            Self::NotAttempted { reason } => format!("{date}: not attempted: {reason}"),
+            other => format!("{date}: {}", other.label()),
+        }
+    }
+}
+
 /// One day's result.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct DayResult {

@@ -13,6 +13,7 @@ use datafusion::prelude::SessionContext;
 use super::config::QualityThresholds;
 use super::{MaterializeError, PreparedView};
 use bhavstore_lake::manifest::Manifest;
+use bhavstore_lake::quote_ident;
 use bhavstore_lake::records::QualityRecord;
 use bhavstore_lake::table::ParquetFilesTable;
 use bhavstore_storage::Storage;
@@ -38,7 +39,7 @@ pub async fn assess(
     let ctx = SessionContext::new();
     ctx.register_object_store(storage.store_url(), storage.object_store());
     ctx.register_table("published", Arc::new(ParquetFilesTable::new(storage, Arc::clone(&schema), &files)?))?;
-    let (e, t) = (quote(&spec.entity), quote(&spec.event_time));
+    let (e, t) = (quote_ident(&spec.entity), quote_ident(&spec.event_time));
 
     // The newest session and the PSI_REFERENCE_SESSIONS before it.
     let dates = collect_dates(
@@ -53,7 +54,7 @@ pub async fn assess(
     let oldest = dates.last().copied().unwrap_or(last);
 
     let features: Vec<&str> = spec.features.iter().map(|f| f.name.as_str()).collect();
-    let select: Vec<String> = features.iter().map(|f| quote(f)).collect();
+    let select: Vec<String> = features.iter().map(|f| quote_ident(f)).collect();
     let batches = ctx
         .sql(&format!(
             "SELECT {t}, {} FROM published WHERE {t} >= DATE '{oldest}' AND {t} <= DATE '{last}'",
@@ -169,10 +170,6 @@ pub async fn assess(
     }
     out.push(QualityRecord { missing_entities: missing, suspicious_returns: suspicious, ..base(None) });
     Ok((out, warnings))
-}
-
-fn quote(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
 }
 
 fn days_since_epoch(d: NaiveDate) -> i32 {

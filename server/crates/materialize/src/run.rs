@@ -13,6 +13,7 @@ use datafusion::prelude::{DataFrame, SessionContext, col, lit};
 use super::lock::ViewLock;
 use super::{MaterializeError, Materializer, PreparedView, quality};
 use bhavstore_lake::manifest::{self, FileRef, MANIFEST_FORMAT, Manifest, Segment, TailRef};
+use bhavstore_lake::quote_ident;
 use bhavstore_lake::records::{RunRecord, new_run_id};
 use bhavstore_lake::table::ParquetFilesTable;
 use bhavstore_lake::writer::{write_stream, write_stream_by_year};
@@ -20,13 +21,62 @@ use bhavstore_storage::Storage;
 use bhavstore_storage::paths;
 
 /// What a run will compute.
-enum Plan {
+#[derive(Debug, PartialEq)]
+enum Decision {
     /// Nothing changed since the latest manifest.
     UpToDate,
     /// Everything from scratch.
     Full { why: String },
     /// New days on top of `base` (the latest manifest, or an older one for a revision).
     FromBase { base: Box<Manifest>, revised_from: Option<NaiveDate> },
+}
+
+/// Everything [`decide`] looks at, read from storage beforehand by [`gather`].
+struct DecideInputs<'a> {
+    /// The newest manifest of the version (None: nothing published yet).
+    latest: Option<&'a Manifest>,
+    /// Newest sha256 per trade date the change log shows since `latest`'s watermark.
+    changes: &'a BTreeMap<NaiveDate, String>,
+    /// `--full`.
+    full: bool,
+    /// Rows per entity carried between runs (None: the view runs in full only).
+    lookback_rows: Option<usize>,
+    /// The view's analysis: rows it reads back, or why it cannot run incrementally.
+    incremental: &'a Result<usize, String>,
+    /// States of the version, newest first, down to the first one that predates
+    /// [`DecideInputs::first_revised`]; empty when no computed day was revised.
+    earlier: Vec<EarlierState>,
+}
+
+/// A published state a revision could restart from.
+struct EarlierState {
+    manifest: Manifest,
+    /// Whether its tail is still stored; looked up only for a state that predates the revised
+    /// day (false for the others, which [`decide`] skips).
+    tail_kept: bool,
+}
+
+impl DecideInputs<'_> {
+    /// The earliest already-computed day whose input changed, when the decision hinges on it
+    /// (an incremental view with a published state and no `--full`): it tells [`gather`]
+    /// whether to read earlier states at all.
+    fn first_revised(&self) -> Option<NaiveDate> {
+        let latest = self.latest?;
+        if self.full || self.lookback_rows.is_none() {
+            return None;
+        }
+        let last = latest.max_trade_date;
+        // The map is ordered by date: the first match is the earliest revised day.
+        self.changes
+            .iter()
+            .find(|(d, sha)| last.is_some_and(|l| **d <= l) && latest.inputs.get(*d) != Some(*sha))
+            .map(|(d, _)| *d)
+    }
+}
+
+/// Whether state `m` holds nothing from `day` on, so a recompute of `day` can start from it.
+fn predates(m: &Manifest, day: NaiveDate) -> bool {
+    m.max_trade_date.is_none_or(|d| d < day)
 }
 
 /// The changes the change log shows since a watermark.
@@ -118,19 +168,19 @@ async fn execute(
     ensure_version_record(storage, pv).await?;
     let latest = manifest::latest(storage, &view.name, version).await?;
     let changes = read_changes(storage, latest.as_ref().and_then(|l| l.loads_watermark.as_deref())).await?;
-    let plan = decide(m, pv, full, latest.as_ref(), &changes).await?;
-    let base = match plan {
-        Plan::UpToDate => {
+    let inputs = gather(storage, pv, full, latest.as_ref(), &changes).await?;
+    let base = match decide(&inputs) {
+        Decision::UpToDate => {
             record.mode = Some("none".into());
             tracing::info!(view = %view.name, "nothing new since the latest manifest");
             return Ok(());
         }
-        Plan::Full { why } => {
+        Decision::Full { why } => {
             tracing::info!(view = %view.name, why, "full recompute");
             record.mode = Some("full".into());
             None
         }
-        Plan::FromBase { base, revised_from } => {
+        Decision::FromBase { base, revised_from } => {
             record.mode = Some(if revised_from.is_some() { "recompute" } else { "incremental" }.into());
             if let Some(d) = revised_from {
                 tracing::info!(view = %view.name, revised = %d, from = ?base.max_trade_date, "a computed day was revised: recomputing from the newest state before it");
@@ -157,7 +207,7 @@ async fn execute(
     let t0 = Instant::now();
     let mut df = ctx.table(view.name.as_str()).await?;
     if let Some(d) = after {
-        df = df.filter(col(view.event_time.as_str()).gt(lit(date_scalar(d))))?;
+        df = df.filter(col(quote_ident(&view.event_time)).gt(lit(date_scalar(d))))?;
     }
     let out_schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
     let files =
@@ -252,58 +302,91 @@ fn latest_inputs(latest: Option<&Manifest>) -> BTreeMap<NaiveDate, String> {
     latest.map(|l| l.inputs.clone()).unwrap_or_default()
 }
 
-async fn decide(
-    m: &Materializer,
-    pv: &PreparedView,
+/// Reads what [`decide`] needs beyond `latest` and `changes`: when a computed day was revised,
+/// the version's states newest first, stopping at the first that predates the revised day (the
+/// only one whose tail is looked up), so older manifests are never read.
+async fn gather<'a>(
+    storage: &Storage,
+    pv: &'a PreparedView,
     full: bool,
-    latest: Option<&Manifest>,
-    changes: &Changes,
-) -> Result<Plan, MaterializeError> {
-    let Some(latest) = latest else { return Ok(Plan::Full { why: "first run of this version".into() }) };
-    if full {
-        return Ok(Plan::Full { why: "--full asked".into() });
-    }
-    if pv.lookback_rows.is_none() {
-        return Ok(if changes.by_date.is_empty() {
-            Plan::UpToDate
-        } else {
-            Plan::Full {
-                why: format!(
-                    "the view cannot run incrementally: {}",
-                    pv.analysis.incremental.clone().err().unwrap_or_default()
-                ),
-            }
-        });
-    }
-    let last = latest.max_trade_date;
-    let revised: BTreeSet<NaiveDate> = changes
-        .by_date
-        .iter()
-        .filter(|(d, sha)| last.is_some_and(|l| **d <= l) && latest.inputs.get(*d) != Some(*sha))
-        .map(|(d, _)| *d)
-        .collect();
-    let Some(&first_revised) = revised.iter().next() else {
-        let new_days = changes.by_date.keys().any(|d| last.is_none_or(|l| *d > l));
-        return Ok(if new_days {
-            Plan::FromBase { base: Box::new(latest.clone()), revised_from: None }
-        } else {
-            Plan::UpToDate
-        });
+    latest: Option<&'a Manifest>,
+    changes: &'a Changes,
+) -> Result<DecideInputs<'a>, MaterializeError> {
+    let mut inputs = DecideInputs {
+        latest,
+        changes: &changes.by_date,
+        full,
+        lookback_rows: pv.lookback_rows,
+        incremental: &pv.analysis.incremental,
+        earlier: Vec::new(),
     };
-    // The newest state that does not include the revised day, if its tail is still kept.
-    let view = &pv.view.spec.name;
-    for seq in manifest::list_seqs(&m.storage, view, &latest.version).await?.into_iter().rev() {
-        let candidate = manifest::read(&m.storage, view, &latest.version, seq).await?;
-        if candidate.max_trade_date.is_some_and(|d| d >= first_revised) {
+    if let (Some(latest), Some(revised)) = (latest, inputs.first_revised()) {
+        inputs.earlier = earlier_states(storage, &pv.view.spec.name, &latest.version, revised).await?;
+    }
+    Ok(inputs)
+}
+
+async fn earlier_states(
+    storage: &Storage,
+    view: &str,
+    version: &str,
+    revised: NaiveDate,
+) -> Result<Vec<EarlierState>, MaterializeError> {
+    let mut out = Vec::new();
+    for seq in manifest::list_seqs(storage, view, version).await?.into_iter().rev() {
+        let manifest = manifest::read(storage, view, version, seq).await?;
+        if !predates(&manifest, revised) {
+            out.push(EarlierState { manifest, tail_kept: false });
             continue;
         }
-        let Some(tail) = &candidate.tail else { break };
-        if m.storage.size(&tail.file.key).await?.is_none() {
+        let tail_kept = match &manifest.tail {
+            Some(tail) => storage.size(&tail.file.key).await?.is_some(),
+            None => false,
+        };
+        out.push(EarlierState { manifest, tail_kept });
+        break;
+    }
+    Ok(out)
+}
+
+/// What the run computes, from what [`gather`] read.
+fn decide(inputs: &DecideInputs<'_>) -> Decision {
+    let Some(latest) = inputs.latest else { return Decision::Full { why: "first run of this version".into() } };
+    if inputs.full {
+        return Decision::Full { why: "--full asked".into() };
+    }
+    if inputs.lookback_rows.is_none() {
+        return if inputs.changes.is_empty() {
+            Decision::UpToDate
+        } else {
+            Decision::Full {
+                why: format!(
+                    "the view cannot run incrementally: {}",
+                    inputs.incremental.clone().err().unwrap_or_default()
+                ),
+            }
+        };
+    }
+    let Some(first_revised) = inputs.first_revised() else {
+        let last = latest.max_trade_date;
+        let new_days = inputs.changes.keys().any(|d| last.is_none_or(|l| *d > l));
+        return if new_days {
+            Decision::FromBase { base: Box::new(latest.clone()), revised_from: None }
+        } else {
+            Decision::UpToDate
+        };
+    };
+    // The newest state that does not include the revised day, if its tail is still kept.
+    for state in &inputs.earlier {
+        if !predates(&state.manifest, first_revised) {
+            continue;
+        }
+        if state.manifest.tail.is_none() || !state.tail_kept {
             break;
         }
-        return Ok(Plan::FromBase { base: Box::new(candidate), revised_from: Some(first_revised) });
+        return Decision::FromBase { base: Box::new(state.manifest.clone()), revised_from: Some(first_revised) };
     }
-    Ok(Plan::Full { why: format!("{first_revised} was revised and no kept state predates it") })
+    Decision::Full { why: format!("{first_revised} was revised and no kept state predates it") }
 }
 
 /// Name of the whole `bhavcopy` in a run whose `bhavcopy` is narrowed to tail + new days.
@@ -380,19 +463,14 @@ async fn write_tail(
     let spec = &pv.view.spec;
     let input = ctx.table(bhavstore_lake::BHAVCOPY).await?;
     let present: Vec<String> = input.schema().fields().iter().map(|f| f.name().clone()).collect();
-    let select = pv
-        .input_columns
-        .iter()
-        .filter(|c| present.contains(c))
-        .map(|c| format!("\"{c}\""))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let select =
+        pv.input_columns.iter().filter(|c| present.contains(c)).map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ");
     let sql = format!(
-        "SELECT {select} FROM (SELECT *, row_number() OVER (PARTITION BY \"{e}\" ORDER BY \"{t}\" DESC) AS __rn \
+        "SELECT {select} FROM (SELECT *, row_number() OVER (PARTITION BY {e} ORDER BY {t} DESC) AS __rn \
          FROM {b}) WHERE __rn <= {rows}",
-        e = spec.entity,
-        t = spec.event_time,
-        b = bhavstore_lake::BHAVCOPY,
+        e = quote_ident(&spec.entity),
+        t = quote_ident(&spec.event_time),
+        b = quote_ident(bhavstore_lake::BHAVCOPY),
     );
     let df = ctx.sql(&sql).await?;
     let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
@@ -526,5 +604,223 @@ async fn log_to_mlflow(
     match client.log_run(&run).await {
         Ok(id) => tracing::info!(view = %spec.name, mlflow_run = %id, "logged to MLflow"),
         Err(e) => tracing::warn!(view = %spec.name, error = %e, "MLflow logging failed; the run itself is kept"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bhavstore_storage::StorageConfig;
+
+    /// What the analysis says of an incremental view.
+    static INCREMENTAL: Result<usize, String> = Ok(20);
+
+    fn day(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    /// The sha256 a day's input had when it was computed; a revision changes it.
+    fn sha(d: &str) -> String {
+        format!("sha-{d}")
+    }
+
+    /// State `seq`, computed from `days` (each with its original sha), with a tail or not.
+    fn state(seq: u64, days: &[&str], tail: bool) -> Manifest {
+        let at = chrono::DateTime::from_timestamp(1_710_000_000 + seq as i64, 0).unwrap();
+        Manifest {
+            format: MANIFEST_FORMAT,
+            view: "v".into(),
+            version: "v1".into(),
+            definition_hash: "hash".into(),
+            seq,
+            run_id: format!("run{seq}"),
+            kind: "incremental".into(),
+            started_at: at,
+            published_at: at,
+            min_trade_date: days.first().map(|d| day(d)),
+            max_trade_date: days.last().map(|d| day(d)),
+            rows: 0,
+            segments: Vec::new(),
+            tail: tail.then(|| TailRef {
+                file: FileRef { key: paths::tail_file("v", "v1", &format!("run{seq}")), size: 1, rows: 1 },
+                lookback_rows: 20,
+            }),
+            inputs: days.iter().map(|d| (day(d), sha(d))).collect(),
+            loads_watermark: None,
+            referenced_runs: Vec::new(),
+        }
+    }
+
+    /// Change-log entries: (trade date, sha256 loaded).
+    fn changes(entries: &[(&str, &str)]) -> BTreeMap<NaiveDate, String> {
+        entries.iter().map(|(d, s)| (day(d), (*s).to_string())).collect()
+    }
+
+    /// An incremental view, no `--full`, nothing earlier gathered.
+    fn inputs<'a>(latest: Option<&'a Manifest>, changes: &'a BTreeMap<NaiveDate, String>) -> DecideInputs<'a> {
+        DecideInputs {
+            latest,
+            changes,
+            full: false,
+            lookback_rows: Some(20),
+            incremental: &INCREMENTAL,
+            earlier: Vec::new(),
+        }
+    }
+
+    fn kept(manifest: Manifest) -> EarlierState {
+        EarlierState { manifest, tail_kept: true }
+    }
+
+    fn full(why: &str) -> Decision {
+        Decision::Full { why: why.into() }
+    }
+
+    fn from(base: &Manifest, revised_from: Option<&str>) -> Decision {
+        Decision::FromBase { base: Box::new(base.clone()), revised_from: revised_from.map(day) }
+    }
+
+    #[test]
+    fn first_run_computes_everything_whatever_else_is_asked() {
+        let new = changes(&[("2024-03-01", "a")]);
+        assert_eq!(decide(&inputs(None, &new)), full("first run of this version"));
+        let none = changes(&[]);
+        let mut i = inputs(None, &none);
+        i.full = true;
+        i.lookback_rows = None;
+        assert_eq!(decide(&i), full("first run of this version"));
+    }
+
+    #[test]
+    fn no_change_log_entries_is_nothing_new() {
+        let latest = state(1, &["2024-03-01", "2024-03-04"], true);
+        let none = changes(&[]);
+        assert_eq!(decide(&inputs(Some(&latest), &none)), Decision::UpToDate);
+    }
+
+    #[test]
+    fn reloading_a_computed_day_with_the_same_file_is_nothing_new() {
+        let latest = state(1, &["2024-03-01", "2024-03-04"], true);
+        let same = changes(&[("2024-03-04", &sha("2024-03-04"))]);
+        assert_eq!(decide(&inputs(Some(&latest), &same)), Decision::UpToDate);
+    }
+
+    #[test]
+    fn new_days_run_incrementally_on_the_latest_state() {
+        let latest = state(2, &["2024-03-01", "2024-03-04"], true);
+        // An unchanged reload of a computed day next to the new one is not a revision.
+        let new = changes(&[("2024-03-04", &sha("2024-03-04")), ("2024-03-05", "new")]);
+        assert_eq!(decide(&inputs(Some(&latest), &new)), from(&latest, None));
+    }
+
+    #[test]
+    fn a_published_state_without_rows_takes_every_day_as_new() {
+        let empty = state(1, &[], true);
+        let new = changes(&[("2024-03-01", "a")]);
+        assert_eq!(decide(&inputs(Some(&empty), &new)), from(&empty, None));
+    }
+
+    #[test]
+    fn full_flag_recomputes_even_with_nothing_new() {
+        let latest = state(1, &["2024-03-01"], true);
+        let none = changes(&[]);
+        let mut i = inputs(Some(&latest), &none);
+        i.full = true;
+        assert_eq!(decide(&i), full("--full asked"));
+    }
+
+    #[test]
+    fn a_full_only_view_recomputes_on_any_change_and_rests_otherwise() {
+        let latest = state(1, &["2024-03-01", "2024-03-04"], false);
+        let full_only = Err("it reads another feature view".to_string());
+        let (none, new_day, revised) =
+            (changes(&[]), changes(&[("2024-03-05", "new")]), changes(&[("2024-03-04", "revised")]));
+        let mut i = inputs(Some(&latest), &none);
+        i.lookback_rows = None;
+        i.incremental = &full_only;
+        assert_eq!(decide(&i), Decision::UpToDate);
+        // A new day and a revised one alike: no state to build on, so no earlier state is read.
+        for c in [&new_day, &revised] {
+            i.changes = c;
+            assert_eq!(i.first_revised(), None);
+            assert_eq!(decide(&i), full("the view cannot run incrementally: it reads another feature view"));
+        }
+    }
+
+    #[test]
+    fn a_revision_restarts_from_the_newest_state_before_the_earliest_revised_day() {
+        let s1 = state(1, &["2024-03-01"], true);
+        let s2 = state(2, &["2024-03-01", "2024-03-04"], true);
+        let s3 = state(3, &["2024-03-01", "2024-03-04", "2024-03-05"], true);
+        // 03-05 and 03-04 revised, 03-06 new: everything from 03-04 on is recomputed on s1.
+        let c = changes(&[("2024-03-04", "revised"), ("2024-03-05", "revised"), ("2024-03-06", "new")]);
+        let mut i = inputs(Some(&s3), &c);
+        assert_eq!(i.first_revised(), Some(day("2024-03-04")));
+        i.earlier = vec![kept(s3.clone()), kept(s2), kept(s1.clone())];
+        assert_eq!(decide(&i), from(&s1, Some("2024-03-04")));
+    }
+
+    #[test]
+    fn a_revision_whose_restart_state_lost_its_tail_recomputes_everything() {
+        let s1 = state(1, &["2024-03-01"], true);
+        let s2 = state(2, &["2024-03-01", "2024-03-04"], true);
+        let c = changes(&[("2024-03-04", "revised")]);
+        let mut i = inputs(Some(&s2), &c);
+        i.earlier = vec![kept(s2.clone()), EarlierState { manifest: s1, tail_kept: false }];
+        assert_eq!(decide(&i), full("2024-03-04 was revised and no kept state predates it"));
+    }
+
+    #[test]
+    fn a_revision_whose_restart_state_has_no_tail_recomputes_everything() {
+        let s1 = state(1, &["2024-03-01"], false);
+        let s2 = state(2, &["2024-03-01", "2024-03-04"], true);
+        let c = changes(&[("2024-03-04", "revised")]);
+        let mut i = inputs(Some(&s2), &c);
+        i.earlier = vec![kept(s2.clone()), kept(s1)];
+        assert_eq!(decide(&i), full("2024-03-04 was revised and no kept state predates it"));
+    }
+
+    #[test]
+    fn a_revision_of_the_first_computed_day_recomputes_everything() {
+        let s1 = state(1, &["2024-03-01"], true);
+        let s2 = state(2, &["2024-03-01", "2024-03-04"], true);
+        let c = changes(&[("2024-03-01", "revised")]);
+        let mut i = inputs(Some(&s2), &c);
+        // An older state that is skipped (it holds the day) is not a restart point, tail or not.
+        i.earlier = vec![kept(s2.clone()), kept(s1)];
+        assert_eq!(decide(&i), full("2024-03-01 was revised and no kept state predates it"));
+    }
+
+    fn storage(dir: &tempfile::TempDir) -> Storage {
+        Storage::open(&StorageConfig { url: dir.path().display().to_string(), ..StorageConfig::default() }).unwrap()
+    }
+
+    /// The gathering reads states newest first and stops at the first that predates the
+    /// revised day: an older manifest is never read (here it would not even parse).
+    #[tokio::test]
+    async fn earlier_states_stop_at_the_first_state_before_the_revised_day() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = storage(&dir);
+        s.put(&paths::manifest("v", "v1", 1), Bytes::from_static(b"not a manifest")).await.unwrap();
+        let s2 = state(2, &["2024-03-01"], true);
+        let s3 = state(3, &["2024-03-01", "2024-03-04"], true);
+        manifest::publish(&s, &s2).await.unwrap();
+        manifest::publish(&s, &s3).await.unwrap();
+        let tail = &s2.tail.as_ref().unwrap().file.key;
+        s.put(tail, Bytes::from_static(b"tail")).await.unwrap();
+
+        let got = earlier_states(&s, "v", "v1", day("2024-03-04")).await.unwrap();
+        let seen: Vec<(u64, bool)> = got.iter().map(|e| (e.manifest.seq, e.tail_kept)).collect();
+        assert_eq!(seen, vec![(3, false), (2, true)]);
+
+        // The same once the tail is gone, and the decision that follows.
+        s.delete(tail).await.unwrap();
+        let got = earlier_states(&s, "v", "v1", day("2024-03-04")).await.unwrap();
+        let seen: Vec<(u64, bool)> = got.iter().map(|e| (e.manifest.seq, e.tail_kept)).collect();
+        assert_eq!(seen, vec![(3, false), (2, false)]);
+        let c = changes(&[("2024-03-04", "revised")]);
+        let mut i = inputs(Some(&s3), &c);
+        i.earlier = got;
+        assert_eq!(decide(&i), full("2024-03-04 was revised and no kept state predates it"));
     }
 }

@@ -227,3 +227,258 @@ impl TableProvider for SystemTable {
         Ok(MemorySourceConfig::try_new_exec(&[vec![batch]], Arc::clone(&self.schema), projection.cloned())?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use bytes::Bytes;
+    use datafusion::assert_batches_eq;
+    use datafusion::prelude::SessionContext;
+
+    use super::*;
+    use bhavstore_lake::host::host_name;
+    use bhavstore_lake::manifest::{MANIFEST_FORMAT, Manifest, Segment};
+    use bhavstore_lake::records::{QualityRecord, RunRecord, save_quality};
+    use bhavstore_storage::{StorageConfig, paths};
+
+    /// A pid no process has (above the kernel's maximum).
+    const DEAD_PID: u32 = 0x7fff_fff0;
+
+    fn storage(dir: &tempfile::TempDir) -> Storage {
+        Storage::open(&StorageConfig { url: format!("file://{}", dir.path().display()), s3: Default::default() })
+            .unwrap()
+    }
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn day(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    /// A materialization of `price@v1` by this host, started at `started`.
+    fn run(run_id: &str, status: &str, pid: u32, started: &str) -> RunRecord {
+        RunRecord {
+            status: status.into(),
+            pid,
+            host: host_name(),
+            started_at: at(started),
+            ..RunRecord::start(run_id, "materialize", Some("price"), Some("v1"))
+        }
+    }
+
+    /// State `seq` of `view@version`, written by `run_id` in one segment: published on day
+    /// `seq` of March 2024 at noon, covering January 1st to February `seq`, `100 * seq` rows.
+    fn state(view: &str, version: &str, seq: u64, run_id: &str) -> Manifest {
+        let published_at = at("2024-03-01T12:00:00Z") + chrono::Duration::days(seq as i64 - 1);
+        let (min, max) = (day("2024-01-01"), day("2024-02-01") + chrono::Duration::days(seq as i64 - 1));
+        Manifest {
+            format: MANIFEST_FORMAT,
+            view: view.into(),
+            version: version.into(),
+            definition_hash: format!("hash-{version}"),
+            seq,
+            run_id: run_id.into(),
+            kind: if seq == 1 { "full" } else { "incremental" }.into(),
+            started_at: published_at - chrono::Duration::minutes(1),
+            published_at,
+            min_trade_date: Some(min),
+            max_trade_date: Some(max),
+            rows: 100 * seq,
+            segments: vec![Segment {
+                run_id: run_id.into(),
+                min_trade_date: min,
+                max_trade_date: max,
+                rows: 100 * seq,
+                files: Vec::new(),
+            }],
+            tail: None,
+            inputs: BTreeMap::new(),
+            loads_watermark: None,
+            referenced_runs: vec![run_id.into()],
+        }
+    }
+
+    async fn query(storage: &Storage, kind: Kind, current: &[(&str, &str)], sql: &str) -> Vec<RecordBatch> {
+        let name = match kind {
+            Kind::Runs => RUNS,
+            Kind::Quality => QUALITY,
+            Kind::Versions => VERSIONS,
+        };
+        let current = current.iter().map(|(v, id)| ((*v).to_string(), (*id).to_string())).collect();
+        let ctx = SessionContext::new();
+        ctx.register_table(name, Arc::new(SystemTable::new(kind, storage.clone(), current))).unwrap();
+        ctx.sql(sql).await.unwrap().collect().await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn runs_are_listed_oldest_first_with_dead_running_runs_settled() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = storage(&dir);
+        let mut done = run("r1", "succeeded", DEAD_PID, "2024-03-01T11:00:00Z");
+        done.mode = Some("full".into());
+        done.rows = 100;
+        done.min_trade_date = Some(day("2024-01-01"));
+        done.max_trade_date = Some(day("2024-02-01"));
+        done.manifest_seq = Some(1);
+        done.finished_at = Some(at("2024-03-01T12:00:01Z"));
+        done.warnings = vec!["null rate of close 0.5".into(), "psi of close 0.3".into()];
+        let mut failed = run("r2", "failed", DEAD_PID, "2024-03-02T09:00:00Z");
+        failed.error = Some("query engine: boom".into());
+        // Died after publishing seq 2 (its own segment: 5 rows of February 2nd).
+        let published = run("r3", "running", DEAD_PID, "2024-03-02T11:00:00Z");
+        // Died before publishing anything; the newest manifest predates it.
+        let abandoned = run("r4", "running", DEAD_PID, "2024-03-03T11:00:00Z");
+        let alive = run("r5", "running", std::process::id(), "2024-03-04T11:00:00Z");
+        // Another host's process cannot be checked from here: its record stays as written.
+        let elsewhere =
+            RunRecord { host: "some-other-host".into(), ..run("r6", "running", DEAD_PID, "2024-03-05T11:00:00Z") };
+        // Saved out of order: the table orders by run id (ids are time-ordered).
+        for r in [&elsewhere, &alive, &abandoned, &published, &failed, &done] {
+            r.save(&s).await.unwrap();
+        }
+        s.put(&paths::run_record("r0"), Bytes::from_static(b"{not json")).await.unwrap();
+        let mut seq2 = state("price", "v1", 2, "r3");
+        seq2.rows = 105;
+        seq2.segments = vec![
+            state("price", "v1", 1, "r1").segments.remove(0),
+            Segment {
+                run_id: "r3".into(),
+                min_trade_date: day("2024-02-02"),
+                max_trade_date: day("2024-02-02"),
+                rows: 5,
+                files: Vec::new(),
+            },
+        ];
+        manifest::publish(&s, &state("price", "v1", 1, "r1")).await.unwrap();
+        manifest::publish(&s, &seq2).await.unwrap();
+
+        let rows = query(
+            &s,
+            Kind::Runs,
+            &[],
+            "SELECT run_id, mode, status, rows, min_trade_date, max_trade_date, manifest_seq, finished_at \
+             FROM bhavstore_runs",
+        )
+        .await;
+        assert_batches_eq!(
+            [
+                "+--------+-------------+-----------+------+----------------+----------------+--------------+----------------------+",
+                "| run_id | mode        | status    | rows | min_trade_date | max_trade_date | manifest_seq | finished_at          |",
+                "+--------+-------------+-----------+------+----------------+----------------+--------------+----------------------+",
+                "| r1     | full        | succeeded | 100  | 2024-01-01     | 2024-02-01     | 1            | 2024-03-01T12:00:01Z |",
+                "| r2     |             | failed    | 0    |                |                |              |                      |",
+                "| r3     | incremental | succeeded | 5    | 2024-02-02     | 2024-02-02     | 2            | 2024-03-02T12:00:00Z |",
+                "| r4     |             | abandoned | 0    |                |                |              |                      |",
+                "| r5     |             | running   | 0    |                |                |              |                      |",
+                "| r6     |             | running   | 0    |                |                |              |                      |",
+                "+--------+-------------+-----------+------+----------------+----------------+--------------+----------------------+",
+            ],
+            &rows
+        );
+        let rows = query(
+            &s,
+            Kind::Runs,
+            &[],
+            "SELECT run_id, error, warnings FROM bhavstore_runs \
+             WHERE error IS NOT NULL OR warnings IS NOT NULL ORDER BY run_id",
+        )
+        .await;
+        assert_batches_eq!(
+            [
+                "+--------+--------------------+-------------------------------------------------------------------------------+",
+                "| run_id | error              | warnings                                                                      |",
+                "+--------+--------------------+-------------------------------------------------------------------------------+",
+                "| r1     |                    | null rate of close 0.5; psi of close 0.3                                      |",
+                "| r2     | query engine: boom |                                                                               |",
+                "| r3     |                    | the run stopped after publishing; this record was completed from its manifest |",
+                "+--------+--------------------+-------------------------------------------------------------------------------+",
+            ],
+            &rows
+        );
+    }
+
+    #[tokio::test]
+    async fn quality_lists_every_record_of_every_run_in_run_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = storage(&dir);
+        let view_level = |run_id: &str, trade_date: &str, rows: u64, missing: u64| QualityRecord {
+            run_id: run_id.into(),
+            view: "price".into(),
+            version: "v1".into(),
+            trade_date: day(trade_date),
+            feature: None,
+            row_count: rows,
+            null_count: None,
+            null_rate: None,
+            missing_entities: Some(missing),
+            suspicious_returns: Some(0),
+            psi: None,
+            psi_reference_sessions: None,
+        };
+        let close = QualityRecord {
+            feature: Some("close".into()),
+            null_count: Some(1),
+            null_rate: Some(0.25),
+            missing_entities: None,
+            suspicious_returns: None,
+            psi: Some(0.125),
+            psi_reference_sessions: Some(20),
+            ..view_level("r1", "2024-03-01", 4, 0)
+        };
+        save_quality(&s, "r2", &[view_level("r2", "2024-03-04", 3, 1)]).await.unwrap();
+        save_quality(&s, "r1", &[view_level("r1", "2024-03-01", 4, 0), close]).await.unwrap();
+        s.put(&paths::quality_record("r0"), Bytes::from_static(b"[{}]")).await.unwrap();
+
+        let rows = query(&s, Kind::Quality, &[], "SELECT * FROM bhavstore_quality").await;
+        assert_batches_eq!(
+            [
+                "+--------+-------+---------+------------+---------+-----------+------------+-----------+------------------+--------------------+-------+------------------------+",
+                "| run_id | view  | version | trade_date | feature | row_count | null_count | null_rate | missing_entities | suspicious_returns | psi   | psi_reference_sessions |",
+                "+--------+-------+---------+------------+---------+-----------+------------+-----------+------------------+--------------------+-------+------------------------+",
+                "| r1     | price | v1      | 2024-03-01 |         | 4         |            |           | 0                | 0                  |       |                        |",
+                "| r1     | price | v1      | 2024-03-01 | close   | 4         | 1          | 0.25      |                  |                    | 0.125 | 20                     |",
+                "| r2     | price | v1      | 2024-03-04 |         | 3         |            |           | 1                | 0                  |       |                        |",
+                "+--------+-------+---------+------------+---------+-----------+------------+-----------+------------------+--------------------+-------+------------------------+",
+            ],
+            &rows
+        );
+    }
+
+    #[tokio::test]
+    async fn versions_describe_each_recorded_version_by_its_newest_manifest() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = storage(&dir);
+        // The table lists the registry's record keys; their contents are not read.
+        for (view, version) in [("price", "v1old"), ("price", "v2new"), ("price", "v3none"), ("vol", "v9")] {
+            s.put(&paths::version_record(view, version), Bytes::from_static(b"{}")).await.unwrap();
+        }
+        for m in [
+            state("price", "v1old", 1, "r1"),
+            state("price", "v1old", 2, "r2"),
+            state("price", "v2new", 1, "r3"),
+            state("vol", "v9", 1, "r4"),
+        ] {
+            manifest::publish(&s, &m).await.unwrap();
+        }
+
+        // Views in the catalog's order; `empty` has no recorded version and gives no row.
+        let current = [("vol", "v9"), ("price", "v2new"), ("empty", "v0")];
+        let rows = query(&s, Kind::Versions, &current, "SELECT * FROM bhavstore_versions").await;
+        assert_batches_eq!(
+            [
+                "+-------+---------+------------+-----------------+-----------+------------+---------------+------+----------------+----------------+----------------------+",
+                "| view  | version | is_current | definition_hash | manifests | latest_seq | latest_run_id | rows | min_trade_date | max_trade_date | published_at         |",
+                "+-------+---------+------------+-----------------+-----------+------------+---------------+------+----------------+----------------+----------------------+",
+                "| vol   | v9      | true       | hash-v9         | 1         | 1          | r4            | 100  | 2024-01-01     | 2024-02-01     | 2024-03-01T12:00:00Z |",
+                "| price | v1old   | false      | hash-v1old      | 2         | 2          | r2            | 200  | 2024-01-01     | 2024-02-02     | 2024-03-02T12:00:00Z |",
+                "| price | v2new   | true       | hash-v2new      | 1         | 1          | r3            | 100  | 2024-01-01     | 2024-02-01     | 2024-03-01T12:00:00Z |",
+                "| price | v3none  | false      |                 | 0         |            |               |      |                |                |                      |",
+                "+-------+---------+------------+-----------------+-----------+------------+---------------+------+----------------+----------------+----------------------+",
+            ],
+            &rows
+        );
+    }
+}

@@ -15,6 +15,57 @@ use super::cron_tz;
 const CRON_SYNTAX: &str =
     "expected \"sec min hour day-of-month month day-of-week [year]\", e.g. \"0 10 20 * * Mon-Sat\"";
 
+/// How `retry_every` reads, repeated in its errors.
+const DURATION_SYNTAX: &str = "expected a whole number followed by s, m or h, like 15m";
+
+/// What is wrong with one setting of a job (the job, setting and value are in
+/// [`ScheduleError::Job`]).
+#[derive(Debug, thiserror::Error)]
+pub enum JobSettingError {
+    /// `name` is blank.
+    #[error("must not be empty")]
+    EmptyName,
+    /// Another job has the same `name`.
+    #[error("two jobs have this name")]
+    DuplicateName,
+    /// `cron` has five fields: a Unix crontab line, without the leading seconds.
+    #[error("has 5 fields but the seconds field comes first; {}", CRON_SYNTAX)]
+    CrontabFields,
+    /// `cron` does not parse.
+    #[error("{source}; {}", CRON_SYNTAX)]
+    Cron {
+        /// The cron crate's error.
+        source: cron::error::Error,
+    },
+    /// `retry_every` has no unit.
+    #[error("no unit; {}", DURATION_SYNTAX)]
+    DurationNoUnit,
+    /// `retry_every` does not start with a whole number.
+    #[error("{}", DURATION_SYNTAX)]
+    DurationNumber,
+    /// `retry_every` has a unit other than s, m, h.
+    #[error("unknown unit {unit:?}; {}", DURATION_SYNTAX)]
+    DurationUnit {
+        /// The unit seen.
+        unit: String,
+    },
+    /// `retry_every` is zero.
+    #[error("must be greater than zero")]
+    DurationZero,
+    /// `retry_every` overflows a number of seconds.
+    #[error("too large")]
+    DurationTooLarge,
+    /// `retry_until` is not a wall-clock `HH:MM`.
+    #[error("expected HH:MM between 00:00 and 23:59 ({source})")]
+    Time {
+        /// chrono's error.
+        source: chrono::ParseError,
+    },
+    /// A `materialize` entry is blank.
+    #[error("view names must not be empty")]
+    EmptyViewName,
+}
+
 /// `schedule:` section of the YAML config.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -93,16 +144,14 @@ pub struct ValidatedJob {
 impl ScheduleConfig {
     /// Parses the time zone, cron expressions, durations and times; errors name the job and field.
     pub fn validate(&self) -> Result<ValidatedSchedule, ScheduleError> {
-        let timezone = Tz::from_str(&self.timezone).map_err(|e| ScheduleError::Timezone {
-            value: self.timezone.clone(),
-            message: format!("not an IANA time zone name like Asia/Kolkata ({e})"),
-        })?;
+        let timezone = Tz::from_str(&self.timezone)
+            .map_err(|source| ScheduleError::Timezone { value: self.timezone.clone(), source })?;
         let mut names = HashSet::new();
         let mut jobs = Vec::with_capacity(self.jobs.len());
         for job in &self.jobs {
             let validated = job.validate(timezone)?;
             if !names.insert(job.name.clone()) {
-                return Err(job_error(job, "name", &job.name, "two jobs have this name".into()));
+                return Err(job_error(job, "name", &job.name, JobSettingError::DuplicateName));
             }
             jobs.push(validated);
         }
@@ -113,7 +162,7 @@ impl ScheduleConfig {
 impl JobConfig {
     fn validate(&self, timezone: Tz) -> Result<ValidatedJob, ScheduleError> {
         if self.name.trim().is_empty() {
-            return Err(job_error(self, "name", &self.name, "must not be empty".into()));
+            return Err(job_error(self, "name", &self.name, JobSettingError::EmptyName));
         }
         let cron = parse_cron(&self.cron).map_err(|m| job_error(self, "cron", &self.cron, m))?;
         let retry_every =
@@ -121,7 +170,7 @@ impl JobConfig {
         let retry_until =
             parse_hh_mm(&self.retry_until).map_err(|m| job_error(self, "retry_until", &self.retry_until, m))?;
         if let Some(blank) = self.materialize.iter().find(|v| v.trim().is_empty()) {
-            return Err(job_error(self, "materialize", blank, "view names must not be empty".into()));
+            return Err(job_error(self, "materialize", blank, JobSettingError::EmptyViewName));
         }
         Ok(ValidatedJob {
             name: self.name.clone(),
@@ -171,39 +220,38 @@ impl ValidatedJob {
     }
 }
 
-fn job_error(job: &JobConfig, field: &'static str, value: &str, message: String) -> ScheduleError {
-    ScheduleError::Job { job: job.name.clone(), field, value: value.to_owned(), message }
+fn job_error(job: &JobConfig, field: &'static str, value: &str, source: JobSettingError) -> ScheduleError {
+    ScheduleError::Job { job: job.name.clone(), field, value: value.to_owned(), source }
 }
 
-fn parse_cron(expr: &str) -> Result<cron::Schedule, String> {
+fn parse_cron(expr: &str) -> Result<cron::Schedule, JobSettingError> {
     let fields = expr.split_whitespace().count();
     if fields == 5 {
         // The commonest mistake: a Unix crontab line, which the cron crate would misread or reject.
-        return Err(format!("has 5 fields but the seconds field comes first; {CRON_SYNTAX}"));
+        return Err(JobSettingError::CrontabFields);
     }
-    cron::Schedule::from_str(expr).map_err(|e| format!("{e}; {CRON_SYNTAX}"))
+    cron::Schedule::from_str(expr).map_err(|source| JobSettingError::Cron { source })
 }
 
 /// Parses `90s`, `15m`, `2h`: one whole number and one unit, never zero (a zero wait would spin).
-pub(super) fn parse_duration(s: &str) -> Result<Duration, String> {
-    const EXPECTED: &str = "expected a whole number followed by s, m or h, like 15m";
+pub(super) fn parse_duration(s: &str) -> Result<Duration, JobSettingError> {
     let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(|| format!("no unit; {EXPECTED}"))?;
+    let split = s.find(|c: char| !c.is_ascii_digit()).ok_or(JobSettingError::DurationNoUnit)?;
     let (number, unit) = s.split_at(split);
-    let number: u64 = number.parse().map_err(|_| EXPECTED.to_owned())?;
+    let number: u64 = number.parse().map_err(|_| JobSettingError::DurationNumber)?;
     let seconds_per_unit = match unit {
         "s" => 1,
         "m" => 60,
         "h" => 3600,
-        _ => return Err(format!("unknown unit {unit:?}; {EXPECTED}")),
+        _ => return Err(JobSettingError::DurationUnit { unit: unit.to_owned() }),
     };
     if number == 0 {
-        return Err("must be greater than zero".into());
+        return Err(JobSettingError::DurationZero);
     }
-    number.checked_mul(seconds_per_unit).map(Duration::from_secs).ok_or_else(|| "too large".into())
+    number.checked_mul(seconds_per_unit).map(Duration::from_secs).ok_or(JobSettingError::DurationTooLarge)
 }
 
 /// Parses a local wall-clock `HH:MM` (00:00 to 23:59).
-pub(super) fn parse_hh_mm(s: &str) -> Result<NaiveTime, String> {
-    NaiveTime::parse_from_str(s.trim(), "%H:%M").map_err(|e| format!("expected HH:MM between 00:00 and 23:59 ({e})"))
+pub(super) fn parse_hh_mm(s: &str) -> Result<NaiveTime, JobSettingError> {
+    NaiveTime::parse_from_str(s.trim(), "%H:%M").map_err(|source| JobSettingError::Time { source })
 }

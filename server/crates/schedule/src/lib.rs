@@ -21,22 +21,23 @@ mod tests;
 use chrono::NaiveDate;
 use futures::future::BoxFuture;
 
-pub use config::{JobConfig, ScheduleConfig, ValidatedJob, ValidatedSchedule};
+pub use config::{JobConfig, JobSettingError, ScheduleConfig, ValidatedJob, ValidatedSchedule};
 pub use runner::run;
 
-/// Errors validating the `schedule:` configuration. Each names the setting at fault.
+/// Errors of the scheduler: a `schedule:` setting at fault (each names the setting), or a step a
+/// [`JobRunner`] could not do.
 #[derive(Debug, thiserror::Error)]
 pub enum ScheduleError {
     /// `schedule.timezone` is not a known IANA zone.
-    #[error("schedule.timezone {value:?}: {message}")]
+    #[error("schedule.timezone {value:?}: not an IANA time zone name like Asia/Kolkata ({source})")]
     Timezone {
         /// The configured value.
         value: String,
-        /// What is wrong.
-        message: String,
+        /// chrono-tz's error.
+        source: chrono_tz::ParseError,
     },
     /// A setting of one job is invalid.
-    #[error("schedule job {job:?}: {field} {value:?}: {message}")]
+    #[error("schedule job {job:?}: {field} {value:?}: {source}")]
     Job {
         /// The job's name.
         job: String,
@@ -45,8 +46,14 @@ pub enum ScheduleError {
         /// The configured value.
         value: String,
         /// What is wrong.
-        message: String,
+        source: JobSettingError,
     },
+    /// The runner could not ingest the day (the scheduler logs it and retries until the cut-off).
+    #[error(transparent)]
+    Ingest(Box<dyn std::error::Error + Send + Sync>),
+    /// The runner could not materialize the views (the scheduler logs it).
+    #[error(transparent)]
+    Materialize(Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// The outcome of one ingest attempt for a day.
@@ -62,11 +69,11 @@ pub enum IngestAttempt {
 
 /// What the scheduler asks the rest of bhavstore to do; implemented by the server.
 ///
-/// Errors are plain strings because the scheduler only logs them and retries; the implementation
-/// keeps whatever detail it needs.
+/// Failures are [`ScheduleError::Ingest`] and [`ScheduleError::Materialize`], wrapping whatever
+/// error the implementation has: the scheduler only logs them and retries.
 pub trait JobRunner: Send + Sync + 'static {
     /// Download and load `date`'s bhavcopy.
-    fn ingest(&self, date: NaiveDate) -> BoxFuture<'_, Result<IngestAttempt, String>>;
+    fn ingest(&self, date: NaiveDate) -> BoxFuture<'_, Result<IngestAttempt, ScheduleError>>;
     /// Materialize these views (empty = all).
-    fn materialize(&self, views: Vec<String>) -> BoxFuture<'_, Result<(), String>>;
+    fn materialize(&self, views: Vec<String>) -> BoxFuture<'_, Result<(), ScheduleError>>;
 }

@@ -109,6 +109,50 @@ fn config_errors_name_the_job_and_field() {
 }
 
 #[test]
+fn config_errors_keep_their_wording() {
+    let config = ScheduleConfig { timezone: "Mars/Olympus".into(), ..ScheduleConfig::default() };
+    assert_eq!(
+        config.validate().unwrap_err().to_string(),
+        "schedule.timezone \"Mars/Olympus\": not an IANA time zone name like Asia/Kolkata (failed to parse timezone)"
+    );
+    let job = || JobConfig { name: "nightly".into(), ..JobConfig::default() };
+    let cases = [
+        (
+            JobConfig { retry_every: "15".into(), ..job() },
+            "retry_every \"15\": no unit; expected a whole number followed by s, m or h, like 15m",
+        ),
+        (
+            JobConfig { retry_every: "m".into(), ..job() },
+            "retry_every \"m\": expected a whole number followed by s, m or h, like 15m",
+        ),
+        (
+            JobConfig { retry_every: "15x".into(), ..job() },
+            "retry_every \"15x\": unknown unit \"x\"; expected a whole number followed by s, m or h, like 15m",
+        ),
+        (JobConfig { retry_every: "0m".into(), ..job() }, "retry_every \"0m\": must be greater than zero"),
+        (
+            JobConfig { retry_every: "18446744073709551615h".into(), ..job() },
+            "retry_every \"18446744073709551615h\": too large",
+        ),
+        (JobConfig { materialize: vec![String::new()], ..job() }, "materialize \"\": view names must not be empty"),
+        (JobConfig { name: " ".into(), ..job() }, "name \" \": must not be empty"),
+        (
+            JobConfig { cron: "10 20 * * 1-6".into(), ..job() },
+            "cron \"10 20 * * 1-6\": has 5 fields but the seconds field comes first; expected \"sec min hour day-of-month month day-of-week [year]\", e.g. \"0 10 20 * * Mon-Sat\"",
+        ),
+    ];
+    for (config, want) in cases {
+        let name = config.name.clone();
+        assert_eq!(job_error(config), format!("schedule job {name:?}: {want}"));
+    }
+    let until = job_error(JobConfig { retry_until: "11pm".into(), ..job() });
+    assert!(
+        until.starts_with("schedule job \"nightly\": retry_until \"11pm\": expected HH:MM between 00:00 and 23:59 ("),
+        "{until}"
+    );
+}
+
+#[test]
 fn yaml_defaults_and_unknown_keys() {
     let config: ScheduleConfig = serde_norway::from_str("jobs:\n  - name: eod\n    materialize: [momentum]\n").unwrap();
     assert_eq!(config.timezone, "Asia/Kolkata");
@@ -133,7 +177,7 @@ enum Call {
 struct FakeRunner {
     calls: Mutex<Vec<Call>>,
     /// Answers to the first ingest calls; later calls get `then`.
-    script: Mutex<VecDeque<Result<IngestAttempt, String>>>,
+    script: Mutex<VecDeque<Result<IngestAttempt, ScheduleError>>>,
     then: IngestAttempt,
     /// How long each ingest takes.
     ingest_delay: Duration,
@@ -148,7 +192,7 @@ struct FakeRunner {
 }
 
 impl FakeRunner {
-    fn new(script: Vec<Result<IngestAttempt, String>>, then: IngestAttempt) -> Self {
+    fn new(script: Vec<Result<IngestAttempt, ScheduleError>>, then: IngestAttempt) -> Self {
         Self {
             calls: Mutex::new(Vec::new()),
             script: Mutex::new(script.into()),
@@ -181,7 +225,7 @@ impl FakeRunner {
 }
 
 impl JobRunner for FakeRunner {
-    fn ingest(&self, date: NaiveDate) -> BoxFuture<'_, Result<IngestAttempt, String>> {
+    fn ingest(&self, date: NaiveDate) -> BoxFuture<'_, Result<IngestAttempt, ScheduleError>> {
         async move {
             let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
             self.max_in_flight.fetch_max(now, Ordering::SeqCst);
@@ -196,7 +240,7 @@ impl JobRunner for FakeRunner {
         .boxed()
     }
 
-    fn materialize(&self, views: Vec<String>) -> BoxFuture<'_, Result<(), String>> {
+    fn materialize(&self, views: Vec<String>) -> BoxFuture<'_, Result<(), ScheduleError>> {
         async move {
             if let Some(shutdown) = &self.shutdown_on_materialize {
                 shutdown.send_replace(true);
@@ -270,7 +314,8 @@ async fn retries_until_loaded_then_materializes_once() {
 async fn ingest_errors_are_retried() {
     let tz = zone_where_it_is_about_noon();
     let (stop, shutdown) = watch::channel(false);
-    let mut fake = FakeRunner::new(vec![Err("connection reset".into())], IngestAttempt::AlreadyLoaded);
+    let mut fake =
+        FakeRunner::new(vec![Err(ScheduleError::Ingest("connection reset".into()))], IngestAttempt::AlreadyLoaded);
     fake.shutdown_on_materialize = Some(stop);
     let fake = Arc::new(fake);
     let handle = start(every_second(&tz, quick_retries()), &fake, shutdown);

@@ -11,22 +11,12 @@ use base64::Engine;
 use tonic::{Request, Status};
 
 use crate::serve::Credentials;
+use crate::serve::authorization::{bearer, scheme_value};
 
 /// How long a token issued by a handshake stays valid.
 const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 /// Handshake sessions kept at most; the oldest goes first.
 const MAX_SESSIONS: usize = 10_000;
-
-/// The token of a `Bearer` authorization value (the scheme is case-insensitive, RFC 7235).
-#[must_use]
-pub(super) fn bearer(header: &str) -> Option<&str> {
-    scheme_value(header, "bearer")
-}
-
-fn scheme_value<'a>(header: &'a str, scheme: &str) -> Option<&'a str> {
-    let (s, value) = header.trim().split_once(' ')?;
-    s.eq_ignore_ascii_case(scheme).then(|| value.trim())
-}
 
 /// Users, tokens and the sessions handshakes opened.
 #[derive(Debug)]
@@ -123,19 +113,5 @@ impl tonic::service::Interceptor for Interceptor {
         let header = request.metadata().get("authorization").and_then(|v| v.to_str().ok());
         self.0.check(header)?;
         Ok(request)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn schemes_are_case_insensitive() {
-        assert_eq!(bearer("Bearer abc"), Some("abc"));
-        assert_eq!(bearer("bearer abc"), Some("abc"));
-        assert_eq!(bearer("BEARER  abc "), Some("abc"));
-        assert_eq!(bearer("Basic abc"), None);
-        assert_eq!(scheme_value("basic dXNlcjpwdw==", "basic"), Some("dXNlcjpwdw=="));
     }
 }

@@ -41,7 +41,7 @@ pub enum FlightError {
     },
     /// The TLS certificate or key could not be used.
     #[error("TLS: {0}")]
-    Tls(String),
+    Tls(#[from] crate::serve::tls::TlsError),
 }
 
 /// The Flight SQL listener, bound.

@@ -73,7 +73,7 @@ impl BhavFlightSql {
     /// else the connection the call came on.
     fn session_key<T>(&self, request: &Request<T>) -> String {
         let header = request.metadata().get("authorization").and_then(|v| v.to_str().ok());
-        if let Some(token) = header.and_then(super::auth::bearer)
+        if let Some(token) = header.and_then(crate::serve::authorization::bearer)
             && self.auth.is_session(token)
         {
             return format!("session:{token}");

@@ -64,7 +64,7 @@ pub enum PgError {
     Catalog(String),
     /// The TLS certificate or key could not be used.
     #[error("TLS: {0}")]
-    Tls(String),
+    Tls(#[from] crate::serve::tls::TlsError),
 }
 
 /// The Postgres listener, bound.

@@ -20,8 +20,9 @@ use crate::serve::Metrics;
 use crate::serve::{AppState, RunStatus};
 use bhavstore_ingest::import;
 use bhavstore_ingest::location::{Confined, ImportRoots, Location};
-use bhavstore_ingest::{DayOutcome, Ingested};
+use bhavstore_ingest::{DayOutcome, HeldRevision, IngestError, Ingested};
 use bhavstore_lake::records::new_run_id;
+use bhavstore_materialize::MaterializeError;
 
 /// How long the request waits for the work before answering 202.
 const SYNC_WAIT: Duration = Duration::from_secs(20);
@@ -45,6 +46,74 @@ pub(super) struct IngestRequest {
 enum Source {
     Day(NaiveDate),
     Location(Confined),
+}
+
+/// Why an ingest run failed. The message becomes the run's status message: it names what failed
+/// without internals and without file content (ingest errors show their client message only,
+/// and are not exposed as a `source`).
+#[derive(Debug, thiserror::Error)]
+enum IngestRunError {
+    /// BSE publishes no file for the day.
+    #[error("BSE has no bhavcopy for {date} (holiday, weekend or not yet published)")]
+    NoFile {
+        /// The trade date asked for.
+        date: NaiveDate,
+    },
+    /// The new revision was stored but held, not loaded.
+    #[error("{}", .held.warning())]
+    Held {
+        /// The held revision.
+        held: HeldRevision,
+    },
+    /// The day was not loaded, for the ingest's stated reason.
+    #[error("{reason}")]
+    DayFailed {
+        /// The ingest's reason.
+        reason: String,
+    },
+    /// Fetching the day failed.
+    #[error("{}", .error.client_message())]
+    Fetch {
+        /// The trade date asked for.
+        date: NaiveDate,
+        /// The error (logged in full; only its client message is shown).
+        error: IngestError,
+    },
+    /// Importing the location failed as a whole.
+    #[error("{}", .error.client_message())]
+    Import {
+        /// The location.
+        url: String,
+        /// The error (logged in full; only its client message is shown).
+        error: IngestError,
+    },
+    /// The location holds no bhavcopy files.
+    #[error("no .csv or .zip files at {url}{skipped}")]
+    NoFiles {
+        /// The location.
+        url: String,
+        /// What was skipped, as `"; N skipped: ..."`, or empty.
+        skipped: String,
+    },
+    /// Some files at the location failed or were held.
+    #[error("{summary}: {}", .problems.join("; "))]
+    Files {
+        /// Counts of files and rows.
+        summary: String,
+        /// One `file: reason` per failed or held file.
+        problems: Vec<String>,
+    },
+    /// Materialization could not start.
+    #[error(transparent)]
+    Materialize(#[from] MaterializeError),
+    /// Materializing the view failed.
+    #[error("{view}: {source}")]
+    View {
+        /// The view.
+        view: String,
+        /// Why.
+        source: MaterializeError,
+    },
 }
 
 /// `POST /feature-store/ingest`.
@@ -123,7 +192,7 @@ pub(super) async fn ingest(
                 }
                 Err(e) => {
                     r.status = "failed".into();
-                    r.message = e;
+                    r.message = e.to_string();
                 }
             }
         });
@@ -153,7 +222,10 @@ pub(super) async fn ingest(
 }
 
 /// `GET /feature-store/runs/{id}`.
-pub(super) async fn run_status(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Result<Json<Json_>, ApiError> {
+pub(super) async fn run_status(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Json<Json_>, ApiError> {
     let run = state.run_status(&id);
     match run {
         Some(r) => Ok(Json(serde_json::to_value(r).map_err(|e| ApiError::internal("run status", e))?)),
@@ -163,7 +235,7 @@ pub(super) async fn run_status(State(state): State<Arc<AppState>>, Path(id): Pat
 
 /// Loads the source, materializes the view and refreshes the online store. Errors are messages
 /// for the caller: they name what failed without internals and without file content.
-async fn work(state: &AppState, source: &Source, view: &str) -> Result<(String, Vec<String>), String> {
+async fn work(state: &AppState, source: &Source, view: &str) -> Result<(String, Vec<String>), IngestRunError> {
     let loaded = match source {
         Source::Day(d) => match state.configured_ingestor().fetch_day(&state.client, *d).await {
             Ok(DayOutcome::Fetched { report, .. }) => {
@@ -171,22 +243,24 @@ async fn work(state: &AppState, source: &Source, view: &str) -> Result<(String, 
             }
             Ok(DayOutcome::Unchanged | DayOutcome::AlreadyStored) => format!("{d}: already loaded"),
             Ok(DayOutcome::NoFilePublished | DayOutcome::NoFileKnown) => {
-                return Err(format!("BSE has no bhavcopy for {d} (holiday, weekend or not yet published)"));
+                return Err(IngestRunError::NoFile { date: *d });
             }
-            Ok(DayOutcome::Held(held)) => return Err(held.warning()),
-            Ok(DayOutcome::Failed { reason } | DayOutcome::NotAttempted { reason }) => return Err(reason),
-            Err(e) => {
-                tracing::warn!(date = %d, error = %e, "REST ingest failed");
-                return Err(e.client_message());
+            Ok(DayOutcome::Held(held)) => return Err(IngestRunError::Held { held }),
+            Ok(DayOutcome::Failed { reason } | DayOutcome::NotAttempted { reason }) => {
+                return Err(IngestRunError::DayFailed { reason });
+            }
+            Err(error) => {
+                tracing::warn!(date = %d, error = %error, "REST ingest failed");
+                return Err(IngestRunError::Fetch { date: *d, error });
             }
         },
         Source::Location(location) => load_location(state, location).await?,
     };
-    let results = state.materializer.run(&[view.to_string()], false).await.map_err(|e| e.to_string())?;
+    let results = state.materializer.run(&[view.to_string()], false).await?;
     let mut runs = Vec::new();
     let mut notes = Vec::new();
     for (v, r) in results {
-        let r = r.map_err(|e| format!("{v}: {e}"))?;
+        let r = r.map_err(|source| IngestRunError::View { view: v.clone(), source })?;
         notes.push(format!(
             "{v}@{}: {} ({}) {} rows",
             r.version.as_deref().unwrap_or("-"),
@@ -205,14 +279,14 @@ async fn work(state: &AppState, source: &Source, view: &str) -> Result<(String, 
 /// Every `.csv` and `.zip` file at a confined location, through the same import path as
 /// `bhavstore import` (archives split per day, links never followed). Messages name files and
 /// reasons, never file content.
-async fn load_location(state: &AppState, location: &Confined) -> Result<String, String> {
+async fn load_location(state: &AppState, location: &Confined) -> Result<String, IngestRunError> {
     let url = location.url();
     let ingestor = state.configured_ingestor();
     let report = import::import_location(&ingestor, location, &state.config.storage.s3, &|_: &import::ImportedFile| {})
         .await
-        .map_err(|e| {
-            tracing::warn!(location = url, error = %e, "REST ingest from a location failed");
-            e.client_message()
+        .map_err(|error| {
+            tracing::warn!(location = url, error = %error, "REST ingest from a location failed");
+            IngestRunError::Import { url: url.to_string(), error }
         })?;
     for (entry, why) in &report.skipped {
         tracing::info!(location = url, entry, "skipped: {why}");
@@ -230,7 +304,7 @@ async fn load_location(state: &AppState, location: &Confined) -> Result<String, 
         )
     };
     if report.files.is_empty() {
-        return Err(format!("no .csv or .zip files at {url}{skipped}"));
+        return Err(IngestRunError::NoFiles { url: url.to_string(), skipped });
     }
     let (mut loaded, mut unchanged, mut problems) = (0u64, 0usize, Vec::new());
     for f in &report.files {
@@ -246,5 +320,5 @@ async fn load_location(state: &AppState, location: &Confined) -> Result<String, 
         report.files.len(),
         problems.len()
     );
-    if problems.is_empty() { Ok(summary) } else { Err(format!("{summary}: {}", problems.join("; "))) }
+    if problems.is_empty() { Ok(summary) } else { Err(IngestRunError::Files { summary, problems }) }
 }

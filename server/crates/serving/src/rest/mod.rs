@@ -24,7 +24,7 @@ pub use error::ApiError;
 pub use meta::document as openapi_document;
 
 use crate::serve::listener::{Acceptor, http_busy};
-use crate::serve::{AppState, Service, constant_time_eq};
+use crate::serve::{AppState, Service};
 
 /// The REST listener, bound.
 pub struct RestService {
@@ -76,8 +76,8 @@ async fn request_timeout(State(state): State<Arc<AppState>>, request: Request, n
 }
 
 async fn require_token(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
-    let tokens = &state.config.server.tokens;
-    if tokens.is_empty() {
+    let credentials = &state.credentials;
+    if !credentials.has_tokens() {
         return next.run(request).await;
     }
     // The scheme is case-insensitive (RFC 7235): `bearer x` is `Bearer x`.
@@ -85,11 +85,9 @@ async fn require_token(State(state): State<Arc<AppState>>, request: Request, nex
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim());
+        .and_then(crate::serve::authorization::bearer);
     match given {
-        Some(t) if tokens.iter().any(|k| constant_time_eq(k.as_bytes(), t.as_bytes())) => next.run(request).await,
+        Some(t) if credentials.check_token(t) => next.run(request).await,
         _ => {
             let mut r = ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "a valid bearer token is required")
                 .into_response();

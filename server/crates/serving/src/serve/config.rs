@@ -60,15 +60,38 @@ pub struct User {
     pub password_env: Option<String>,
 }
 
+/// Why a user's password cannot be resolved.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialsError {
+    /// The user's `password_env` names a variable that is not set (or not UTF-8).
+    #[error("server.users: environment variable {var} (password of {user}) is not set")]
+    PasswordEnvUnset {
+        /// The user's name.
+        user: String,
+        /// The variable's name.
+        var: String,
+        /// Why the variable could not be read.
+        source: std::env::VarError,
+    },
+    /// The user has both or neither of `password` and `password_env`.
+    #[error("server.users: user {user} needs exactly one of password, password_env")]
+    PasswordSource {
+        /// The user's name.
+        user: String,
+    },
+}
+
 impl User {
     /// The password, from the file or the environment.
-    pub fn resolve_password(&self) -> Result<String, String> {
+    pub fn resolve_password(&self) -> Result<String, CredentialsError> {
         match (&self.password, &self.password_env) {
             (Some(p), None) => Ok(p.clone()),
-            (None, Some(var)) => std::env::var(var).map_err(|_| {
-                format!("server.users: environment variable {var} (password of {}) is not set", self.name)
+            (None, Some(var)) => std::env::var(var).map_err(|source| CredentialsError::PasswordEnvUnset {
+                user: self.name.clone(),
+                var: var.clone(),
+                source,
             }),
-            _ => Err(format!("server.users: user {} needs exactly one of password, password_env", self.name)),
+            _ => Err(CredentialsError::PasswordSource { user: self.name.clone() }),
         }
     }
 }
@@ -92,7 +115,7 @@ pub struct Credentials {
 
 impl Credentials {
     /// Resolves every password now, so a missing variable fails at start, not at first login.
-    pub fn from_config(config: &ServerConfig) -> Result<Self, String> {
+    pub fn from_config(config: &ServerConfig) -> Result<Self, CredentialsError> {
         let users =
             config.users.iter().map(|u| u.resolve_password().map(|p| (u.name.clone(), p))).collect::<Result<_, _>>()?;
         Ok(Self { users, tokens: config.tokens.clone() })
@@ -139,4 +162,32 @@ impl Credentials {
 #[must_use]
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn password_errors_name_the_user() {
+        let user = |password: Option<&str>, password_env: Option<&str>| User {
+            name: "ana".into(),
+            password: password.map(Into::into),
+            password_env: password_env.map(Into::into),
+        };
+        assert_eq!(user(Some("pw"), None).resolve_password().unwrap(), "pw");
+        let unset = user(None, Some("BHAVSTORE_TEST_UNSET_PASSWORD_VARIABLE")).resolve_password().unwrap_err();
+        assert_eq!(
+            unset.to_string(),
+            "server.users: environment variable BHAVSTORE_TEST_UNSET_PASSWORD_VARIABLE (password of ana) is not set"
+        );
+        for (password, password_env) in [(None, None), (Some("pw"), Some("VAR"))] {
+            assert_eq!(
+                user(password, password_env).resolve_password().unwrap_err().to_string(),
+                "server.users: user ana needs exactly one of password, password_env"
+            );
+        }
+        let config = ServerConfig { users: vec![user(None, None)], ..ServerConfig::default() };
+        assert!(matches!(Credentials::from_config(&config), Err(CredentialsError::PasswordSource { .. })));
+    }
 }

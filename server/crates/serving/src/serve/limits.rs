@@ -82,20 +82,49 @@ impl Default for LimitsConfig {
     }
 }
 
+/// A `server.limits` setting out of range. Each message names its key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LimitsError {
+    /// `query_memory` is zero or above `query_memory_total`.
+    #[error(
+        "server.limits.query_memory ({query_memory}) must be above 0 and at most query_memory_total ({query_memory_total})"
+    )]
+    QueryMemory {
+        /// The configured `query_memory`.
+        query_memory: ByteSize,
+        /// The configured `query_memory_total`.
+        query_memory_total: ByteSize,
+    },
+    /// A setting is below its minimum.
+    #[error("server.limits.{key} must be at least {minimum}")]
+    BelowMinimum {
+        /// The setting, e.g. `max_pg_connections`.
+        key: &'static str,
+        /// The smallest value accepted, as written in the message (`16`, `1KiB`).
+        minimum: &'static str,
+    },
+    /// `login_timeout_secs` or `http_request_timeout_secs` is zero.
+    #[error("server.limits timeouts must be at least 1 second")]
+    ZeroTimeout,
+    /// `upload_bytes_per_session` is above `upload_bytes_total`.
+    #[error("server.limits.upload_bytes_per_session must be at most upload_bytes_total")]
+    UploadBytesPerSession,
+}
+
 impl LimitsConfig {
     /// Checks ranges serde cannot express.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), LimitsError> {
         if self.query_memory.0 == 0 || self.query_memory > self.query_memory_total {
-            return Err(format!(
-                "server.limits.query_memory ({}) must be above 0 and at most query_memory_total ({})",
-                self.query_memory, self.query_memory_total
-            ));
+            return Err(LimitsError::QueryMemory {
+                query_memory: self.query_memory,
+                query_memory_total: self.query_memory_total,
+            });
         }
         if self.max_expression_depth < 16 {
-            return Err("server.limits.max_expression_depth must be at least 16".into());
+            return Err(LimitsError::BelowMinimum { key: "max_expression_depth", minimum: "16" });
         }
         if self.max_statement_bytes.0 < 1024 {
-            return Err("server.limits.max_statement_bytes must be at least 1KiB".into());
+            return Err(LimitsError::BelowMinimum { key: "max_statement_bytes", minimum: "1KiB" });
         }
         for (name, v) in [
             ("max_pg_connections", self.max_pg_connections),
@@ -106,14 +135,14 @@ impl LimitsConfig {
             ("max_run_statuses", self.max_run_statuses),
         ] {
             if v == 0 {
-                return Err(format!("server.limits.{name} must be at least 1"));
+                return Err(LimitsError::BelowMinimum { key: name, minimum: "1" });
             }
         }
         if self.login_timeout_secs == 0 || self.http_request_timeout_secs == 0 {
-            return Err("server.limits timeouts must be at least 1 second".into());
+            return Err(LimitsError::ZeroTimeout);
         }
         if self.upload_bytes_per_session > self.upload_bytes_total {
-            return Err("server.limits.upload_bytes_per_session must be at most upload_bytes_total".into());
+            return Err(LimitsError::UploadBytesPerSession);
         }
         Ok(())
     }
@@ -156,6 +185,37 @@ mod tests {
         assert_eq!(c.query_memory, ByteSize::mib(256));
         assert_eq!(c.query_memory_total, ByteSize::gib(1));
         assert!(serde_norway::from_str::<LimitsConfig>("query_memroy: 1GiB\n").is_err());
+    }
+
+    #[test]
+    fn refusals_name_their_key() {
+        let msg = |c: LimitsConfig| c.validate().unwrap_err().to_string();
+        let d = LimitsConfig::default;
+        assert_eq!(d().validate(), Ok(()));
+        assert_eq!(
+            msg(LimitsConfig { query_memory: ByteSize::gib(8), ..d() }),
+            "server.limits.query_memory (8GiB) must be above 0 and at most query_memory_total (4GiB)"
+        );
+        assert_eq!(
+            msg(LimitsConfig { max_expression_depth: 15, ..d() }),
+            "server.limits.max_expression_depth must be at least 16"
+        );
+        assert_eq!(
+            msg(LimitsConfig { max_statement_bytes: ByteSize(1023), ..d() }),
+            "server.limits.max_statement_bytes must be at least 1KiB"
+        );
+        assert_eq!(
+            msg(LimitsConfig { max_run_statuses: 0, ..d() }),
+            "server.limits.max_run_statuses must be at least 1"
+        );
+        assert_eq!(
+            msg(LimitsConfig { login_timeout_secs: 0, ..d() }),
+            "server.limits timeouts must be at least 1 second"
+        );
+        assert_eq!(
+            msg(LimitsConfig { upload_bytes_per_session: ByteSize::gib(3), ..d() }),
+            "server.limits.upload_bytes_per_session must be at most upload_bytes_total"
+        );
     }
 
     #[test]

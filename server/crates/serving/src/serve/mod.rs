@@ -2,6 +2,7 @@
 //! one [`AppState`]. Each protocol binds its listener first (so port 0 works and the bound
 //! address can be logged and tested), then runs until the shutdown signal.
 
+pub(crate) mod authorization;
 mod config;
 pub mod engine;
 pub mod limits;
@@ -13,7 +14,7 @@ use std::net::SocketAddr;
 
 use futures::future::BoxFuture;
 
-pub use config::{Credentials, ServerConfig, TlsConfig, User, constant_time_eq};
+pub use config::{Credentials, CredentialsError, ServerConfig, TlsConfig, User, constant_time_eq};
 pub use engine::Engine;
 pub use state::{AppState, Metrics, RunStatus, ServeSettings};
 

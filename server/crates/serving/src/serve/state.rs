@@ -121,6 +121,8 @@ pub struct AppState {
     pub runs: Mutex<HashMap<String, RunStatus>>,
     /// Counters.
     pub metrics: Metrics,
+    /// Users and tokens (the one place passwords and tokens are checked).
+    pub credentials: std::sync::Arc<super::Credentials>,
     /// The SQL catalog Postgres and Flight SQL clients query.
     pub catalog: Catalog,
     /// The session of [`AppState::catalog`].

@@ -145,3 +145,65 @@ fn query_output_formats_and_sql_errors() {
     }
     assert!(out.lines().nth(1).unwrap().starts_with("trade_date,"), "trade_date comes first: {out}");
 }
+
+/// A store describes itself: after `import` and `materialize`, `query` against the storage root
+/// from a directory without `feature_defs/` sees the published views (from the store's
+/// registry) and their history; `features` reports a local definition that differs from what
+/// the store published.
+#[test]
+fn a_store_serves_its_published_views_from_any_directory() {
+    let Some(dir) = real_data_dir() else { return };
+    let files = bhavstore_e2e::real_data::files_2015(&dir.join("legacy-eq-14col/2015"));
+    let root = Root::local();
+    let repo_defs = bhavstore_e2e::serve::feature_defs();
+    let mut c = bhavstore();
+    root.apply(&mut c);
+    assert!(run(c.arg("import").args(&files[..8])).status.success());
+    let mut c = bhavstore();
+    root.apply(&mut c);
+    let o = run(c.arg("--feature-defs").arg(&repo_defs).arg("materialize"));
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let elsewhere = tempfile::tempdir().unwrap();
+    let query = |sql: &str| {
+        let mut c = bhavstore();
+        root.apply(&mut c);
+        let o = run(c.current_dir(elsewhere.path()).args(["query", "--format", "csv", sql]));
+        assert!(o.status.success(), "{sql}: {}", stderr(&o));
+        stdout(&o)
+    };
+    let from_repo = {
+        let mut c = bhavstore();
+        root.apply(&mut c);
+        stdout(&run(c.arg("--feature-defs").arg(&repo_defs).args([
+            "query",
+            "--format",
+            "csv",
+            "select count(*) n, sum(sma_5) s from price_features",
+        ])))
+    };
+    let from_store = query("select count(*) n, sum(sma_5) s from price_features");
+    assert_eq!(from_store, from_repo, "the store's definitions read the same published state");
+    assert!(from_store.lines().nth(1).is_some_and(|l| !l.starts_with("0,")), "{from_store}");
+    let versions = query("select view, is_current from bhavstore_versions order by view");
+    assert!(versions.contains("price_features,true") && versions.contains("volatility_features,true"), "{versions}");
+    // The live form of a view comes from the stored definition too.
+    let live = query("select count(*) n from \"price_features@live\"");
+    assert_eq!(live.lines().nth(1), from_store.lines().nth(1).map(|l| l.split(',').next().unwrap()));
+
+    // A local edit is reported, not silently taken for what the store serves.
+    let local = tempfile::tempdir().unwrap();
+    for f in ["price_features.sql", "price_features.yaml", "volatility_features.sql", "volatility_features.yaml"] {
+        std::fs::copy(repo_defs.join(f), local.path().join(f)).unwrap();
+    }
+    let sql = std::fs::read_to_string(local.path().join("price_features.sql")).unwrap();
+    std::fs::write(local.path().join("price_features.sql"), sql.replace("sma(close, 5)", "sma(close, 7)")).unwrap();
+    let mut c = bhavstore();
+    root.apply(&mut c);
+    let o = run(c.arg("--feature-defs").arg(local.path()).arg("features"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("DIFFERS from the store's newest published version"), "{out}");
+    assert!(out.contains("1 local definitions differ"), "{out}");
+    assert!(out.contains("store: published as v"), "volatility_features is unchanged: {out}");
+}

@@ -1,0 +1,18 @@
+//! End-to-end tests, in one test binary (as DataFusion's `core_integration`): each module is
+//! one area, run against the real `bhavstore` binary, real files, real clients and a real S3
+//! server. One binary links the whole stack once instead of once per area.
+
+mod bse_download;
+mod cli;
+mod feature_views;
+mod hardening_ingest;
+mod hardening_serving;
+mod materialize;
+mod mlflow;
+mod quality;
+mod real_files;
+mod rest;
+mod s3_outage;
+mod scheduler;
+mod serving;
+mod storage_backends;
