@@ -248,7 +248,9 @@ mod tests {
         let mut c = Config::from_yaml_str("ingest:\n  on_row_loss: accept\n  max_member_bytes: 8MiB\n").unwrap();
         assert_eq!(c.ingest.on_row_loss, RowLossPolicy::Accept);
         assert_eq!(c.ingest.zip_limits().max_member_bytes, 8 << 20);
-        assert!(Config::from_yaml_str("ingest:\n  on_row_los: accept\n").unwrap_err().to_string().contains("on_row_los"));
+        assert!(
+            Config::from_yaml_str("ingest:\n  on_row_los: accept\n").unwrap_err().to_string().contains("on_row_los")
+        );
         c.apply_env([("BHAVSTORE_INGEST_ON_ROW_LOSS".to_string(), "hold".to_string())]).unwrap();
         assert_eq!(c.ingest.on_row_loss, RowLossPolicy::Hold);
         let err = c.apply_env([("BHAVSTORE_INGEST_ON_ROW_LOSS".to_string(), "maybe".to_string())]).unwrap_err();
