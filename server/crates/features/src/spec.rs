@@ -64,14 +64,29 @@ pub enum TtlError {
         /// The value, trimmed.
         value: String,
     },
+    /// Longer than any history (and than the time arithmetic of lookups) can use.
+    #[error("ttl {value:?} is longer than the 100 years bhavstore accepts")]
+    TooLarge {
+        /// The value, trimmed.
+        value: String,
+    },
 }
+
+/// The longest ttl accepted: 100 years of 365.25 days.
+const MAX_TTL_SECS: u64 = 100 * 36_525 * 864;
 
 /// Parses `5d`, `36h`, `90m`, `2w`, `45s`.
 pub fn parse_ttl(s: &str) -> Result<Duration, TtlError> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let n: u64 = num.parse().map_err(|_| TtlError::Malformed { value: s.to_string() })?;
+    let n: u64 = num.parse().map_err(|_| {
+        if num.is_empty() {
+            TtlError::Malformed { value: s.to_string() }
+        } else {
+            TtlError::TooLarge { value: s.to_string() }
+        }
+    })?;
     let secs = match unit.trim() {
         "s" => 1,
         "m" => 60,
@@ -83,7 +98,10 @@ pub fn parse_ttl(s: &str) -> Result<Duration, TtlError> {
     if n == 0 {
         return Err(TtlError::Zero { value: s.to_string() });
     }
-    Ok(Duration::from_secs(n * secs))
+    match n.checked_mul(secs) {
+        Some(total) if total <= MAX_TTL_SECS => Ok(Duration::from_secs(total)),
+        _ => Err(TtlError::TooLarge { value: s.to_string() }),
+    }
 }
 
 #[cfg(test)]
@@ -97,6 +115,11 @@ mod tests {
         assert!(parse_ttl("5 days").is_err());
         assert!(parse_ttl("0d").is_err());
         assert!(parse_ttl("d").is_err());
+        // Overflowing or absurd values are refused, not wrapped or panicking.
+        for v in ["99999999999999999d", "99999999999999999999999s", "36526d"] {
+            assert_eq!(parse_ttl(v), Err(TtlError::TooLarge { value: v.to_string() }), "{v}");
+        }
+        assert_eq!(parse_ttl("36525d"), Ok(Duration::from_secs(36_525 * 86_400)));
     }
 
     #[test]
