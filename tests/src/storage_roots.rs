@@ -116,4 +116,17 @@ impl Root {
                 .env("AWS_ALLOW_HTTP", "true");
         }
     }
+
+    /// `bhavstore import PATHS...` on this root; panics with the command's stderr unless it
+    /// succeeds.
+    pub fn import<I, S>(&self, paths: I)
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let mut c = crate::bin::bhavstore();
+        self.apply(&mut c);
+        let o = crate::bin::run(c.arg("import").args(paths));
+        assert!(o.status.success(), "[{}] import: {}", self.label(), crate::bin::stderr(&o));
+    }
 }

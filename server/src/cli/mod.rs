@@ -407,19 +407,24 @@ fn feature_dir_explicit(config: &Config) -> bool {
     config.features.dir != crate::config::FeaturesConfig::default().dir
 }
 
-/// The definitions `query` and `serve` use: see [`definitions::served`].
+/// The SQL catalog `query` and `serve` use, over the definitions [`definitions::served`]
+/// chooses, and its publisher, which has sent nothing yet.
 pub(crate) async fn catalog_for(
     config: &Config,
     storage: &Storage,
 ) -> Result<(bhavstore_query::Catalog, bhavstore_lake::Publisher, Vec<bhavstore_features::FeatureView>), CliError> {
     let dir = std::path::Path::new(&config.features.dir);
     let views = definitions::served(storage, dir, feature_dir_explicit(config)).await?;
-    let clock = config.online.clock()?;
-    let (catalog, publisher) = bhavstore_query::Catalog::open_now(storage, &views, clock).await?;
-    let current = catalog.current_versions();
-    let published = publisher.current();
-    for (name, version) in &current {
-        if published.get(name).is_none() {
+    let publisher = bhavstore_lake::Publisher::new();
+    let catalog =
+        bhavstore_query::Catalog::open(storage, &views, config.online.clock()?, publisher.subscribe()).await?;
+    Ok((catalog, publisher, views))
+}
+
+/// Says which views have no published state and are computed live.
+pub(crate) fn log_live_views(catalog: &bhavstore_query::Catalog, published: &bhavstore_lake::Published) {
+    for (name, version) in catalog.current_versions() {
+        if published.get(&name).is_none() {
             tracing::info!(
                 view = %name,
                 %version,
@@ -427,7 +432,6 @@ pub(crate) async fn catalog_for(
             );
         }
     }
-    Ok((catalog, publisher, views))
 }
 
 async fn run_features(config: &Config, storage: &Storage) -> Result<ExitCode, CliError> {
@@ -489,7 +493,11 @@ async fn run_features(config: &Config, storage: &Storage) -> Result<ExitCode, Cl
 }
 
 async fn run_query(config: &Config, storage: &Storage, sql: &str, format: OutputFormat) -> Result<ExitCode, CliError> {
-    let (catalog, _publisher, _) = catalog_for(config, storage).await?;
+    let (catalog, publisher, _) = catalog_for(config, storage).await?;
+    if let Some((next, _)) = publisher.next(storage, &catalog.current_versions()).await? {
+        publisher.send(next);
+    }
+    log_live_views(&catalog, &publisher.current());
     let ctx = catalog.session();
     let df = ctx.sql(sql).await?;
     let batches = df.collect().await?;

@@ -159,6 +159,7 @@ pub(super) async fn run(config: &Config, storage: Storage, no_schedule: bool) ->
     });
     let loaded = state.refresh_online().await?;
     info!(storage = %storage.display(), views = ?loaded, "online store ready");
+    super::log_live_views(&state.catalog, &state.publisher.current());
 
     let mut services: Vec<Box<dyn Service>> = Vec::new();
     if let Some(addr) = listen_addr(&config.server.http_addr, credentials.has_tokens(), "REST API", "tokens") {

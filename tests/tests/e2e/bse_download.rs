@@ -255,10 +255,7 @@ fn wrong_day_from_bse_is_refused_and_kept() {
 fn unreachable_bse_is_said_plainly_and_stored_data_stays() {
     let Some(dir) = real_data_dir() else { return };
     let root = Root::local();
-    let mut c = bhavstore();
-    root.apply(&mut c);
-    let o = run(c.arg("import").arg(dir.join("legacy-eq-14col/2015/EQ050115.CSV")));
-    assert!(o.status.success(), "{}", stderr(&o));
+    root.import([dir.join("legacy-eq-14col/2015/EQ050115.CSV")]);
 
     // A port nothing listens on.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();

@@ -88,9 +88,7 @@ fn bad_values_are_refused_with_the_name() {
 fn query_output_formats_and_sql_errors() {
     let Some(dir) = real_data_dir() else { return };
     let root = Root::local();
-    let mut c = bhavstore();
-    root.apply(&mut c);
-    assert!(run(c.arg("import").arg(dir.join("legacy-eq-14col/2015/EQ050115.CSV"))).status.success());
+    root.import([dir.join("legacy-eq-14col/2015/EQ050115.CSV")]);
     let q = |fmt: &str, sql: &str| {
         let mut c = bhavstore();
         root.apply(&mut c);
@@ -156,9 +154,7 @@ fn a_store_serves_its_published_views_from_any_directory() {
     let files = bhavstore_e2e::real_data::files_2015(&dir.join("legacy-eq-14col/2015"));
     let root = Root::local();
     let repo_defs = bhavstore_e2e::serve::feature_defs();
-    let mut c = bhavstore();
-    root.apply(&mut c);
-    assert!(run(c.arg("import").args(&files[..8])).status.success());
+    root.import(&files[..8]);
     let mut c = bhavstore();
     root.apply(&mut c);
     let o = run(c.arg("--feature-defs").arg(&repo_defs).arg("materialize"));

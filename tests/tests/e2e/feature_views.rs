@@ -31,9 +31,7 @@ fn views_over_real_2015_data_match_an_independent_computation() {
     let Some(dir) = real_data_dir() else { return };
     let set = dir.join("legacy-eq-14col/2015");
     let root = Root::local();
-    let mut c = bhavstore();
-    root.apply(&mut c);
-    assert!(run(c.arg("import").arg(&set)).status.success());
+    root.import([&set]);
 
     let tmp = tempfile::tempdir().unwrap();
     let (price, vol) = (tmp.path().join("price.csv"), tmp.path().join("vol.csv"));
@@ -59,9 +57,7 @@ fn views_over_real_2015_data_match_an_independent_computation() {
 fn the_issue_example_prints_reliance_series() {
     let Some(dir) = real_data_dir() else { return };
     let root = Root::local();
-    let mut c = bhavstore();
-    root.apply(&mut c);
-    assert!(run(c.arg("import").arg(dir.join("legacy-eq-14col/2015"))).status.success());
+    root.import([dir.join("legacy-eq-14col/2015")]);
     let mut c = bhavstore();
     root.apply(&mut c);
     c.arg("--feature-defs").arg(feature_defs());

@@ -57,10 +57,7 @@ fn fixture(sessions: usize, auth: bool) -> Option<(Root, tempfile::TempDir)> {
     let dir = real_data_dir()?;
     let files = files_2015(&dir.join("legacy-eq-14col/2015"));
     let root = Root::local();
-    let mut c = bhavstore();
-    root.apply(&mut c);
-    let o = run(c.arg("import").args(&files[..sessions]));
-    assert!(o.status.success(), "{}", stderr(&o));
+    root.import(&files[..sessions]);
     let mut c = bhavstore();
     root.apply(&mut c);
     let o = run(c.arg("--feature-defs").arg(feature_defs()).arg("materialize"));

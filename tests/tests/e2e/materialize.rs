@@ -167,13 +167,6 @@ fn ok(root: &Root, args: &[&str]) -> String {
     stdout(&o)
 }
 
-fn import(root: &Root, files: &[PathBuf]) {
-    let mut c = bhavstore();
-    root.apply(&mut c);
-    let o = run(c.arg("import").args(files));
-    assert!(o.status.success(), "{}", stderr(&o));
-}
-
 fn csv(root: &Root, sql: &str) -> String {
     let out = ok(root, &["query", "--format", "csv", sql]);
     assert!(out.lines().count() > 1, "{sql}: no rows");
@@ -186,15 +179,15 @@ fn pieces_equal_whole(pieces: &Root) {
     let Some(dir) = real_data_dir() else { return };
     let files = files_2015(&dir.join("legacy-eq-14col/2015"));
     assert_eq!(files.len(), 67);
-    import(pieces, &files[..40]);
+    pieces.import(&files[..40]);
     let first = ok(pieces, &["materialize"]);
     assert!(first.contains("(full)"), "{first}");
-    import(pieces, &files[40..]);
+    pieces.import(&files[40..]);
     let second = ok(pieces, &["materialize"]);
     assert!(second.contains("(incremental)"), "{second}");
 
     let whole = Root::local();
-    import(&whole, &files);
+    whole.import(&files);
     ok(&whole, &["materialize", "--full"]);
     for view in VIEWS {
         // CSV prints every double in its shortest round-trip form: equal text is equal bits.
@@ -222,7 +215,7 @@ fn a_new_definition_is_a_new_version_and_old_versions_and_runs_stay_readable() {
     let Some(dir) = real_data_dir() else { return };
     let files = files_2015(&dir.join("legacy-eq-14col/2015"));
     let root = Root::local();
-    import(&root, &files[..30]);
+    root.import(&files[..30]);
     let defs = tempfile::tempdir().unwrap();
     for f in ["price_features.sql", "price_features.yaml"] {
         std::fs::copy(feature_defs().join(f), defs.path().join(f)).unwrap();
@@ -238,7 +231,7 @@ fn a_new_definition_is_a_new_version_and_old_versions_and_runs_stay_readable() {
     let first = with_defs(&["materialize"]);
     let v1 = first.split('@').nth(1).unwrap().split(':').next().unwrap().to_string();
     let run1 = first.split("run ").nth(1).unwrap().split(' ').next().unwrap().to_string();
-    import(&root, &files[30..]);
+    root.import(&files[30..]);
     with_defs(&["materialize"]);
 
     // A comment and new layout are not a new definition.
@@ -350,7 +343,7 @@ fn sigkill_at_any_stage_never_shows_a_half_version_and_the_next_run_recovers() {
     let Some(dir) = real_data_dir() else { return };
     let files = files_2015(&dir.join("legacy-eq-14col/2015"));
     let clean = Root::local();
-    import(&clean, &files);
+    clean.import(&files);
     ok(&clean, &["materialize", "price_features"]);
     let expected = csv(&clean, &ordered("price_features"));
     let count_before = |root: &Root| csv(root, "select count(*) from price_features");
@@ -361,10 +354,10 @@ fn sigkill_at_any_stage_never_shows_a_half_version_and_the_next_run_recovers() {
         cases.extend(Root::s3(&format!("sigkill-{point}")).map(|r| (point, r)));
     }
     for (point, root) in cases {
-        import(&root, &files[..45]);
+        root.import(&files[..45]);
         ok(&root, &["materialize", "price_features"]);
         let before = count_before(&root);
-        import(&root, &files[45..]);
+        root.import(&files[45..]);
         let mut child = paused_at(&root, point, None);
         child.kill().expect("SIGKILL");
         child.wait().unwrap();
@@ -398,7 +391,7 @@ fn one_run_per_view_at_a_time_and_views_run_in_parallel() {
     let Some(dir) = real_data_dir() else { return };
     let files = files_2015(&dir.join("legacy-eq-14col/2015"));
     let root = Root::local();
-    import(&root, &files[..20]);
+    root.import(&files[..20]);
     let flag = tempfile::tempdir().unwrap();
     let resume = flag.path().join("go");
     let first = paused_at(&root, "locked", Some(&resume));
@@ -410,7 +403,7 @@ fn one_run_per_view_at_a_time_and_views_run_in_parallel() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
 
     // Both views in one command run concurrently; each publishes its own version.
-    import(&root, &files[20..]);
+    root.import(&files[20..]);
     let both = ok(&root, &["materialize"]);
     assert_eq!(both.matches("succeeded").count(), 2, "{both}");
     let runs = csv(
@@ -458,13 +451,13 @@ fn a_view_with_a_subquery_runs_in_full_and_its_pieces_equal_one_run() {
     };
     let sql = "select scrip_code, trade_date, close, prev_close from liquid_features order by scrip_code, trade_date";
     let pieces = Root::local();
-    import(&pieces, &files[..40]);
+    pieces.import(&files[..40]);
     with_defs(&pieces, &["materialize"]);
-    import(&pieces, &files[40..]);
+    pieces.import(&files[40..]);
     let second = with_defs(&pieces, &["materialize"]);
     assert!(second.contains("(full)"), "a view with a subquery runs in full: {second}");
     let whole = Root::local();
-    import(&whole, &files);
+    whole.import(&files);
     with_defs(&whole, &["materialize", "--full"]);
     let a = with_defs(&pieces, &["query", "--format", "csv", sql]);
     let b = with_defs(&whole, &["query", "--format", "csv", sql]);

@@ -360,9 +360,7 @@ async fn materialize_logs_each_view_run_and_survives_mlflow_being_down() {
     let root = Root::local();
     let defs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../feature_defs");
     let files = bhavstore_e2e::real_data::files_2015(&data.join("legacy-eq-14col/2015"));
-    let mut import = bhavstore();
-    root.apply(&mut import);
-    assert!(import.arg("import").args(&files[..10]).output().expect("import").status.success());
+    root.import(&files[..10]);
 
     let materialize = |uri: &str| {
         let mut c = bhavstore();
@@ -412,9 +410,7 @@ async fn materialize_logs_each_view_run_and_survives_mlflow_being_down() {
     assert!(artifacts.to_string().contains("manifest.json"), "{artifacts}");
 
     // MLflow unreachable: the run is kept, a warning says why.
-    let mut more = bhavstore();
-    root.apply(&mut more);
-    assert!(more.arg("import").args(&files[10..12]).output().expect("import").status.success());
+    root.import(&files[10..12]);
     let out = materialize(&format!("http://127.0.0.1:{}", free_port()));
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
     assert!(stdout(&out).contains("(incremental)"), "{}", stdout(&out));

@@ -27,9 +27,7 @@ fn quality_figures_match_an_independent_computation() {
     let Some(dir) = real_data_dir() else { return };
     let set = dir.join("legacy-eq-14col/2015");
     let root = Root::local();
-    let mut c = bhavstore();
-    root.apply(&mut c);
-    assert!(run(c.arg("import").arg(&set)).status.success());
+    root.import([&set]);
     let o = cli(&root, None, &["materialize", "price_features"]);
     assert!(o.status.success(), "{}", stderr(&o));
 
@@ -65,9 +63,7 @@ fn quality_figures_match_an_independent_computation() {
 fn crossing_a_threshold_makes_the_run_a_warning() {
     let Some(dir) = real_data_dir() else { return };
     let root = Root::local();
-    let mut c = bhavstore();
-    root.apply(&mut c);
-    assert!(run(c.arg("import").arg(dir.join("legacy-eq-14col/2015"))).status.success());
+    root.import([dir.join("legacy-eq-14col/2015")]);
     let tmp = tempfile::tempdir().unwrap();
     let cfg = tmp.path().join("bhavstore.yaml");
     std::fs::write(&cfg, "materialize:\n  quality:\n    max_psi: 0.05\n    max_null_rate: 0.1\n").unwrap();

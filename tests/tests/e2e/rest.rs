@@ -102,9 +102,7 @@ fn lookups_follow_point_in_time_semantics_and_errors_have_stable_codes() {
     let Some(dir) = real_data_dir() else { return };
     let files = files_2015(&dir.join("legacy-eq-14col/2015"));
     let root = Root::local();
-    let mut c = bhavstore();
-    root.apply(&mut c);
-    assert!(run(c.arg("import").args(&files[..60])).status.success());
+    root.import(&files[..60]);
     cli(&root, &["materialize"]);
     let truth =
         series(&cli(&root, &["query", "--format", "csv", "select scrip_code, trade_date, sma_20 from price_features"]));
@@ -248,9 +246,7 @@ fn tokens_guard_everything_but_health() {
     let Some(dir) = real_data_dir() else { return };
     let files = files_2015(&dir.join("legacy-eq-14col/2015"));
     let root = Root::local();
-    let mut c = bhavstore();
-    root.apply(&mut c);
-    assert!(run(c.arg("import").args(&files[..25])).status.success());
+    root.import(&files[..25]);
     cli(&root, &["materialize", "price_features"]);
     let cfg_dir = tempfile::tempdir().unwrap();
     let cfg = cfg_dir.path().join("bhavstore.yaml");

@@ -37,11 +37,8 @@ fn fixture(hold_back: usize) -> Option<(Root, tempfile::TempDir, Vec<std::path::
     let dir = real_data_dir()?;
     let files = files_2015(&dir.join("legacy-eq-14col/2015"));
     let root = Root::local();
-    let mut c = bhavstore();
-    root.apply(&mut c);
     let keep = files.len() - hold_back;
-    let o = run(c.arg("import").args(&files[..keep]));
-    assert!(o.status.success(), "{}", stderr(&o));
+    root.import(&files[..keep]);
     cli(&root, &["materialize"]);
     let cfg = tempfile::tempdir().expect("tempdir");
     std::fs::write(
@@ -562,9 +559,7 @@ fn sql_clients_see_new_publications_without_reconnecting() {
         let client = pg_client(&server).await;
         let before: NaiveDate =
             client.query_one("SELECT max(trade_date) FROM price_features", &[]).await.expect("max").get(0);
-        let mut c = bhavstore();
-        root.apply(&mut c);
-        assert!(run(c.arg("import").args(&held)).status.success());
+        root.import(&held);
         cli(&root, &["materialize"]);
         let mut after = before;
         for _ in 0..60 {
@@ -604,9 +599,7 @@ fn one_publication_moves_every_protocol_together() {
     std::thread::scope(|scope| {
         let publishing = scope.spawn(|| {
             for file in &held {
-                let mut c = bhavstore();
-                root.apply(&mut c);
-                assert!(run(c.arg("import").arg(file)).status.success());
+                root.import([file]);
                 cli(&root, &["materialize"]);
                 std::thread::sleep(std::time::Duration::from_millis(700));
             }

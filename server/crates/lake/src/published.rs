@@ -73,12 +73,6 @@ impl Published {
         self.views.get(view)
     }
 
-    /// The same states as the next generation, without extensions (to derive them afresh).
-    #[must_use]
-    pub fn successor(&self) -> Self {
-        Self { generation: self.generation + 1, views: self.views.clone(), extensions: HashMap::new() }
-    }
-
     /// Attaches `value`, replacing one of the same type.
     pub fn insert_extension<T: Any + Send + Sync>(&mut self, value: T) {
         self.extensions.insert(TypeId::of::<T>(), Arc::new(value));

@@ -45,15 +45,9 @@ pub enum MaterializeError {
     /// A stored record does not parse or is missing.
     #[error("stored state is damaged: {0}")]
     Corrupt(String),
-    /// Another run published first.
-    #[error("conflict: {0}")]
-    Conflict(String),
     /// Another run of the view is going.
     #[error("busy: {0}")]
     Busy(String),
-    /// The view definitions are wrong for materialization.
-    #[error("{0}")]
-    Definition(String),
     /// No such view.
     #[error("unknown feature view {0:?} (see `bhavstore features`)")]
     UnknownView(String),
@@ -63,6 +57,9 @@ pub enum MaterializeError {
     /// A view could not be prepared.
     #[error(transparent)]
     Prepare(#[from] bhavstore_features::PrepareError),
+    /// The store's registry of definitions could not be written.
+    #[error(transparent)]
+    Registry(#[from] bhavstore_features::registry::RegistryError),
 }
 
 /// Runs materializations against one storage root.

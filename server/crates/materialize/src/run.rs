@@ -165,7 +165,7 @@ async fn execute(
     let storage = &m.storage;
     let view = &pv.view.spec;
     let version = &pv.version.id;
-    ensure_version_record(storage, pv).await?;
+    bhavstore_features::registry::record_version(storage, pv).await?;
     let latest = manifest::latest(storage, &view.name, version).await?;
     let changes = read_changes(storage, latest.as_ref().and_then(|l| l.loads_watermark.as_deref())).await?;
     let inputs = gather(storage, pv, full, latest.as_ref(), &changes).await?;
@@ -500,14 +500,6 @@ async fn write_empty(
     w.close().map_err(|e| MaterializeError::Write(e.to_string()))?;
     storage.put(key, Bytes::from(buf)).await?;
     Ok(())
-}
-
-/// Records the definition of a version the first time it is materialized.
-async fn ensure_version_record(storage: &Storage, pv: &PreparedView) -> Result<(), MaterializeError> {
-    bhavstore_features::registry::record_version(storage, pv).await.map_err(|e| match e {
-        bhavstore_features::registry::RegistryError::Storage(e) => MaterializeError::Storage(e),
-        other => MaterializeError::Corrupt(other.to_string()),
-    })
 }
 
 /// Deletes files no manifest of the version refers to (left by failed or killed runs), and the

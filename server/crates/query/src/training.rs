@@ -97,7 +97,9 @@ impl TableFunctionImpl for AsofFunction {
             known.sort();
             return plan_err!("{FUNCTION}: no feature view {view:?} (views: {})", known.join(", "));
         };
-        Ok(Arc::new(AsofTable { view, spine, def: v.clone(), clock: self.clock.clone(), schema: output_schema(v) }))
+        let call =
+            AsofCall { view, spine_sql: spine, def: v.clone(), clock: self.clock.clone(), schema: output_schema(v) };
+        Ok(Arc::new(AsofTable { call: Arc::new(call) }))
     }
 }
 
@@ -116,17 +118,13 @@ fn output_schema(v: &AsofView) -> SchemaRef {
 /// two columns) and nothing else; the work happens when [`AsofExec`] executes.
 #[derive(Debug)]
 struct AsofTable {
-    view: String,
-    spine: String,
-    def: AsofView,
-    clock: MarketClock,
-    schema: SchemaRef,
+    call: Arc<AsofCall>,
 }
 
 #[async_trait]
 impl TableProvider for AsofTable {
     fn schema(&self) -> SchemaRef {
-        Arc::clone(&self.schema)
+        Arc::clone(&self.call.schema)
     }
 
     fn table_type(&self) -> TableType {
@@ -149,7 +147,7 @@ impl TableProvider for AsofTable {
         let config = state.config().clone().with_target_partitions(1).with_create_default_catalog_and_schema(false);
         let state = SessionStateBuilder::new_from_existing(state.clone()).with_config(config).build();
         let ctx = SessionContext::new_with_state(state.clone());
-        let spine = crate::sqlguard::plan_query(&ctx, &self.spine).await.map_err(|e| match e {
+        let spine = crate::sqlguard::plan_query(&ctx, &self.call.spine_sql).await.map_err(|e| match e {
             crate::sqlguard::GuardError::Engine(e) => e,
             other => DataFusionError::Plan(format!("{FUNCTION}: spine query: {other}")),
         })?;
@@ -157,8 +155,8 @@ impl TableProvider for AsofTable {
             return plan_err!("{FUNCTION}: the spine query must return (entity, timestamp) columns");
         }
         let schema = match projection {
-            Some(p) => Arc::new(self.schema.project(p)?),
-            None => Arc::clone(&self.schema),
+            Some(p) => Arc::new(self.call.schema.project(p)?),
+            None => Arc::clone(&self.call.schema),
         };
         let properties = Arc::new(PlanProperties::new(
             EquivalenceProperties::new(Arc::clone(&schema)),
@@ -166,15 +164,8 @@ impl TableProvider for AsofTable {
             EmissionType::Final,
             Boundedness::Bounded,
         ));
-        let call = AsofCall {
-            view: self.view.clone(),
-            spine_sql: self.spine.clone(),
-            def: self.def.clone(),
-            clock: self.clock.clone(),
-            schema: Arc::clone(&self.schema),
-        };
         Ok(Arc::new(AsofExec {
-            call: Arc::new(call),
+            call: Arc::clone(&self.call),
             spine,
             state,
             projection: projection.cloned(),
@@ -254,16 +245,18 @@ impl ExecutionPlan for AsofExec {
         let spine = self.spine.clone();
         let projection = self.projection.clone();
         let batch_size = task.session_config().batch_size().max(1);
+        // The merge needs the whole spine; the output rows are assembled a chunk at a time, as
+        // the consumer pulls them, so the result is never held whole.
         let batches = futures::stream::once(async move {
-            let full = call.compute(&ctx, spine).await?;
-            let full = match &projection {
-                Some(p) => full.project(p)?,
-                None => full,
-            };
-            let chunks: Vec<Result<RecordBatch>> = (0..full.num_rows())
-                .step_by(batch_size)
-                .map(|start| Ok(full.slice(start, batch_size.min(full.num_rows() - start))))
-                .collect();
+            let merged = Arc::new(call.merge(&ctx, spine).await?);
+            let n = merged.entities.len();
+            let chunks = (0..n).step_by(batch_size).map(move |start| {
+                let batch = call.assemble(&merged, start..n.min(start + batch_size))?;
+                match &projection {
+                    Some(p) => Ok(batch.project(p)?),
+                    None => Ok(batch),
+                }
+            });
             Ok::<_, DataFusionError>(futures::stream::iter(chunks))
         })
         .try_flatten();
@@ -304,7 +297,7 @@ impl AsofCall {
         Ok((entities, stamps))
     }
 
-    async fn compute(&self, ctx: &SessionContext, spine: LogicalPlan) -> Result<RecordBatch> {
+    async fn merge(&self, ctx: &SessionContext, spine: LogicalPlan) -> Result<Merged> {
         let (entities, stamps) = self.spine(ctx, spine).await?;
         let n = entities.len();
         // The trade date known at each spine instant. It only changes at a close, which is on
@@ -320,7 +313,7 @@ impl AsofCall {
         }
         let wanted: HashSet<i64> = entities.iter().flatten().copied().collect();
         let (Some(&lo), Some(&hi)) = (cutoffs.iter().flatten().min(), cutoffs.iter().flatten().max()) else {
-            return self.assemble(&entities, &stamps, &[], &vec![None; n], None);
+            return Ok(Merged::without_values(entities, stamps));
         };
         let ttl_days = i32::try_from(self.def.ttl.as_secs() / 86_400 + 2).unwrap_or(i32::MAX);
         let from = lo.saturating_sub(ttl_days);
@@ -375,7 +368,7 @@ impl AsofCall {
 
         // Pass 2: the features of exactly those rows.
         let Some(lo_needed) = slots.iter().map(|s| s.1).min() else {
-            return self.assemble(&entities, &stamps, &[], &row_slot, None);
+            return Ok(Merged::without_values(entities, stamps));
         };
         let hi_needed = slots.iter().map(|s| s.1).max().unwrap_or(lo_needed);
         let mut columns = vec![e.clone(), t.clone()];
@@ -421,35 +414,47 @@ impl AsofCall {
             row_slot.iter().map(|s| s.map(|s| position[s as usize]).filter(|p| *p != u32::MAX)).collect();
         let dates_of_rows: Vec<Option<i32>> =
             row_slot.iter().zip(&rows).map(|(s, p)| p.and(s.map(|s| slots[s as usize].1))).collect();
-        self.assemble(&entities, &stamps, &dates_of_rows, &rows, Some(&features))
+        Ok(Merged { entities, stamps, dates: dates_of_rows, rows, features: Some(features) })
     }
 
-    fn assemble(
-        &self,
-        entities: &[Option<i64>],
-        stamps: &[Option<i64>],
-        dates: &[Option<i32>],
-        rows: &[Option<u32>],
-        features: Option<&RecordBatch>,
-    ) -> Result<RecordBatch> {
-        let n = entities.len();
-        let dates: Vec<Option<i32>> = if dates.is_empty() { vec![None; n] } else { dates.to_vec() };
+    /// Output rows `range` of `m`.
+    fn assemble(&self, m: &Merged, range: std::ops::Range<usize>) -> Result<RecordBatch> {
+        let n = range.len();
+        let dates = &m.dates[range.clone()];
         let closes: Vec<Option<i64>> =
             dates.iter().map(|d| d.map(|d| self.clock.event_time(from_days(d)).timestamp_micros())).collect();
         let mut columns: Vec<ArrayRef> = vec![
-            Arc::new(datafusion::arrow::array::Int64Array::from(entities.to_vec())),
-            Arc::new(TimestampMicrosecondArray::from(stamps.to_vec()).with_timezone("UTC")),
-            Arc::new(Date32Array::from(dates)),
+            Arc::new(datafusion::arrow::array::Int64Array::from(m.entities[range.clone()].to_vec())),
+            Arc::new(TimestampMicrosecondArray::from(m.stamps[range.clone()].to_vec()).with_timezone("UTC")),
+            Arc::new(Date32Array::from(dates.to_vec())),
             Arc::new(TimestampMicrosecondArray::from(closes).with_timezone("UTC")),
         ];
-        let idx = UInt32Array::from(rows.to_vec());
+        let idx = UInt32Array::from(m.rows[range].to_vec());
         for (i, f) in self.def.features.iter().enumerate() {
-            columns.push(match features {
+            columns.push(match &m.features {
                 Some(b) => take(b.column(i), &idx, None)?,
                 None => new_null_array(f.data_type(), n),
             });
         }
         Ok(RecordBatch::try_new(Arc::clone(&self.schema), columns)?)
+    }
+}
+
+/// The as-of merge of a spine: per spine row (in spine order) its entity, instant, the trade date
+/// of the value it gets and that value's row in `features` (the distinct rows read).
+struct Merged {
+    entities: Vec<Option<i64>>,
+    stamps: Vec<Option<i64>>,
+    dates: Vec<Option<i32>>,
+    rows: Vec<Option<u32>>,
+    features: Option<RecordBatch>,
+}
+
+impl Merged {
+    /// Every row without a value (nothing in range, or no view rows at all).
+    fn without_values(entities: Vec<Option<i64>>, stamps: Vec<Option<i64>>) -> Self {
+        let n = entities.len();
+        Self { entities, stamps, dates: vec![None; n], rows: vec![None; n], features: None }
     }
 }
 

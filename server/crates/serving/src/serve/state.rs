@@ -193,12 +193,9 @@ impl AppState {
     pub async fn refresh_online(&self) -> Result<Vec<String>, OnlineError> {
         let _one = self.refreshing.lock().await;
         let current = self.publisher.current();
-        let (mut next, changed) = match self.publisher.next(&self.storage, &self.catalog.current_versions()).await? {
-            Some(next) => next,
-            None if !OnlineStore::is_prepared(&current) => {
-                (current.successor(), current.views.keys().cloned().collect())
-            }
-            None => return Ok(Vec::new()),
+        let Some((mut next, changed)) = self.publisher.next(&self.storage, &self.catalog.current_versions()).await?
+        else {
+            return Ok(Vec::new());
         };
         OnlineStore::prepare(&self.storage, self.catalog.prepared(), &current, &mut next, &self.config.online).await?;
         tracing::info!(generation = next.generation, views = ?changed, "published state switched");
