@@ -206,8 +206,9 @@ def main() -> int:
                     bump("refused_at_cap")
                     continue
                 # The server answers while the client still sends; the client then sees the
-                # status, or (racing it) the stream it was writing closed under it.
-                ok = "upload_bytes" in str(e) or "broken pipe" in str(e)
+                # status, or (racing it) the stream it was writing closed under it, which the
+                # OS reports as a broken pipe or as a reset, depending on timing.
+                ok = any(m in str(e) for m in ("upload_bytes", "broken pipe", "connection reset by peer"))
                 bump("uploads_refused" if ok else "uploads_other", None if ok else f"upload: {e}")
             time.sleep(0.5)
 

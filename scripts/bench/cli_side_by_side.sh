@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Two `bhavstore` binaries side by side, in one run, on the same real files: what a user runs
+# day to day. For each binary (alternating, REPEAT rounds, a fresh store each round):
+#   import   the 2015 legacy bhavcopies but the last one
+#   full     materialize (first run: full recompute of every view)
+#   incr     import the last file, materialize (incremental)
+#   query    a scan of price_features
+#   asof     a features_asof training set over every (scrip, session) of 500 scrips
+# Usage: scripts/bench/cli_side_by_side.sh BIN_BEFORE BIN_AFTER [DATA_DIR]
+# Prints one line per step and binary: the median wall time in seconds.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+a="$1"; b="$2"
+data="${3:-$repo/../shared/data/bse-real}/legacy-eq-14col/2015"
+repeat="${REPEAT:-3}"
+mapfile -t files < <(ls "$data"/EQ*.CSV | sort -t/ -k1,1 | python3 -c '
+import sys,re
+fs=[l.strip() for l in sys.stdin]
+key=lambda f: (lambda m: (m[2],m[1],m[0]))(re.search(r"EQ(\d\d)(\d\d)(\d\d)",f).groups())
+print("\n".join(sorted(fs,key=key)))')
+last="${files[-1]}"; rest=("${files[@]:0:${#files[@]}-1}")
+work="$(mktemp -d)"; trap 'rm -rf "$work"' EXIT
+out="$work/times.tsv"
+t() { local label=$1 bin=$2; shift 2; local s e; s=$(date +%s.%N); "$bin" "$@" >/dev/null 2>&1; e=$(date +%s.%N); echo -e "$label\t$bin\t$(echo "$e - $s" | bc)" >> "$out"; }
+asof="select count(*), sum(sma_5) from features_asof('price_features', 'select scrip_code, cast(trade_date as timestamp) + interval ''16 hours'' from bhavcopy where scrip_code in (select distinct scrip_code from bhavcopy order by scrip_code limit 500)')"
+for r in $(seq "$repeat"); do
+  for bin in "$a" "$b"; do
+    store="$work/store-$r-$(basename "$(dirname "$(dirname "$bin")")")-$RANDOM"
+    common=(--storage "file://$store" --feature-defs "$repo/feature_defs")
+    t import "$bin" "${common[@]}" import "${rest[@]}"
+    t full "$bin" "${common[@]}" materialize
+    "$bin" "${common[@]}" import "$last" >/dev/null 2>&1
+    t incr "$bin" "${common[@]}" materialize
+    t query "$bin" "${common[@]}" query --format csv "select count(*), sum(close), sum(sma_20) from price_features"
+    t asof "$bin" "${common[@]}" query --format csv "$asof"
+  done
+done
+python3 - "$out" "$a" "$b" <<'PY'
+import sys,statistics,collections
+rows=[l.rstrip('\n').split('\t') for l in open(sys.argv[1])]
+d=collections.defaultdict(list)
+for step,b,s in rows: d[(step,b)].append(float(s))
+a,b=sys.argv[2],sys.argv[3]
+print(f"{'step':8} {'before s':>9} {'after s':>9} {'after/before':>12}")
+for step in ['import','full','incr','query','asof']:
+    x,y=statistics.median(d[(step,a)]),statistics.median(d[(step,b)])
+    print(f"{step:8} {x:9.2f} {y:9.2f} {y/x:12.2f}")
+PY
