@@ -187,6 +187,17 @@ fn a_store_serves_its_published_views_from_any_directory() {
     let live = query("select count(*) n from \"price_features@live\"");
     assert_eq!(live.lines().nth(1), from_store.lines().nth(1).map(|l| l.split(',').next().unwrap()));
 
+    // Training sets through `query`: the spine and the view both come from the catalog (before
+    // this change `query` lost them while planning features_asof).
+    let asof = query(
+        "select count(*) n, count(sma_5) known from features_asof('price_features', \
+         'select scrip_code, cast(trade_date as timestamp) + interval ''12 hours'' from bhavcopy where is_equity')",
+    );
+    let equity_rows = query("select count(*) from bhavcopy where is_equity");
+    let (n, known) = asof.lines().nth(1).and_then(|l| l.split_once(',')).expect("one row");
+    assert_eq!(Some(n), equity_rows.lines().nth(1), "one training row per spine row: {asof}");
+    assert!(known.parse::<u64>().is_ok_and(|k| k > 0), "{asof}");
+
     // A local edit is reported, not silently taken for what the store serves.
     let local = tempfile::tempdir().unwrap();
     for f in ["price_features.sql", "price_features.yaml", "volatility_features.sql", "volatility_features.yaml"] {
