@@ -67,6 +67,8 @@ pub struct Config {
     pub server: bhavstore_serving::serve::ServerConfig,
     /// The in-memory online store.
     pub online: bhavstore_online::OnlineConfig,
+    /// Real-time intraday bars: group commit, snapshots, limits, streams.
+    pub intraday: bhavstore_intraday::IntradayConfig,
 }
 
 /// Feature view definitions.
@@ -170,6 +172,8 @@ impl Config {
                 "BHAVSTORE_HTTP_ADDR" => self.server.http_addr = value.clone(),
                 "BHAVSTORE_PG_ADDR" => self.server.pg_addr = value.clone(),
                 "BHAVSTORE_FLIGHT_ADDR" => self.server.flight_addr = value.clone(),
+                "BHAVSTORE_INTRADAY_FLUSH_INTERVAL_MS" => self.intraday.flush_interval_ms = int(&value)?,
+                "BHAVSTORE_INTRADAY_SNAPSHOT_INTERVAL_SECS" => self.intraday.snapshot_interval_secs = int(&value)?,
                 // Read by the CLI layer itself (clap `env`), and the crash-test pause points of
                 // materialization (see materialize::failpoint).
                 "BHAVSTORE_CONFIG" | "BHAVSTORE_FAILPOINT" | "BHAVSTORE_FAILPOINT_RESUME" => {}

@@ -42,6 +42,10 @@ pub enum Command {
     Backfill(BackfillArgs),
     /// Load bhavcopy files, zips or directories you already have (no network needed).
     Import(ImportArgs),
+    /// Store intraday bar files you already have (`ts,open,high,low,close,volume`, one
+    /// instrument per file) in `intraday_bars`, through the same checks and durable log as pushes.
+    /// Run it while no server writes the same storage; a server picks the bars up at its next start.
+    ImportBars(ImportBarsArgs),
     /// List the stored revisions of a day, or make one of them current (--use).
     Revisions(RevisionsArgs),
     /// Run SQL on the catalog: bhavcopy, bhavcopy_quarantine and every feature view.
@@ -169,6 +173,21 @@ pub struct ImportArgs {
     pub paths: Vec<PathBuf>,
     #[command(flatten)]
     pub revision: RevisionArgs,
+}
+
+/// `import-bars`.
+#[derive(Debug, Args)]
+pub struct ImportBarsArgs {
+    /// Files, or directories (their `*.csv` files, recursively).
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// The instrument of every file (`EXCHANGE:SYMBOL`); default: from each file's name,
+    /// `{SYMBOL}_{YYYY-MM-DD}_1min.csv`, with --exchange.
+    #[arg(long, value_name = "EXCHANGE:SYMBOL")]
+    pub instrument: Option<String>,
+    /// Exchange of instruments read from file names.
+    #[arg(long, default_value = "NSE", value_name = "EXCHANGE")]
+    pub exchange: String,
 }
 
 /// Output formats of `query`.

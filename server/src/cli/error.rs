@@ -68,6 +68,9 @@ pub enum CliError {
     /// A query failed.
     #[error(transparent)]
     Engine(#[from] DataFusionError),
+    /// Intraday bars could not be read, stored or computed.
+    #[error("intraday: {0}")]
+    Intraday(#[from] bhavstore_intraday::IntradayError),
     /// A listener could not start.
     #[error("{what}: {source}")]
     Listener {

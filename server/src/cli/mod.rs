@@ -3,6 +3,7 @@
 mod args;
 pub mod definitions;
 mod error;
+mod import_bars;
 
 pub use error::CliError;
 mod log;
@@ -108,6 +109,7 @@ pub fn build_config(cli: &Cli) -> Result<Config, crate::config::ConfigError> {
             }
         }
         Command::Import(_)
+        | Command::ImportBars(_)
         | Command::Revisions(_)
         | Command::Query(_)
         | Command::Features
@@ -129,6 +131,7 @@ async fn run(cli: Cli, config: Config) -> Result<ExitCode, CliError> {
         Command::Ingest(a) => ingest(&config, storage, a.date, a.revision.accept_revision).await,
         Command::Backfill(a) => run_backfill(&config, storage, &a).await,
         Command::Import(a) => run_import(&config, storage, &a.paths, a.revision.accept_revision).await,
+        Command::ImportBars(a) => import_bars::run(&config, &storage, &a).await,
         Command::Revisions(a) => run_revisions(&config, storage, &a).await,
         Command::Query(a) => run_query(&config, &storage, &a.sql, a.format).await,
         Command::Features => run_features(&config, &storage).await,
@@ -408,17 +411,43 @@ fn feature_dir_explicit(config: &Config) -> bool {
 }
 
 /// The SQL catalog `query` and `serve` use, over the definitions [`definitions::served`]
-/// chooses, and its publisher, which has sent nothing yet.
+/// chooses, and its publisher, which has sent nothing yet. With `live` (the server), intraday
+/// bars are read into memory and the streaming views computed, and the catalog reads those.
 pub(crate) async fn catalog_for(
     config: &Config,
     storage: &Storage,
-) -> Result<(bhavstore_query::Catalog, bhavstore_lake::Publisher, Vec<bhavstore_features::FeatureView>), CliError> {
+    live: bool,
+) -> Result<
+    (
+        bhavstore_query::Catalog,
+        bhavstore_lake::Publisher,
+        Vec<bhavstore_features::FeatureView>,
+        Option<bhavstore_intraday::Intraday>,
+    ),
+    CliError,
+> {
     let dir = std::path::Path::new(&config.features.dir);
     let views = definitions::served(storage, dir, feature_dir_explicit(config)).await?;
     let publisher = bhavstore_lake::Publisher::new();
+    let mut tables = bhavstore_query::LiveTables::default();
+    let intraday = if live {
+        let prepared = bhavstore_features::prepare(storage, &views).await?;
+        let intraday = bhavstore_intraday::Intraday::open(storage, &config.intraday, &prepared).await?;
+        use bhavstore_intraday::tables::LiveTable;
+        tables.base.push((bhavstore_lake::bars::INTRADAY_BARS, Arc::new(LiveTable::bars(&intraday))));
+        tables.base.push((bhavstore_lake::bars::INTRADAY_QUARANTINE, Arc::new(LiveTable::quarantine(&intraday))));
+        for v in intraday.views() {
+            if let Some(t) = LiveTable::view(&intraday, v.name()) {
+                tables.views.insert(v.name().to_string(), Arc::new(t));
+            }
+        }
+        Some(intraday)
+    } else {
+        None
+    };
     let catalog =
-        bhavstore_query::Catalog::open(storage, &views, config.online.clock()?, publisher.subscribe()).await?;
-    Ok((catalog, publisher, views))
+        bhavstore_query::Catalog::open(storage, &views, config.online.clock()?, publisher.subscribe(), tables).await?;
+    Ok((catalog, publisher, views, intraday))
 }
 
 /// Says which views have no published state and are computed live.
@@ -493,7 +522,7 @@ async fn run_features(config: &Config, storage: &Storage) -> Result<ExitCode, Cl
 }
 
 async fn run_query(config: &Config, storage: &Storage, sql: &str, format: OutputFormat) -> Result<ExitCode, CliError> {
-    let (catalog, publisher, _) = catalog_for(config, storage).await?;
+    let (catalog, publisher, _, _) = catalog_for(config, storage, false).await?;
     if let Some((next, _)) = publisher.next(storage, &catalog.current_versions()).await? {
         publisher.send(next);
     }

@@ -118,7 +118,7 @@ fn listen_addr(configured: &str, authenticated: bool, what: &str, needs: &str) -
 
 pub(super) async fn run(config: &Config, storage: Storage, no_schedule: bool) -> Result<ExitCode, super::CliError> {
     let schedule = config.schedule.validate()?;
-    let (catalog, publisher, views) = super::catalog_for(config, &storage).await?;
+    let (catalog, publisher, views, intraday) = super::catalog_for(config, &storage, true).await?;
     let mlflow = bhavstore_mlflow::MlflowClient::from_config(&config.mlflow)?;
     let materializer = bhavstore_materialize::Materializer::from_prepared(
         storage.clone(),
@@ -143,6 +143,7 @@ pub(super) async fn run(config: &Config, storage: Storage, no_schedule: bool) ->
             ingest: config.ingest.clone(),
             storage: config.storage.clone(),
             online: config.online.clone(),
+            intraday: config.intraday.clone(),
         },
         storage: storage.clone(),
         materializer,
@@ -156,6 +157,7 @@ pub(super) async fn run(config: &Config, storage: Storage, no_schedule: bool) ->
         sql,
         publisher,
         refreshing: tokio::sync::Mutex::new(()),
+        intraday: intraday.clone(),
     });
     let loaded = state.refresh_online().await?;
     info!(storage = %storage.display(), views = ?loaded, "online store ready");
@@ -178,8 +180,15 @@ pub(super) async fn run(config: &Config, storage: Storage, no_schedule: bool) ->
     let flight_auth = credentials.has_users() || credentials.has_tokens();
     if let Some(addr) = listen_addr(&config.server.flight_addr, flight_auth, "Flight SQL listener", "users or tokens") {
         let flight =
-            FlightService::bind(&addr, &state.sql, &engine, Arc::clone(&credentials), config.server.tls.as_ref())
-                .await
+            FlightService::bind(
+                &addr,
+                &state.sql,
+                &engine,
+                Arc::clone(&credentials),
+                config.server.tls.as_ref(),
+                intraday.clone(),
+            )
+            .await
                 .map_err(|e| super::CliError::Listener {
                     what: "Flight SQL listener".to_string(),
                     source: Box::new(e),
@@ -240,6 +249,9 @@ pub(super) async fn run(config: &Config, storage: Storage, no_schedule: bool) ->
         if let Err(e) = t.await {
             warn!(error = %e, "a task ended abnormally");
         }
+    }
+    if let Some(i) = &intraday {
+        i.close().await;
     }
     info!("bhavstore serve stopped");
     Ok(ExitCode::SUCCESS)

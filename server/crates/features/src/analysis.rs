@@ -26,7 +26,39 @@ pub struct Analysis {
     pub tables: BTreeSet<String>,
     /// Rows per entity an incremental run carries, or why it cannot run incrementally.
     pub incremental: Result<usize, String>,
+    /// For a view over `intraday_bars`: rows per instrument the live computation carries before
+    /// the session of the first new bar (that session is always carried whole), or why the view
+    /// cannot be computed live.
+    pub live: Result<usize, String>,
 }
+
+/// Why a view cannot run incrementally, and why it cannot run live.
+#[derive(Default)]
+struct Blockers {
+    incremental: Vec<String>,
+    live: Vec<String>,
+}
+
+impl Blockers {
+    fn both(&mut self, why: String) {
+        self.live.push(why.clone());
+        self.incremental.push(why);
+    }
+}
+
+fn verdict(rows: usize, mut why: Vec<String>) -> Result<usize, String> {
+    if why.is_empty() {
+        Ok(rows)
+    } else {
+        why.sort();
+        why.dedup();
+        Err(why.join("; "))
+    }
+}
+
+/// The column that splits an instrument's bars into sessions: windows partitioned by entity and
+/// it may be cumulative in a live view, which carries the whole session.
+pub const SESSION_KEY: &str = "trade_date";
 
 /// Why a view's plan cannot be analysed: a look-ahead construct no feature may use, or a failure
 /// walking the plan.
@@ -60,7 +92,7 @@ pub enum AnalysisError {
 pub fn analyse(plan: &LogicalPlan, entity: &str, event_time: &str) -> Result<Analysis, AnalysisError> {
     let mut functions = BTreeMap::new();
     let mut tables = BTreeSet::new();
-    let mut blockers = Vec::new();
+    let mut blockers = Blockers::default();
     // With subqueries: `WHERE x IN (SELECT ... FROM bhavcopy ...)` hides a plan in an
     // expression, and an incremental run would evaluate it over the new days only.
     plan.apply_with_subqueries(|node| {
@@ -68,25 +100,26 @@ pub fn analyse(plan: &LogicalPlan, entity: &str, event_time: &str) -> Result<Ana
             tables.insert(scan.table_name.table().to_string());
         }
         if matches!(node, LogicalPlan::Join(_)) {
-            blockers.push("it joins tables".to_string());
+            blockers.both("it joins tables".to_string());
         }
         if matches!(node, LogicalPlan::Subquery(_)) {
-            blockers.push("it has a subquery, which would see only the days of an incremental run".to_string());
+            blockers.both("it has a subquery, which would see only the days of an incremental run".to_string());
         }
         Ok(TreeNodeRecursion::Continue)
     })?;
     let lookback = rows_needed(plan, entity, event_time, &mut functions, &mut blockers)?;
     if tables.len() != 1 || !tables.contains(bhavstore_lake::BHAVCOPY) {
-        blockers.push(format!("it reads {tables:?}, not only {}", bhavstore_lake::BHAVCOPY));
+        blockers.incremental.push(format!("it reads {tables:?}, not only {}", bhavstore_lake::BHAVCOPY));
     }
-    let incremental = if blockers.is_empty() {
-        Ok(lookback)
-    } else {
-        blockers.sort();
-        blockers.dedup();
-        Err(blockers.join("; "))
-    };
-    Ok(Analysis { functions, tables, incremental })
+    if tables.len() != 1 || !tables.contains(bhavstore_lake::bars::INTRADAY_BARS) {
+        blockers.live.push(format!("it reads {tables:?}, not only {}", bhavstore_lake::bars::INTRADAY_BARS));
+    }
+    Ok(Analysis {
+        functions,
+        tables,
+        incremental: verdict(lookback, blockers.incremental),
+        live: verdict(lookback, blockers.live),
+    })
 }
 
 /// Rows of history (current row included) one output row of `plan` depends on. Stacked window
@@ -96,7 +129,7 @@ fn rows_needed(
     entity: &str,
     event_time: &str,
     functions: &mut BTreeMap<String, u32>,
-    blockers: &mut Vec<String>,
+    blockers: &mut Blockers,
 ) -> Result<usize, AnalysisError> {
     let mut below = 1;
     for input in plan.inputs() {
@@ -128,16 +161,25 @@ fn window_rows(
     entity: &str,
     event_time: &str,
     functions: &mut BTreeMap<String, u32>,
-    blockers: &mut Vec<String>,
+    blockers: &mut Blockers,
 ) -> Result<usize, AnalysisError> {
     let name = wf.fun.name().to_string();
     let p = &wf.params;
-    let partitioned = matches!(p.partition_by.as_slice(), [Expr::Column(c)] if c.name == entity);
+    let is_col = |e: &Expr, n: &str| matches!(e, Expr::Column(c) if c.name == n);
+    let partitioned = matches!(p.partition_by.as_slice(), [e] if is_col(e, entity));
+    // PARTITION BY entity, trade_date: one session of one instrument.
+    let session = matches!(p.partition_by.as_slice(), [a, b]
+        if (is_col(a, entity) && is_col(b, SESSION_KEY)) || (is_col(a, SESSION_KEY) && is_col(b, entity)));
     let ordered =
         matches!(p.order_by.as_slice(), [s] if s.asc && matches!(&s.expr, Expr::Column(c) if c.name == event_time));
     if !partitioned || !ordered {
-        blockers.push(format!(
+        blockers.incremental.push(format!(
             "{name}() is not windowed PARTITION BY {entity} ORDER BY {event_time} (ascending, nothing else)"
+        ));
+    }
+    if !(partitioned || session) || !ordered {
+        blockers.live.push(format!(
+            "{name}() is not windowed PARTITION BY {entity} [, {SESSION_KEY}] ORDER BY {event_time} (ascending)"
         ));
     }
     let int_arg = |i: usize| -> Option<usize> {
@@ -154,7 +196,7 @@ fn window_rows(
             functions.insert(udf.name().to_string(), version);
             let n = int_arg(1).ok_or_else(|| AnalysisError::WindowLength { function: name.clone() })?;
             if !bhavstore_udfs::start_independent(udf.name(), n) {
-                blockers.push(format!(
+                blockers.both(format!(
                     "{name}(…, {n}) sums its window with a running accumulator whose last bit depends on where the \
                      partition starts"
                 ));
@@ -164,19 +206,23 @@ fn window_rows(
         return match name.as_str() {
             // lag(x) and lag(x, k): k rows back (default 1).
             "lag" => Ok(int_arg(1).unwrap_or(1) + 1),
-            "first_value" | "nth_value" | "last_value" => frame_rows(wf, &name, blockers),
+            "first_value" | "nth_value" | "last_value" => frame_rows(wf, &name, session, blockers),
             other => {
-                blockers.push(format!("{other}() depends on the whole partition"));
+                blockers.incremental.push(format!("{other}() depends on the whole partition"));
+                if !session {
+                    blockers.live.push(format!("{other}() depends on the whole partition"));
+                }
                 Ok(1)
             }
         };
     }
     // An aggregate used as a window: its frame decides.
-    frame_rows(wf, &name, blockers)
+    frame_rows(wf, &name, session, blockers)
 }
 
-/// Rows covered by a frame that ends at or before the current row.
-fn frame_rows(wf: &WindowFunction, name: &str, blockers: &mut Vec<String>) -> Result<usize, AnalysisError> {
+/// Rows covered by a frame that ends at or before the current row. In a session window any
+/// frame is computable live (the whole session is carried).
+fn frame_rows(wf: &WindowFunction, name: &str, session: bool, blockers: &mut Blockers) -> Result<usize, AnalysisError> {
     let frame = &wf.params.window_frame;
     let ends_after = match &frame.end_bound {
         WindowFrameBound::Following(v) => v.is_null() || scalar_usize(v).is_none_or(|n| n > 0),
@@ -185,15 +231,21 @@ fn frame_rows(wf: &WindowFunction, name: &str, blockers: &mut Vec<String>) -> Re
     if ends_after {
         return Err(AnalysisError::FrameReachesAhead { function: name.to_string() });
     }
+    let mut block = |why: String| {
+        if !session {
+            blockers.live.push(why.clone());
+        }
+        blockers.incremental.push(why);
+    };
     if frame.units != WindowFrameUnits::Rows {
-        blockers.push(format!("{name}() uses a {} frame; only ROWS frames carry over", frame.units));
+        block(format!("{name}() uses a {} frame; only ROWS frames carry over", frame.units));
         return Ok(1);
     }
     match &frame.start_bound {
         WindowFrameBound::Preceding(v) if !v.is_null() => Ok(scalar_usize(v).unwrap_or(0) + 1),
         WindowFrameBound::CurrentRow => Ok(1),
         _ => {
-            blockers.push(format!("{name}() uses a frame starting at UNBOUNDED PRECEDING (cumulative)"));
+            block(format!("{name}() uses a frame starting at UNBOUNDED PRECEDING (cumulative)"));
             Ok(1)
         }
     }

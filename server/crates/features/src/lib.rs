@@ -80,6 +80,8 @@ pub struct FeatureView {
     pub yaml_text: String,
     /// Parsed `ttl`.
     pub ttl: Duration,
+    /// Parsed `available_after` (zero when absent).
+    pub available_after: Duration,
 }
 
 impl FeatureView {
@@ -107,6 +109,10 @@ impl FeatureView {
             return Err(invalid("name:", format!("name {:?} is not a lower-case SQL identifier", spec.name)));
         }
         let ttl = parse_ttl(&spec.ttl).map_err(|e| invalid("ttl:", e.to_string()))?;
+        let available_after = match &spec.available_after {
+            None => Duration::ZERO,
+            Some(a) => parse_ttl(a).map_err(|e| invalid("available_after:", e.to_string().replacen("ttl", "available_after", 1)))?,
+        };
         if spec.features.is_empty() {
             return Err(invalid("features:", "a view needs at least one feature".into()));
         }
@@ -116,7 +122,7 @@ impl FeatureView {
                 return Err(invalid(&format!("name: {}", f.name), format!("feature {:?} is declared twice", f.name)));
             }
         }
-        Ok(Self { spec, sql: sql.to_string(), sql_path, yaml_path, yaml_text: yaml.to_string(), ttl })
+        Ok(Self { spec, sql: sql.to_string(), sql_path, yaml_path, yaml_text: yaml.to_string(), ttl, available_after })
     }
 
     /// Hash of what decides the view's values, computed without planning it: two texts with

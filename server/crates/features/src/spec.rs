@@ -27,6 +27,11 @@ pub struct ViewSpec {
     /// back). Optional; checked against the windows in the SQL when given.
     #[serde(default)]
     pub lookback_rows: Option<u32>,
+    /// How long after its event time a row becomes known, e.g. `1m` for one-minute bars stamped
+    /// with their start: the 09:15 bar is complete, and visible to lookups and training sets, at
+    /// 09:16. Only for views over `intraday_bars` (daily rows become known at the market close).
+    #[serde(default)]
+    pub available_after: Option<String>,
     /// The features, each a column of the SQL's output.
     pub features: Vec<FeatureSpec>,
 }

@@ -7,8 +7,10 @@
 //! * [`records`]: run and quality records (`bhavstore_runs`, `bhavstore_quality`);
 //! * [`writer`]: the one Parquet writer configuration;
 //! * [`clock`]: the market clock and Arrow Date32 helpers;
-//! * [`ident`]: quoting names into SQL.
+//! * [`ident`]: quoting names into SQL;
+//! * [`bars`]: intraday bars as stored (snapshots and the write-ahead log) and in memory.
 
+pub mod bars;
 pub mod clock;
 pub mod host;
 pub mod ident;

@@ -20,6 +20,7 @@ use bhavstore_formats::canonical::{
 use bhavstore_storage::{Storage, paths};
 
 use crate::LakeError;
+use crate::bars::stored::{StoredBarsTable, StoredKind};
 
 /// Name of the canonical daily table.
 pub const BHAVCOPY: &str = "bhavcopy";
@@ -55,6 +56,13 @@ pub fn session(storage: &Storage) -> Result<SessionContext, LakeError> {
         quarantine_file_schema(),
         quarantine_schema(),
     )?;
+    for (name, kind) in [
+        (crate::bars::INTRADAY_BARS, StoredKind::Bars),
+        (crate::bars::INTRADAY_QUARANTINE, StoredKind::Quarantine),
+    ] {
+        ctx.register_table(name, Arc::new(StoredBarsTable::new(storage.clone(), kind)))
+            .map_err(|source| LakeError::Register { table: name, source })?;
+    }
     Ok(ctx)
 }
 

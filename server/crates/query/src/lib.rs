@@ -43,6 +43,16 @@ pub enum CatalogError {
     },
 }
 
+/// Tables a server holds in memory, put in the catalog in place of the stored ones.
+#[derive(Default)]
+pub struct LiveTables {
+    /// Base tables (`intraday_bars`, `intraday_quarantine`) registered before the views are
+    /// planned, so the views read them.
+    pub base: Vec<(&'static str, Arc<dyn datafusion::catalog::TableProvider>)>,
+    /// Streaming views' rows, which their plain names read.
+    pub views: HashMap<String, Arc<dyn datafusion::catalog::TableProvider>>,
+}
+
 /// The catalog every SQL protocol queries, with the views it was opened with, each planned
 /// and prepared once on its own session.
 #[derive(Clone)]
@@ -65,8 +75,13 @@ impl Catalog {
         views: &[FeatureView],
         clock: MarketClock,
         published: Receiver<Arc<Published>>,
+        tables: LiveTables,
     ) -> Result<Self, CatalogError> {
         let ctx = bhavstore_lake::session(storage)?;
+        for (name, table) in tables.base {
+            ctx.deregister_table(name).map_err(|source| CatalogError::Register { table: name, source })?;
+            ctx.register_table(name, table).map_err(|source| CatalogError::Register { table: name, source })?;
+        }
         bhavstore_features::register_views(&ctx, views).await?;
         let prepared = bhavstore_features::prepare_in(&ctx, views).await?;
         let mut current = Vec::new();
@@ -115,7 +130,9 @@ impl Catalog {
         };
         let (catalog, inner) = default_schema()?;
         let names = prepared.iter().map(|p| p.view.spec.name.clone()).collect();
-        let schema = Arc::new(versioned::VersionedSchema::new(inner, storage.clone(), names, live, published));
+        let schema = Arc::new(
+            versioned::VersionedSchema::new(inner, storage.clone(), names, live, published).with_streaming(tables.views),
+        );
         catalog
             .register_schema("public", Arc::clone(&schema) as _)
             .map_err(|source| CatalogError::Register { table: "(schema)", source })?;
@@ -132,7 +149,7 @@ impl Catalog {
         clock: MarketClock,
     ) -> Result<(Self, bhavstore_lake::Publisher), CatalogError> {
         let publisher = bhavstore_lake::Publisher::new();
-        let catalog = Self::open(storage, views, clock, publisher.subscribe()).await?;
+        let catalog = Self::open(storage, views, clock, publisher.subscribe(), LiveTables::default()).await?;
         if let Some((next, _)) = publisher.next(storage, &catalog.current_versions()).await? {
             publisher.send(next);
         }

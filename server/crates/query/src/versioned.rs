@@ -32,6 +32,8 @@ pub struct VersionedSchema {
     storage: Storage,
     views: Vec<String>,
     live: std::collections::HashMap<String, Arc<dyn TableProvider>>,
+    /// Streaming views' rows as the server computes them; their plain names read these.
+    streaming: std::collections::HashMap<String, Arc<dyn TableProvider>>,
     /// The publisher's snapshots: a plain name reads the state in force when it is resolved,
     /// the same one the online store answers from.
     published: Receiver<Arc<Published>>,
@@ -47,7 +49,15 @@ impl VersionedSchema {
         live: std::collections::HashMap<String, Arc<dyn TableProvider>>,
         published: Receiver<Arc<Published>>,
     ) -> Self {
-        Self { inner, storage, views, live, published }
+        Self { inner, storage, views, live, streaming: std::collections::HashMap::new(), published }
+    }
+
+    /// Plain names of streaming views read `streaming`'s tables (what the server computed
+    /// live from every acknowledged bar) instead of the published state.
+    #[must_use]
+    pub fn with_streaming(mut self, streaming: std::collections::HashMap<String, Arc<dyn TableProvider>>) -> Self {
+        self.streaming = streaming;
+        self
     }
 
     fn published(&self, name: &str) -> Option<Arc<dyn TableProvider>> {
@@ -63,6 +73,9 @@ impl SchemaProvider for VersionedSchema {
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
         let Some((view, selector)) = name.split_once('@') else {
+            if let Some(t) = self.streaming.get(name) {
+                return Ok(Some(Arc::clone(t)));
+            }
             if let Some(t) = self.published(name) {
                 return Ok(Some(t));
             }

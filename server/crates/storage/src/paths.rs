@@ -20,7 +20,14 @@
 //! features/{view}/{version}/state/{run_id}/tail.parquet               last rows per entity, for the next run
 //! system/runs/{run_id}.json                                           run records (`bhavstore_runs`)
 //! system/quality/{run_id}.json                                        quality figures (`bhavstore_quality`)
+//! intraday/wal/{seq:020}.arrow                                        write-ahead log: one segment per group commit, create-only
+//! intraday/snapshots/{seq:020}.json                                   snapshot manifest: bars and quarantine through WAL seq, create-only
+//! intraday/bars/trade_date={YYYY-MM-DD}/bars-{seq:020}.parquet        every bar of a day as of snapshot seq
+//! intraday/quarantine/quarantine-{seq:020}.parquet                    refused bars first made durable before snapshot seq
 //! ```
+//!
+//! Intraday bars are durable once their WAL segment exists; a snapshot manifest names the day
+//! files that hold every bar through its WAL seq, and segments up to it may then be removed.
 //!
 //! Readers find feature data only through manifests: a file under `data/` that no manifest names
 //! is an orphan of a failed run, invisible and removed by the next run.
@@ -53,6 +60,14 @@ pub const FEATURES: &str = "features";
 pub const RUNS: &str = "system/runs";
 /// Prefix of quality records.
 pub const QUALITY: &str = "system/quality";
+/// Write-ahead log of intraday bars.
+pub const INTRADAY_WAL: &str = "intraday/wal";
+/// Snapshot manifests of intraday bars.
+pub const INTRADAY_SNAPSHOTS: &str = "intraday/snapshots";
+/// Root of the snapshotted `intraday_bars` day files.
+pub const INTRADAY_BARS: &str = "intraday/bars";
+/// Root of the snapshotted intraday quarantine files.
+pub const INTRADAY_QUARANTINE: &str = "intraday/quarantine";
 /// Name of the provenance record beside each raw revision.
 pub const META_FILE: &str = "_meta.json";
 
@@ -311,4 +326,35 @@ mod tests {
         assert_ne!(rejected_revision_name(at, "ff", 1), rejected_revision_name(at, "ff", 2));
         assert_eq!(view_lock_takeover("v", "r1", 0), "features/v/_lock_takeover/r1.0.json");
     }
+}
+
+/// WAL segment `seq` of intraday bars (sequence numbers sort as keys).
+#[must_use]
+pub fn intraday_wal_segment(seq: u64) -> String {
+    format!("{INTRADAY_WAL}/{seq:020}.arrow")
+}
+
+/// Snapshot manifest through WAL `seq`.
+#[must_use]
+pub fn intraday_snapshot(seq: u64) -> String {
+    format!("{INTRADAY_SNAPSHOTS}/{seq:020}.json")
+}
+
+/// Every bar of `date` as of snapshot `seq`.
+#[must_use]
+pub fn intraday_bars_file(date: NaiveDate, seq: u64) -> String {
+    format!("{INTRADAY_BARS}/trade_date={}/bars-{seq:020}.parquet", date.format("%Y-%m-%d"))
+}
+
+/// Refused bars first snapshotted at `seq`.
+#[must_use]
+pub fn intraday_quarantine_file(seq: u64) -> String {
+    format!("{INTRADAY_QUARANTINE}/quarantine-{seq:020}.parquet")
+}
+
+/// The sequence number in a WAL segment or snapshot manifest key.
+#[must_use]
+pub fn seq_of_intraday_key(key: &str) -> Option<u64> {
+    let name = key.rsplit('/').next()?;
+    name.split('.').next()?.parse().ok()
 }

@@ -68,6 +68,29 @@ impl FlightAuth {
         Err(Status::unauthenticated("unsupported authorization scheme (use Basic or Bearer)"))
     }
 
+    /// Whether the caller of a valid `authorization` header may write (push intraday bars): any
+    /// caller of a server without users and tokens, else a token or user with the write role.
+    #[must_use]
+    pub fn can_write(&self, header: Option<&str>) -> bool {
+        if !self.required() {
+            return true;
+        }
+        let Some(header) = header else { return false };
+        if let Some(token) = bearer(header) {
+            if self.credentials.token_can_write(token) {
+                return true;
+            }
+            let user = self.sessions.lock().ok().and_then(|s| s.get(token).map(|(u, _)| u.clone()));
+            return user.is_some_and(|u| self.credentials.user_can_write(&u));
+        }
+        if let Some(b64) = scheme_value(header, "basic")
+            && let Ok((user, password)) = decode_basic(b64)
+        {
+            return self.credentials.check_password(&user, &password) && self.credentials.user_can_write(&user);
+        }
+        false
+    }
+
     /// Opens a session for `user` and returns its bearer token.
     pub fn open_session(&self, user: &str) -> Result<String, Status> {
         let token = hex::encode(rand::random::<[u8; 32]>());

@@ -7,6 +7,7 @@
 //! parameters), so the server keeps no per-statement state and a handle survives a reconnect.
 
 mod auth;
+mod bars;
 mod handle;
 pub mod params;
 mod service;
@@ -61,6 +62,7 @@ impl FlightService {
         engine: &Engine,
         credentials: Arc<Credentials>,
         tls: Option<&TlsConfig>,
+        intraday: Option<bhavstore_intraday::Intraday>,
     ) -> Result<Self, FlightError> {
         let tls = tls.map(crate::serve::tls::flight_identity).transpose().map_err(FlightError::Tls)?;
         let listener = tokio::net::TcpListener::bind(addr)
@@ -73,7 +75,7 @@ impl FlightService {
         let login = Duration::from_secs(limits.login_timeout_secs);
         Ok(Self {
             acceptor,
-            service: BhavFlightSql::new(ctx.clone(), engine.clone(), Arc::clone(&auth)),
+            service: BhavFlightSql::new(ctx.clone(), engine.clone(), Arc::clone(&auth)).with_intraday(intraday),
             auth,
             tls,
             login,

@@ -51,6 +51,7 @@ pub struct BhavFlightSql {
     auth: Arc<FlightAuth>,
     info: Arc<SqlInfoData>,
     uploads: Arc<Uploads>,
+    intraday: Option<bhavstore_intraday::Intraday>,
 }
 
 impl BhavFlightSql {
@@ -60,7 +61,14 @@ impl BhavFlightSql {
         let limits = engine.limits();
         let uploads =
             Arc::new(Uploads::new(limits.upload_bytes_per_session.as_usize(), limits.upload_bytes_total.as_usize()));
-        Self { ctx, engine, auth, info: Arc::new(sql_info()), uploads }
+        Self { ctx, engine, auth, info: Arc::new(sql_info()), uploads, intraday: None }
+    }
+
+    /// Accepts bulk ingest into `intraday_bars` through `intraday`.
+    #[must_use]
+    pub fn with_intraday(mut self, intraday: Option<bhavstore_intraday::Intraday>) -> Self {
+        self.intraday = intraday;
+        self
     }
 
     /// The uploads of every session (dropped per connection when it closes).
@@ -604,6 +612,17 @@ impl FlightSqlService for BhavFlightSql {
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
         let session = self.session_key(&request);
+        if !cmd.temporary && cmd.table.trim() == bhavstore_lake::bars::INTRADAY_BARS {
+            let header = request.metadata().get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string);
+            if !self.auth.can_write(header.as_deref()) {
+                return Err(Status::permission_denied(
+                    "ingest into intraday_bars needs a user or token with the write role (server.users[].roles / server.tokens[].roles: [write])",
+                ));
+            }
+            let stream = request.into_inner().map_err(FlightError::from);
+            let batches = arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(stream);
+            return super::bars::ingest(self.intraday.as_ref(), &cmd, batches).await;
+        }
         let stream = request.into_inner().map_err(FlightError::from);
         let batches = arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(stream);
         self.uploads.receive(&session, &cmd, batches).await

@@ -78,6 +78,73 @@ fn view_for(snap: &OnlineSnapshot, view: Option<&str>, feature: &str) -> Result<
     }
 }
 
+/// The streaming view that answers: the one named, or the only view (daily or streaming) with
+/// the feature when that is a streaming one. `None`: a daily view answers.
+fn live_view_for(
+    state: &AppState,
+    snap: &OnlineSnapshot,
+    view: Option<&str>,
+    feature: &str,
+) -> Result<Option<Arc<bhavstore_intraday::LiveView>>, ApiError> {
+    let Some(intraday) = &state.intraday else { return Ok(None) };
+    if let Some(v) = view {
+        return Ok(intraday.view(v));
+    }
+    let live: Vec<_> = intraday.views().iter().filter(|v| v.has_feature(feature)).cloned().collect();
+    let daily: Vec<String> =
+        snap.view_names().into_iter().filter(|n| snap.view(n).is_some_and(|v| v.has_feature(feature))).collect();
+    match (live.as_slice(), daily.is_empty()) {
+        ([], _) => Ok(None),
+        ([one], true) => Ok(Some(Arc::clone(one))),
+        _ => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "ambiguous_feature",
+            format!(
+                "feature {feature:?} is in {}; say which with feature_view",
+                daily.iter().cloned().chain(live.iter().map(|v| v.name().to_string())).collect::<Vec<_>>().join(" and ")
+            ),
+        )),
+    }
+}
+
+/// A lookup in a streaming view: the newest row whose bar had ended at `at`.
+fn live_lookup(
+    state: &AppState,
+    view: &bhavstore_intraday::LiveView,
+    entity_id: &str,
+    feature: &str,
+    at: DateTime<Utc>,
+) -> Result<Json_, ApiError> {
+    use bhavstore_intraday::LookupError as L;
+    let v = view.lookup(entity_id, feature, at.timestamp_micros()).map_err(|e| {
+        let (status, code) = match &e {
+            L::UnknownFeature { .. } => (StatusCode::NOT_FOUND, "unknown_feature"),
+            L::UnknownEntity(_) => (StatusCode::NOT_FOUND, "unknown_entity"),
+            L::NoValue { .. } => (StatusCode::NOT_FOUND, "no_value"),
+            L::Stale { .. } => (StatusCode::NOT_FOUND, "stale_value"),
+        };
+        ApiError::new(status, code, e.to_string())
+    })?;
+    let version = state
+        .catalog
+        .current_versions()
+        .into_iter()
+        .find(|(n, _)| n == view.name())
+        .map(|(_, v)| v)
+        .unwrap_or_default();
+    Ok(json!({
+        "entity_id": entity_id,
+        "feature_name": feature,
+        "value": v.value,
+        "timestamp": bhavstore_intraday::live::rfc3339(v.ts),
+        "known_at": bhavstore_intraday::live::rfc3339(v.known_at),
+        "trade_date": bhavstore_lake::from_days(v.trade_date).to_string(),
+        "feature_view": view.name(),
+        "version": version,
+        "live": true,
+    }))
+}
+
 fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
@@ -113,6 +180,9 @@ fn lookup_inner(
     let at = parse_time(req.timestamp.as_deref())?;
     // One publication for the whole answer, the one SQL clients see at this moment.
     let snap = state.online.snapshot();
+    if let Some(live) = live_view_for(state, &snap, req.feature_view.as_deref(), feature)? {
+        return live_lookup(state, &live, &entity_id, feature, at);
+    }
     let view = view_for(&snap, req.feature_view.as_deref(), feature)?;
     let entity =
         snap.resolve(&entity_id).ok_or_else(|| bhavstore_online::LookupError::UnknownEntity(entity_id.clone()))?;

@@ -34,6 +34,11 @@ pub(super) async fn health(State(state): State<Arc<AppState>>) -> Json<Value> {
         "storage": state.storage.display(),
         "generation": snap.generation(),
         "views": views,
+        "intraday": state.intraday.as_ref().map(|i| {
+            let mut s = json!(i.status());
+            s["streaming_views"] = json!(i.views().iter().map(|v| json!({"view": v.name(), "instruments": v.instruments(), "lookback_rows": v.lookback()})).collect::<Vec<_>>());
+            s
+        }),
     }))
 }
 

@@ -6,6 +6,7 @@ mod error;
 mod ingest;
 mod lookup;
 mod meta;
+mod push;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -51,6 +52,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/feature-store/lookup", get(lookup::lookup))
         .route("/feature-store/lookup/batch", post(lookup::batch))
         .route("/feature-store/ingest", post(ingest::ingest))
+        .route(
+            "/feature-store/push",
+            post(push::push).layer(axum::extract::DefaultBodyLimit::max(state.config.intraday.max_push_bytes.as_usize())),
+        )
+        .route("/feature-store/stream", get(push::stream))
         .route("/feature-store/runs/{id}", get(ingest::run_status))
         .route("/metrics", get(meta::metrics))
         .route_layer(middleware::from_fn_with_state(Arc::clone(&state), require_token));

@@ -12,9 +12,10 @@ pub struct ServerConfig {
     pub pg_addr: String,
     /// Arrow Flight SQL address (bulk pulls); empty = no Flight listener.
     pub flight_addr: String,
-    /// Bearer tokens accepted by the REST API and by Flight SQL. Empty = REST needs no
-    /// authentication and binds to 127.0.0.1 only, whatever address is configured.
-    pub tokens: Vec<String>,
+    /// Bearer tokens accepted by the REST API and by Flight SQL: a plain string (read only), or
+    /// `{token: ..., roles: [write]}` for a token that may also push intraday bars. Empty = REST
+    /// needs no authentication and binds to 127.0.0.1 only, whatever address is configured.
+    pub tokens: Vec<TokenConfig>,
     /// Users for Postgres (SCRAM-SHA-256) and Flight SQL (basic, exchanged for a bearer token in
     /// the handshake). Empty = Postgres needs no password and binds to 127.0.0.1 only.
     pub users: Vec<User>,
@@ -46,6 +47,47 @@ impl Default for ServerConfig {
     }
 }
 
+/// What a user or token may do beyond reading.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Query and look up (every user and token may).
+    Read,
+    /// Push intraday bars (REST `POST /feature-store/push`, Flight bulk ingest into
+    /// `intraday_bars`).
+    Write,
+}
+
+/// A bearer token: its text alone (read only), or with roles.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum TokenConfig {
+    /// A read-only token.
+    Plain(String),
+    /// A token with roles.
+    WithRoles(TokenEntry),
+}
+
+/// A token with roles.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TokenEntry {
+    /// The token.
+    pub token: String,
+    /// Its roles (`read` is implied).
+    #[serde(default)]
+    pub roles: Vec<Role>,
+}
+
+impl TokenConfig {
+    fn parts(&self) -> (String, bool) {
+        match self {
+            Self::Plain(t) => (t.clone(), false),
+            Self::WithRoles(e) => (e.token.clone(), e.roles.contains(&Role::Write)),
+        }
+    }
+}
+
 /// A user of the SQL protocols.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -58,6 +100,9 @@ pub struct User {
     /// Name of an environment variable holding the password.
     #[serde(default)]
     pub password_env: Option<String>,
+    /// Roles beyond reading: `[write]` may push intraday bars through Flight SQL.
+    #[serde(default)]
+    pub roles: Vec<Role>,
 }
 
 /// Why a user's password cannot be resolved.
@@ -111,6 +156,8 @@ pub struct TlsConfig {
 pub struct Credentials {
     users: Vec<(String, String)>,
     tokens: Vec<String>,
+    writers: Vec<String>,
+    write_tokens: Vec<String>,
 }
 
 impl Credentials {
@@ -118,7 +165,13 @@ impl Credentials {
     pub fn from_config(config: &ServerConfig) -> Result<Self, CredentialsError> {
         let users =
             config.users.iter().map(|u| u.resolve_password().map(|p| (u.name.clone(), p))).collect::<Result<_, _>>()?;
-        Ok(Self { users, tokens: config.tokens.clone() })
+        let tokens: Vec<(String, bool)> = config.tokens.iter().map(TokenConfig::parts).collect();
+        Ok(Self {
+            users,
+            tokens: tokens.iter().map(|(t, _)| t.clone()).collect(),
+            write_tokens: tokens.iter().filter(|(_, w)| *w).map(|(t, _)| t.clone()).collect(),
+            writers: config.users.iter().filter(|u| u.roles.contains(&Role::Write)).map(|u| u.name.clone()).collect(),
+        })
     }
 
     /// Whether any user is configured.
@@ -151,6 +204,25 @@ impl Credentials {
         self.password(user).is_some_and(|p| constant_time_eq(p.as_bytes(), password.as_bytes()))
     }
 
+    /// Whether anyone must authenticate at all (no users, no tokens: a loopback-only server
+    /// where every caller may do everything).
+    #[must_use]
+    pub fn open(&self) -> bool {
+        self.users.is_empty() && self.tokens.is_empty()
+    }
+
+    /// Whether a configured token has the `write` role (constant time).
+    #[must_use]
+    pub fn token_can_write(&self, token: &str) -> bool {
+        self.write_tokens.iter().any(|t| constant_time_eq(t.as_bytes(), token.as_bytes()))
+    }
+
+    /// Whether a configured user has the `write` role.
+    #[must_use]
+    pub fn user_can_write(&self, user: &str) -> bool {
+        self.writers.iter().any(|u| u == user)
+    }
+
     /// Checks a configured bearer token in constant time.
     #[must_use]
     pub fn check_token(&self, token: &str) -> bool {
@@ -174,6 +246,7 @@ mod tests {
             name: "ana".into(),
             password: password.map(Into::into),
             password_env: password_env.map(Into::into),
+            roles: Vec::new(),
         };
         assert_eq!(user(Some("pw"), None).resolve_password().unwrap(), "pw");
         let unset = user(None, Some("BHAVSTORE_TEST_UNSET_PASSWORD_VARIABLE")).resolve_password().unwrap_err();

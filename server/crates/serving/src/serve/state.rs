@@ -29,6 +29,8 @@ pub struct ServeSettings {
     pub storage: StorageConfig,
     /// `online:` history and market clock.
     pub online: OnlineConfig,
+    /// `intraday:` group commit, snapshots, limits.
+    pub intraday: bhavstore_intraday::IntradayConfig,
 }
 
 /// Progress of work started through the REST API.
@@ -131,6 +133,8 @@ pub struct AppState {
     pub publisher: Publisher,
     /// One refresh at a time (the poller and REST ingest both refresh).
     pub refreshing: tokio::sync::Mutex<()>,
+    /// Intraday bars and the streaming views computed live (`None` in one-shot tools).
+    pub intraday: Option<bhavstore_intraday::Intraday>,
 }
 
 impl std::fmt::Debug for AppState {

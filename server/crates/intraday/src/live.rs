@@ -1,0 +1,431 @@
+//! Feature views computed live: each acknowledged bar re-evaluates the view's own plan over its
+//! instrument's carried bars plus the new ones, micro-batched across instruments.
+//!
+//! **Carry rule.** For an instrument whose earliest changed bar is `t0`, the input is every bar
+//! from the start of `t0`'s trade date, plus the `lookback` regular-session bars before it
+//! (`lookback` is the analysis's: the rows a window reads back, recursive functions counted to
+//! their 2^-64 horizon, as in incremental materialization). Session windows (`PARTITION BY
+//! instrument, trade_date`) therefore start where the batch evaluation starts them, and every
+//! other window sees the rows that decide its value bit for bit. Rows from `t0` on replace the
+//! held ones; rows before `t0` cannot change.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use datafusion::arrow::array::{Array, AsArray, RecordBatch, UInt32Array};
+use datafusion::arrow::compute::{concat_batches, take_record_batch};
+use datafusion::arrow::datatypes::{DataType, SchemaRef, TimestampMicrosecondType};
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::ScalarValue;
+use datafusion::datasource::{MemTable, TableType};
+use datafusion::error::Result as DfResult;
+use datafusion::logical_expr::{Expr, LogicalPlan};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::prelude::SessionContext;
+use serde_json::{Map, Value};
+
+use bhavstore_features::PreparedView;
+use bhavstore_lake::bars::{Bar, BarStore, INTRADAY_BARS, Session as BarSession, bars_schema, to_batch, trade_date_of};
+use bhavstore_storage::Storage;
+
+use crate::IntradayError;
+
+/// The bars one evaluation reads, swapped in before each run.
+#[derive(Debug, Default)]
+struct InputTable {
+    batches: Mutex<Vec<RecordBatch>>,
+}
+
+#[async_trait::async_trait]
+impl TableProvider for InputTable {
+    fn schema(&self) -> SchemaRef {
+        bars_schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let batches = self.batches.lock().map(|b| b.clone()).unwrap_or_default();
+        MemTable::try_new(bars_schema(), vec![batches])?.scan(state, projection, filters, limit).await
+    }
+}
+
+/// Why a live lookup has no answer.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum LookupError {
+    /// The view has no such feature.
+    #[error("feature view {view:?} has no feature {feature:?}")]
+    UnknownFeature {
+        /// The view.
+        view: String,
+        /// The feature asked for.
+        feature: String,
+    },
+    /// No bar of that instrument.
+    #[error("unknown entity {0:?} (intraday views are keyed by EXCHANGE:SYMBOL, e.g. NSE:TCS)")]
+    UnknownEntity(String),
+    /// No bar of the instrument had ended by the time asked.
+    #[error("no value of {entity} whose bar ended at or before {at}")]
+    NoValue {
+        /// The instrument.
+        entity: String,
+        /// The time asked (RFC 3339).
+        at: String,
+    },
+    /// The newest value is older than the view's ttl.
+    #[error("the newest value at or before {at} became known at {known_at}, older than the view's ttl of {ttl_secs} s")]
+    Stale {
+        /// The time asked (RFC 3339).
+        at: String,
+        /// When that value became known (RFC 3339).
+        known_at: String,
+        /// The ttl.
+        ttl_secs: u64,
+    },
+}
+
+/// One value as a lookup answers it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveValue {
+    /// The bar's start (the row's event time), UTC microseconds.
+    pub ts: i64,
+    /// When the row became known: the bar's end.
+    pub known_at: i64,
+    /// Its trade date (Date32).
+    pub trade_date: i32,
+    /// The value as JSON.
+    pub value: Value,
+}
+
+/// A feature row as subscribers receive it.
+#[derive(Debug, Clone)]
+pub struct FeatureEvent {
+    /// The view.
+    pub view: Arc<str>,
+    /// The instrument.
+    pub instrument: Arc<str>,
+    /// The event as JSON text.
+    pub json: Arc<str>,
+}
+
+/// One streaming view: its plan over swappable input, and each instrument's rows.
+pub struct LiveView {
+    name: Arc<str>,
+    features: Vec<String>,
+    lookback: usize,
+    available_after_us: i64,
+    ttl_us: i64,
+    ctx: SessionContext,
+    input: Arc<InputTable>,
+    plan: LogicalPlan,
+    schema: SchemaRef,
+    entity_idx: usize,
+    ts_idx: usize,
+    date_idx: Option<usize>,
+    rows: RwLock<HashMap<Arc<str>, RecordBatch>>,
+}
+
+impl std::fmt::Debug for LiveView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveView").field("name", &self.name).field("lookback", &self.lookback).finish_non_exhaustive()
+    }
+}
+
+fn micros(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+/// `ts` in RFC 3339 (UTC, seconds; fractions only when present).
+#[must_use]
+pub fn rfc3339(ts: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(ts)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+        .unwrap_or_default()
+}
+
+/// An Arrow value as JSON: numbers (NULL for NaN and infinities), text, dates as `YYYY-MM-DD`,
+/// timestamps in RFC 3339.
+#[must_use]
+pub fn json_value(col: &dyn Array, row: usize) -> Value {
+    if col.is_null(row) {
+        return Value::Null;
+    }
+    match col.data_type() {
+        DataType::Float64 => {
+            serde_json::Number::from_f64(col.as_primitive::<datafusion::arrow::datatypes::Float64Type>().value(row))
+                .map_or(Value::Null, Value::Number)
+        }
+        DataType::Timestamp(_, _) => match datafusion::arrow::compute::cast(
+            &col.slice(row, 1),
+            &DataType::Timestamp(datafusion::arrow::datatypes::TimeUnit::Microsecond, None),
+        ) {
+            Ok(c) => Value::String(rfc3339(c.as_primitive::<TimestampMicrosecondType>().value(0))),
+            Err(_) => Value::Null,
+        },
+        _ => match ScalarValue::try_from_array(col, row) {
+            Ok(ScalarValue::Int64(Some(v))) => Value::from(v),
+            Ok(ScalarValue::Int32(Some(v))) => Value::from(v),
+            Ok(ScalarValue::Boolean(Some(v))) => Value::from(v),
+            Ok(ScalarValue::Float32(Some(v))) => serde_json::Number::from_f64(f64::from(v)).map_or(Value::Null, Value::Number),
+            Ok(ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s))) => Value::String(s),
+            Ok(ScalarValue::Date32(Some(d))) => Value::String(bhavstore_lake::from_days(d).to_string()),
+            Ok(other) => Value::String(other.to_string()),
+            Err(_) => Value::Null,
+        },
+    }
+}
+
+impl LiveView {
+    /// Plans `pv` over swappable input. Refuses a view the analysis says cannot run live.
+    pub async fn new(storage: &Storage, pv: &PreparedView) -> Result<Self, IntradayError> {
+        let name = pv.view.spec.name.clone();
+        let lookback = pv.analysis.live.clone().map_err(|why| IntradayError::View { view: name.clone(), why })?;
+        let ctx = bhavstore_lake::session(storage)?;
+        let input = Arc::new(InputTable::default());
+        ctx.deregister_table(INTRADAY_BARS)?;
+        ctx.register_table(INTRADAY_BARS, Arc::clone(&input) as Arc<dyn TableProvider>)?;
+        let plan = ctx.state().create_logical_plan(&pv.view.sql).await?;
+        let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
+        let idx = |c: &str| {
+            schema.index_of(c).map_err(|_| IntradayError::View { view: name.clone(), why: format!("it has no column {c:?}") })
+        };
+        let entity_idx = idx(&pv.view.spec.entity)?;
+        let ts_idx = idx(&pv.view.spec.event_time)?;
+        if !matches!(schema.field(entity_idx).data_type(), DataType::Utf8) {
+            return Err(IntradayError::View { view: name, why: "its entity column must be text (EXCHANGE:SYMBOL)".into() });
+        }
+        if !matches!(schema.field(ts_idx).data_type(), DataType::Timestamp(_, Some(_))) {
+            return Err(IntradayError::View { view: name, why: "its event time must be the bar's ts (timestamp with time zone)".into() });
+        }
+        let date_idx = schema.index_of(bhavstore_features::analysis::SESSION_KEY).ok();
+        Ok(Self {
+            name: Arc::from(name.as_str()),
+            features: pv.view.spec.features.iter().map(|f| f.name.clone()).collect(),
+            lookback,
+            available_after_us: micros(pv.view.available_after),
+            ttl_us: micros(pv.view.ttl),
+            ctx,
+            input,
+            plan,
+            schema,
+            entity_idx,
+            ts_idx,
+            date_idx,
+            rows: RwLock::new(HashMap::new()),
+        })
+    }
+
+    /// The view's name.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its output columns.
+    #[must_use]
+    pub fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    /// Whether it has a feature of that name.
+    #[must_use]
+    pub fn has_feature(&self, f: &str) -> bool {
+        self.features.iter().any(|x| x == f)
+    }
+
+    /// Rows per instrument carried before the session of a changed bar.
+    #[must_use]
+    pub fn lookback(&self) -> usize {
+        self.lookback
+    }
+
+    /// Instruments with rows.
+    #[must_use]
+    pub fn instruments(&self) -> usize {
+        self.rows.read().map(|r| r.len()).unwrap_or(0)
+    }
+
+    /// Every row held, instrument by instrument (sorted by instrument, then ts).
+    #[must_use]
+    pub fn batches(&self) -> Vec<RecordBatch> {
+        let rows = self.rows.read().map(|r| r.iter().map(|(k, v)| (Arc::clone(k), v.clone())).collect::<Vec<_>>());
+        let mut rows = rows.unwrap_or_default();
+        rows.sort_by(|a, b| a.0.cmp(&b.0));
+        rows.into_iter().map(|(_, b)| b).collect()
+    }
+
+    fn ts_of(&self, b: &RecordBatch) -> Vec<i64> {
+        b.column(self.ts_idx).as_primitive::<TimestampMicrosecondType>().values().to_vec()
+    }
+
+    /// The newest row of `instrument` known at `at` (its bar ended at or before it).
+    pub fn lookup(&self, instrument: &str, feature: &str, at: i64) -> Result<LiveValue, LookupError> {
+        if !self.has_feature(feature) {
+            return Err(LookupError::UnknownFeature { view: self.name.to_string(), feature: feature.into() });
+        }
+        let batch = self
+            .rows
+            .read()
+            .ok()
+            .and_then(|r| r.get(instrument).cloned())
+            .ok_or_else(|| LookupError::UnknownEntity(instrument.into()))?;
+        let ts = batch.column(self.ts_idx).as_primitive::<TimestampMicrosecondType>();
+        let cut = at.saturating_sub(self.available_after_us);
+        let n = ts.values().partition_point(|t| *t <= cut);
+        if n == 0 {
+            return Err(LookupError::NoValue { entity: instrument.into(), at: rfc3339(at) });
+        }
+        let row = n - 1;
+        let t = ts.value(row);
+        let known_at = t + self.available_after_us;
+        if at - known_at > self.ttl_us {
+            return Err(LookupError::Stale {
+                at: rfc3339(at),
+                known_at: rfc3339(known_at),
+                ttl_secs: u64::try_from(self.ttl_us / 1_000_000).unwrap_or(0),
+            });
+        }
+        let col = batch.column_by_name(feature).ok_or_else(|| LookupError::UnknownFeature {
+            view: self.name.to_string(),
+            feature: feature.into(),
+        })?;
+        let trade_date = self
+            .date_idx
+            .and_then(|i| batch.column(i).as_primitive_opt::<datafusion::arrow::datatypes::Date32Type>().map(|d| d.value(row)))
+            .unwrap_or_else(|| trade_date_of(t));
+        Ok(LiveValue { ts: t, known_at, trade_date, value: json_value(col.as_ref(), row) })
+    }
+
+    /// The bars to evaluate for `changed` (instrument → earliest changed start), by the carry rule.
+    fn input(&self, store: &BarStore, changed: &HashMap<Arc<str>, i64>) -> DfResult<RecordBatch> {
+        let mut rows: Vec<&Bar> = Vec::new();
+        for (instrument, t0) in changed {
+            let Some(bars) = store.bars_of(instrument) else { continue };
+            let day = trade_date_of(*t0);
+            let mut from = bars.partition_point(|b| trade_date_of(b.ts) < day);
+            let mut carried = 0;
+            while from > 0 && carried < self.lookback {
+                from -= 1;
+                if bars[from].session() == BarSession::Regular {
+                    carried += 1;
+                }
+            }
+            rows.extend(&bars[from..]);
+        }
+        to_batch(rows)
+    }
+
+    async fn evaluate(&self, input: RecordBatch) -> DfResult<RecordBatch> {
+        if let Ok(mut b) = self.input.batches.lock() {
+            *b = vec![input];
+        }
+        let out = self.ctx.execute_logical_plan(self.plan.clone()).await;
+        let out = match out {
+            Ok(df) => df.collect().await,
+            Err(e) => Err(e),
+        };
+        if let Ok(mut b) = self.input.batches.lock() {
+            b.clear();
+        }
+        concat_batches(&self.schema, &out?).map_err(Into::into)
+    }
+
+    /// Recomputes the rows of `changed` instruments from their earliest changed bar on, and
+    /// returns the new rows' events (built only when someone listens).
+    pub(crate) async fn update(
+        &self,
+        store: &RwLock<crate::State>,
+        changed: &HashMap<Arc<str>, i64>,
+        want_events: bool,
+    ) -> Result<Vec<FeatureEvent>, IntradayError> {
+        let input = {
+            let st = store.read().map_err(|_| IntradayError::Poisoned)?;
+            self.input(&st.store, changed)?
+        };
+        let out = self.evaluate(input).await?;
+        // Group the output by instrument, each sorted by ts.
+        let names = out.column(self.entity_idx).as_string::<i32>();
+        let ts = self.ts_of(&out);
+        let mut per: HashMap<&str, Vec<u32>> = HashMap::new();
+        for i in 0..out.num_rows() {
+            if names.is_valid(i) {
+                per.entry(names.value(i)).or_default().push(u32::try_from(i).unwrap_or(u32::MAX));
+            }
+        }
+        let mut events = Vec::new();
+        let mut rows = self.rows.write().map_err(|_| IntradayError::Poisoned)?;
+        for (instrument, t0) in changed {
+            let fresh = match per.get_mut(&**instrument) {
+                Some(idx) => {
+                    idx.sort_by_key(|i| ts[*i as usize]);
+                    idx.retain(|i| ts[*i as usize] >= *t0);
+                    Some(take_record_batch(&out, &UInt32Array::from(std::mem::take(idx))).map_err(datafusion::error::DataFusionError::from)?)
+                }
+                None => None,
+            };
+            let kept = rows.get(instrument).map(|old| {
+                let n = self.ts_of(old).partition_point(|t| t < t0);
+                old.slice(0, n)
+            });
+            let parts: Vec<RecordBatch> = kept.into_iter().chain(fresh.clone()).filter(|b| b.num_rows() > 0).collect();
+            let merged = concat_batches(&self.schema, &parts).map_err(datafusion::error::DataFusionError::from)?;
+            if merged.num_rows() == 0 {
+                rows.remove(instrument);
+            } else {
+                rows.insert(Arc::clone(instrument), merged);
+            }
+            if want_events && let Some(f) = fresh {
+                events.extend(self.events(instrument, &f));
+            }
+        }
+        Ok(events)
+    }
+
+    /// Recomputes every instrument from all bars (at start).
+    pub(crate) async fn rebuild(&self, store: &RwLock<crate::State>) -> Result<usize, IntradayError> {
+        let changed: HashMap<Arc<str>, i64> = {
+            let st = store.read().map_err(|_| IntradayError::Poisoned)?;
+            st.store.iter().filter_map(|(k, v)| v.first().map(|b| (Arc::clone(k), b.ts))).collect()
+        };
+        if changed.is_empty() {
+            return Ok(0);
+        }
+        self.update(store, &changed, false).await?;
+        Ok(self.rows.read().map(|r| r.values().map(RecordBatch::num_rows).sum()).unwrap_or(0))
+    }
+
+    fn events(&self, instrument: &Arc<str>, b: &RecordBatch) -> Vec<FeatureEvent> {
+        let ts = self.ts_of(b);
+        (0..b.num_rows())
+            .map(|row| {
+                let mut values = Map::new();
+                for f in &self.features {
+                    if let Some(c) = b.column_by_name(f) {
+                        values.insert(f.clone(), json_value(c.as_ref(), row));
+                    }
+                }
+                let date = self
+                    .date_idx
+                    .map(|i| json_value(b.column(i).as_ref(), row))
+                    .unwrap_or_else(|| Value::String(bhavstore_lake::from_days(trade_date_of(ts[row])).to_string()));
+                let json = serde_json::json!({
+                    "view": &*self.name,
+                    "entity_id": &**instrument,
+                    "ts": rfc3339(ts[row]),
+                    "known_at": rfc3339(ts[row] + self.available_after_us),
+                    "trade_date": date,
+                    "values": values,
+                });
+                FeatureEvent { view: Arc::clone(&self.name), instrument: Arc::clone(instrument), json: Arc::from(json.to_string()) }
+            })
+            .collect()
+    }
+}

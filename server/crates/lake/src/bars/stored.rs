@@ -1,0 +1,176 @@
+//! Reading stored bars: the newest snapshot, then the log segments after it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::datasource::{MemTable, TableType};
+use datafusion::error::Result as DfResult;
+use datafusion::logical_expr::Expr;
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use datafusion::physical_plan::ExecutionPlan;
+use serde::{Deserialize, Serialize};
+
+use bhavstore_storage::{Storage, paths};
+
+use super::wal::{bars_from_batch, decode, rejected_from_batch};
+use super::{BarStore, bars_schema, quarantine_schema, to_quarantine_batch};
+use crate::LakeError;
+
+/// A snapshot: the files holding every bar and refusal through WAL segment `wal_seq`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotManifest {
+    /// The last log segment folded in.
+    pub wal_seq: u64,
+    /// Each trade date (`YYYY-MM-DD`) and the file holding all its bars.
+    pub dates: BTreeMap<String, String>,
+    /// Files of refused bars, oldest first.
+    pub quarantine: Vec<String>,
+    /// Bars in all the day files.
+    pub bars: u64,
+    /// When it was written.
+    pub written_at: Option<DateTime<Utc>>,
+}
+
+/// What storage holds, folded.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// Every bar and refusal.
+    pub store: BarStore,
+    /// The snapshot it started from.
+    pub snapshot: Option<SnapshotManifest>,
+    /// The last log segment read (the snapshot's when none follows it).
+    pub last_seq: u64,
+    /// Log segments read after the snapshot.
+    pub segments: usize,
+}
+
+fn parquet_batches(key: &str, bytes: bytes::Bytes) -> Result<Vec<datafusion::arrow::array::RecordBatch>, LakeError> {
+    let corrupt = |e: &dyn std::fmt::Display| LakeError::Corrupt(format!("{key}: {e}"));
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| corrupt(&e))?.build().map_err(|e| corrupt(&e))?;
+    reader.collect::<Result<Vec<_>, _>>().map_err(|e| corrupt(&e))
+}
+
+async fn must_get(storage: &Storage, key: &str) -> Result<bytes::Bytes, LakeError> {
+    storage.get(key).await?.ok_or_else(|| LakeError::Corrupt(format!("{key} is named by a snapshot but missing")))
+}
+
+/// The newest snapshot manifest, if any.
+pub async fn newest_snapshot(storage: &Storage) -> Result<Option<SnapshotManifest>, LakeError> {
+    let keys = storage.list(paths::INTRADAY_SNAPSHOTS).await?;
+    let Some(key) = keys.iter().filter(|k| paths::seq_of_intraday_key(k).is_some()).max_by_key(|k| paths::seq_of_intraday_key(k))
+    else {
+        return Ok(None);
+    };
+    let bytes = must_get(storage, key).await?;
+    serde_json::from_slice(&bytes).map(Some).map_err(|e| LakeError::Corrupt(format!("{key}: {e}")))
+}
+
+/// Sequence numbers of the log segments stored, ascending.
+pub async fn segment_seqs(storage: &Storage) -> Result<Vec<u64>, LakeError> {
+    let mut seqs: Vec<u64> =
+        storage.list(paths::INTRADAY_WAL).await?.iter().filter_map(|k| paths::seq_of_intraday_key(k)).collect();
+    seqs.sort_unstable();
+    Ok(seqs)
+}
+
+/// Reads every stored bar and refusal: the newest snapshot's files, then each log segment after
+/// it in order.
+pub async fn load(storage: &Storage) -> Result<Loaded, LakeError> {
+    let mut out = Loaded::default();
+    let mut names = HashMap::new();
+    if let Some(snap) = newest_snapshot(storage).await? {
+        for key in snap.dates.values() {
+            for batch in parquet_batches(key, must_get(storage, key).await?)? {
+                for bar in bars_from_batch(&batch, &mut names)? {
+                    out.store.apply(bar);
+                }
+            }
+        }
+        for key in &snap.quarantine {
+            for batch in parquet_batches(key, must_get(storage, key).await?)? {
+                for r in rejected_from_batch(&batch)? {
+                    out.store.push_rejected(r);
+                }
+            }
+        }
+        out.store.take_dirty_dates();
+        out.store.quarantine_snapshotted(out.store.quarantine().len());
+        out.last_seq = snap.wal_seq;
+        out.snapshot = Some(snap);
+    }
+    let after = out.last_seq;
+    for seq in segment_seqs(storage).await?.into_iter().filter(|s| *s > after) {
+        let key = paths::intraday_wal_segment(seq);
+        // A segment removed after a newer snapshot was written is already in that snapshot.
+        let Some(bytes) = storage.get(&key).await? else { continue };
+        let (bars, rejected) = decode(&bytes, &mut names).map_err(|e| LakeError::Corrupt(format!("{key}: {e}")))?;
+        for bar in bars {
+            out.store.apply(bar);
+        }
+        for r in rejected {
+            out.store.push_rejected(r);
+        }
+        out.last_seq = seq;
+        out.segments += 1;
+    }
+    Ok(out)
+}
+
+/// Which stored table a [`StoredBarsTable`] shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoredKind {
+    /// `intraday_bars`.
+    Bars,
+    /// `intraday_quarantine`.
+    Quarantine,
+}
+
+/// `intraday_bars` or `intraday_quarantine` for readers without a live server store
+/// (`bhavstore query`, the materializer): read from storage at each scan.
+#[derive(Debug)]
+pub struct StoredBarsTable {
+    storage: Storage,
+    kind: StoredKind,
+}
+
+impl StoredBarsTable {
+    /// The table of `kind` over `storage`.
+    #[must_use]
+    pub fn new(storage: Storage, kind: StoredKind) -> Self {
+        Self { storage, kind }
+    }
+}
+
+#[async_trait]
+impl TableProvider for StoredBarsTable {
+    fn schema(&self) -> SchemaRef {
+        match self.kind {
+            StoredKind::Bars => bars_schema(),
+            StoredKind::Quarantine => quarantine_schema(),
+        }
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let loaded = load(&self.storage).await.map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
+        let batches = match self.kind {
+            StoredKind::Bars => loaded.store.batches(64 * 1024)?,
+            StoredKind::Quarantine => vec![to_quarantine_batch(loaded.store.quarantine())?],
+        };
+        MemTable::try_new(self.schema(), vec![batches])?.scan(state, projection, filters, limit).await
+    }
+}
