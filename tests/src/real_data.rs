@@ -56,3 +56,41 @@ pub fn files_2015(dir: &std::path::Path) -> Vec<PathBuf> {
     });
     v
 }
+
+/// The real NSE one-minute bars (`../shared/data/intraday-real/nse-1min`), or `None` (with a
+/// message saying the test is skipped). `BHAVSTORE_INTRADAY_DATA` overrides the location.
+#[must_use]
+pub fn intraday_bars_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("BHAVSTORE_INTRADAY_DATA").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/intraday-real/nse-1min"),
+        PathBuf::from,
+    );
+    if dir.join("TCS_2026-07-14_1min.csv").is_file() {
+        Some(dir)
+    } else {
+        eprintln!(
+            "SKIPPED: real intraday bars not found at {} (they live in ../shared/data/intraday-real/nse-1min beside the project root; set BHAVSTORE_INTRADAY_DATA to point elsewhere)",
+            dir.display()
+        );
+        None
+    }
+}
+
+/// The bar files of `dir` (`{SYMBOL}_{DATE}_1min.csv`), sorted, with their symbols.
+#[must_use]
+pub fn bar_files(dir: &std::path::Path) -> Vec<(String, PathBuf)> {
+    let mut out: Vec<(String, PathBuf)> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .filter_map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    let stem = name.strip_suffix("_1min.csv")?;
+                    let (sym, _) = stem.rsplit_once('_')?;
+                    Some((sym.to_string(), e.path()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}

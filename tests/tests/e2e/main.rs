@@ -7,6 +7,7 @@ mod cli;
 mod feature_views;
 mod hardening_ingest;
 mod hardening_serving;
+mod intraday;
 mod materialize;
 mod mlflow;
 mod quality;
