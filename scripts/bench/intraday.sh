@@ -31,6 +31,8 @@
 #   FEAST_CONCURRENCY [1: chunk pushes in flight in the throughput run]
 #   FEAST_CLOSED_CONCURRENCY [FEAST_WORKERS: more concurrent pushes fail in its SQLite store]
 #   FEAST_SUSTAIN_RATE [auto: 80% of Feast's closed-loop rate]
+#   FEAST_MAX_CONNS [FEAST_WORKERS: connections of Feast's open-loop runs; more pushes queue in the
+#     client, still timed from when they were due (bhavstore's runs may open 1024)]
 #   BHAVSTORE_ONLY / FEAST_ONLY [empty]  SKIP [empty; any of replay,burst,push,feast-throughput,feast-latency]
 #   FEATURE_DEFS [$repo/feature_defs]  SERVE_ARGS [empty: extra flags for `serve`]  LOG [info]
 #   BENCH_CACHE [$HOME/.cache/bhavstore-bench]  OUT [$BENCH_CACHE/out-intraday, replaced each run]
@@ -234,7 +236,8 @@ if [ -n "$run_feast" ] && ! { skipped feast-throughput && skipped feast-latency;
         loadavg feast-latency
         "$py" "$bench" feast-latency --features "$features" --url "$fe" --server-pid "$feast_pid" --rate "$rate" \
             --duration "$duration" --warmup "$warmup" --concurrency "${FEAST_CLOSED_CONCURRENCY:-$feast_workers}" \
-            --sustain-rate "${FEAST_SUSTAIN_RATE:-auto}" --out "$out/results/feast-latency.json" || status=$?
+            --sustain-rate "${FEAST_SUSTAIN_RATE:-auto}" --max-conns "${FEAST_MAX_CONNS:-$feast_workers}" \
+            --out "$out/results/feast-latency.json" || status=$?
     fi
     stop_feast
 fi

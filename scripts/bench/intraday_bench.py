@@ -562,7 +562,7 @@ async def open_loop(client, reqs, rate, warmup_s, ok_fn, procs=None):
         "errors_measured": int(measured - ok.sum()),
         "achieved_per_s": float(ok.sum() / span) if span and span > 0 else None,
         "latency_from_due_ms": dist_ms(lat_due), "latency_sent_to_done_ms": dist_ms(lat_sent),
-        "send_lag_ms": dist_ms(lag), "max_connections": client.max_conns,
+        "send_lag_ms": dist_ms(lag), "max_connections": client.max_conns, "timeout_s": client.timeout,
     }
 
 
@@ -1318,7 +1318,7 @@ def cmd_summary(a):
     replays = {k: v for k, v in res.items() if v.get("kind") == "replay"}
     bursts = {k: v for k, v in res.items() if v.get("kind") == "burst"}
     pushl = next((v for v in res.values() if v.get("kind") == "push_latency"), None)
-    fthr = next((v for v in res.values() if v.get("kind") == "feast_throughput"), None)
+    fthrs = sorted((v for v in res.values() if v.get("kind") == "feast_throughput"), key=lambda v: v["chunk_rows"])
     flat = next((v for v in res.values() if v.get("kind") == "feast_latency"), None)
     L = ["## Intraday bars: bhavstore vs Feast push", ""]
     if a.meta:
@@ -1351,24 +1351,27 @@ def cmd_summary(a):
         L.append(f"| bhavstore server peak RSS (VmHWM), {max(v.get('instruments', 0) for v in list(replays.values()) + list(bursts.values())) or 2000:,} live instruments | "
                  f"**{gib(peak)}** | ≤ 1 GiB | max over the runs; RSS at the end of each: "
                  + ", ".join(f"{gib(s['rss_bytes'])}" for s in bh_servers) + " |")
-    if fthr:
+    for fthr in fthrs:
         L.append(f"| Feast push throughput, {fthr['chunk_rows']:,}-row pushes, {fthr['concurrency']} at a time | "
                  f"**{fmt(fthr['rows_per_s'])} rows/s** | — | {fthr['rows_ok']:,} rows in {fthr['seconds']:.1f} s; "
                  f"errors {fthr['errors'] or 0} |")
-    if fthr and best_replay:
-        ratio = best_replay[1] / fthr["rows_per_s"] if fthr["rows_per_s"] else None
+    for fthr in fthrs:
         same = next((v for v in replays.values() if v["chunk_rows"] == fthr["chunk_rows"] and v.get("bars_per_s")), None)
-        note = f"best bhavstore replay ({best_replay[0]}-minute chunks)"
-        if same:
-            note += f"; same chunking: {same['bars_per_s'] / fthr['rows_per_s']:.1f}×"
-        L.append(f"| throughput ratio bhavstore / Feast | **{fmt(ratio)}×** | ≥ 20× | {note} |")
+        if same and fthr["rows_per_s"]:
+            L.append(f"| throughput ratio bhavstore / Feast, {fthr['chunk_rows']:,}-row chunks | "
+                     f"**{same['bars_per_s'] / fthr['rows_per_s']:.1f}×** | ≥ 20× | "
+                     f"{fmt(same['bars_per_s'])} / {fmt(fthr['rows_per_s'])} rows/s |")
     if flat:
         for r in flat["runs"]:
             if r["mode"] == "open":
                 d = r["latency_from_due_ms"]
+                if not r["ok"]:
+                    L.append(f"| Feast single-row push at {r['rate']:,}/s ({r['label']}) | no push answered | — | "
+                             f"{r['measured_requests']:,} due: {r['errors']} (timeout {r.get('timeout_s', '?')} s) |")
+                    continue
                 L.append(f"| Feast single-row push at {r['rate']:,}/s ({r['label']}), p99 | {fmt(d.get('p99'))} ms | — | "
                          f"p50 {fmt(d.get('p50'))} ms, max {fmt(d.get('max'))} ms; achieved {fmt(r['achieved_per_s'])}/s; "
-                         f"errors {r['errors_measured']} |")
+                         f"{r['errors_measured']} of {r['measured_requests']:,} failed |")
             else:
                 L.append(f"| Feast single-row push, {r['label']} | {fmt(r['throughput_per_s'])} pushes/s | — | "
                          f"p50 {fmt(r['latency_ms'].get('p50'))} ms, p99 {fmt(r['latency_ms'].get('p99'))} ms; "
@@ -1394,7 +1397,7 @@ def cmd_summary(a):
         details.append(f"* push latency: sent → response p99 {fmt(pushl['latency_sent_to_done_ms'].get('p99'), 2)} ms; "
                        f"send lag p99 {fmt(pushl['send_lag_ms'].get('p99'), 2)} ms; server CPU {pushl['server_cpu_seconds']:.1f} s; "
                        f"load {pushl['loadavg_before'][0]:.1f} → {pushl['loadavg_after'][0]:.1f}")
-    if fthr:
+    for fthr in fthrs:
         details.append(f"* Feast throughput: push p50 {fmt(fthr['push_latency_ms'].get('p50'))} / p99 "
                        f"{fmt(fthr['push_latency_ms'].get('p99'))} ms per {fthr['chunk_rows']:,}-row push; server CPU "
                        f"{fthr['server_cpu_seconds']:.1f} s (all workers); load {fthr['loadavg_before'][0]:.1f} → {fthr['loadavg_after'][0]:.1f}")

@@ -59,7 +59,10 @@ pub(super) async fn run(config: &Config, storage: &Storage, args: &ImportBarsArg
             (Some(i), _) => i.clone(),
             (None, Some(sym)) => format!("{}:{sym}", args.exchange),
             (None, None) => {
-                println!("{}: skipped: no instrument (name it SYMBOL_YYYY-MM-DD_1min.csv or pass --instrument)", f.display());
+                println!(
+                    "{}: skipped: no instrument (name it SYMBOL_YYYY-MM-DD_1min.csv or pass --instrument)",
+                    f.display()
+                );
                 skipped += 1;
                 continue;
             }

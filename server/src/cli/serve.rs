@@ -179,20 +179,16 @@ pub(super) async fn run(config: &Config, storage: Storage, no_schedule: bool) ->
     }
     let flight_auth = credentials.has_users() || credentials.has_tokens();
     if let Some(addr) = listen_addr(&config.server.flight_addr, flight_auth, "Flight SQL listener", "users or tokens") {
-        let flight =
-            FlightService::bind(
-                &addr,
-                &state.sql,
-                &engine,
-                Arc::clone(&credentials),
-                config.server.tls.as_ref(),
-                intraday.clone(),
-            )
-            .await
-                .map_err(|e| super::CliError::Listener {
-                    what: "Flight SQL listener".to_string(),
-                    source: Box::new(e),
-                })?;
+        let flight = FlightService::bind(
+            &addr,
+            &state.sql,
+            &engine,
+            Arc::clone(&credentials),
+            config.server.tls.as_ref(),
+            intraday.clone(),
+        )
+        .await
+        .map_err(|e| super::CliError::Listener { what: "Flight SQL listener".to_string(), source: Box::new(e) })?;
         services.push(Box::new(flight));
     }
     for s in &services {

@@ -200,7 +200,10 @@ fn real_bars_pushed_over_rest_are_served_live_equal_to_batch_and_to_an_independe
     // Lookups: a bar is visible from its end, never earlier, with the value SQL shows.
     rt.block_on(async {
         let url = |ts: &str, f: &str| {
-            format!("{base_a}/feature-store/lookup?entity_id=NSE:TCS&feature_name={f}&timestamp={}", ts.replace('+', "%2B"))
+            format!(
+                "{base_a}/feature-store/lookup?entity_id=NSE:TCS&feature_name={f}&timestamp={}",
+                ts.replace('+', "%2B")
+            )
         };
         let (s, v) = get(&client, &url("2026-07-14T09:15:59+05:30", "vwap_session")).await;
         assert_eq!((s, v["error"]["code"].as_str()), (404, Some("no_value")), "{v}");
@@ -276,7 +279,8 @@ fn corrections_late_bars_repeats_refusals_and_sessions() {
     let (pre, post) = (extra[0].clone(), extra[extra.len() - 1].clone());
     let fix = file_rows("NSE:TCS", &fixed_dir.path().join("TCS_2026-07-14_1min.csv"))[i10].clone();
     assert_eq!(fix["ts"], "2026-07-14 10:00:00+05:30");
-    let late: Vec<Value> = all.iter().filter(|r| r["ts"].as_str().is_some_and(|t| t.starts_with("2026-07-14 11:0"))).cloned().collect();
+    let late: Vec<Value> =
+        all.iter().filter(|r| r["ts"].as_str().is_some_and(|t| t.starts_with("2026-07-14 11:0"))).cloned().collect();
     assert_eq!(late.len(), 10);
     let early: Vec<Value> = all.iter().filter(|r| !late.contains(r)).cloned().collect();
 
@@ -359,11 +363,18 @@ fn corrections_late_bars_repeats_refusals_and_sessions() {
         // of another day; the view's rows for 07-14 do not depend on it.
         wait_computed(&client, &base).await;
     });
-    let live = export(&s, "SELECT * FROM intraday_features WHERE trade_date = DATE '2026-07-14' ORDER BY instrument, ts");
+    let live =
+        export(&s, "SELECT * FROM intraday_features WHERE trade_date = DATE '2026-07-14' ORDER BY instrument, ts");
     reference(fixed_dir.path(), &live, "corrected");
-    let sessions = export(&s, "SELECT session, count(*) AS n FROM intraday_bars WHERE trade_date = DATE '2026-07-14' GROUP BY session ORDER BY session");
+    let sessions = export(
+        &s,
+        "SELECT session, count(*) AS n FROM intraday_bars WHERE trade_date = DATE '2026-07-14' GROUP BY session ORDER BY session",
+    );
     assert_eq!(sessions, "session,n\npost_close,1\npre_open,1\nregular,375\n");
-    let rev = export(&s, "SELECT revision, close FROM intraday_bars WHERE ts = TIMESTAMP '2026-07-14 04:30:00' AND instrument = 'NSE:TCS'");
+    let rev = export(
+        &s,
+        "SELECT revision, close FROM intraday_bars WHERE ts = TIMESTAMP '2026-07-14 04:30:00' AND instrument = 'NSE:TCS'",
+    );
     let got: Vec<&str> = rev.lines().nth(1).unwrap_or_default().split(',').collect();
     assert_eq!(got[0], "1", "{rev}");
     assert_eq!(got[1].parse::<f64>().ok(), fix["close"].as_f64(), "{rev}");
@@ -384,7 +395,11 @@ fn corrections_late_bars_repeats_refusals_and_sessions() {
 
 /// Pushes bars of `instrument` from several threads until the server goes away; returns what
 /// was acknowledged: (instrument, ts text) → close.
-fn push_until_killed(base: &str, threads: usize, stop: &Arc<Mutex<bool>>) -> Vec<std::thread::JoinHandle<Vec<(String, String, f64)>>> {
+fn push_until_killed(
+    base: &str,
+    threads: usize,
+    stop: &Arc<Mutex<bool>>,
+) -> Vec<std::thread::JoinHandle<Vec<(String, String, f64)>>> {
     (0..threads)
         .map(|t| {
             let base = base.to_string();
@@ -457,7 +472,14 @@ fn kill_loses_nothing_acknowledged(root: &Root) {
             other => missing.push(format!("{instrument} {ts}: {other:?}")),
         }
     }
-    assert!(missing.is_empty(), "{}: {} of {} acknowledged bars lost after kill -9: {:?}", root.label(), missing.len(), acked_total.len(), &missing[..missing.len().min(5)]);
+    assert!(
+        missing.is_empty(),
+        "{}: {} of {} acknowledged bars lost after kill -9: {:?}",
+        root.label(),
+        missing.len(),
+        acked_total.len(),
+        &missing[..missing.len().min(5)]
+    );
     let regular = acked_total.iter().filter(|(_, ts, _)| {
         let hm = &ts[11..16];
         ("09:15".."15:30").contains(&hm)
@@ -465,7 +487,12 @@ fn kill_loses_nothing_acknowledged(root: &Root) {
     let distinct: HashSet<(&String, &String)> = regular.map(|(i, t, _)| (i, t)).collect();
     let live = export(&server, "SELECT count(*) AS n FROM intraday_features");
     let n: usize = live.lines().nth(1).and_then(|l| l.parse().ok()).expect("count");
-    assert!(n >= distinct.len(), "{}: live view has {n} rows for {} acknowledged regular bars", root.label(), distinct.len());
+    assert!(
+        n >= distinct.len(),
+        "{}: live view has {n} rows for {} acknowledged regular bars",
+        root.label(),
+        distinct.len()
+    );
     eprintln!("{}: {} acknowledged bars survived two kill -9s", root.label(), acked_total.len());
 }
 
@@ -477,7 +504,11 @@ fn kill_9_after_acknowledgement_loses_nothing_on_local_disk_and_s3() {
 }
 
 /// Reads SSE events (event name, data JSON) until `done` says so or the time is up.
-async fn read_events(resp: reqwest::Response, limit: Duration, mut done: impl FnMut(&[(String, Value)]) -> bool) -> Vec<(String, Value)> {
+async fn read_events(
+    resp: reqwest::Response,
+    limit: Duration,
+    mut done: impl FnMut(&[(String, Value)]) -> bool,
+) -> Vec<(String, Value)> {
     use futures::StreamExt;
     let mut events = Vec::new();
     let mut buf = String::new();
@@ -547,7 +578,8 @@ fn the_stream_sends_every_update_and_drops_a_slow_consumer() {
 
         // A subscriber that does not read is dropped once it falls 16 rows behind; the server
         // goes on.
-        let slow = client.get(format!("{base}/feature-store/stream?view=intraday_features")).send().await.expect("stream");
+        let slow =
+            client.get(format!("{base}/feature-store/stream?view=intraday_features")).send().await.expect("stream");
         let many: Vec<Value> = (0..3000).map(|i| bar(&format!("NSE:F{i}"), 40, 10.0)).collect();
         push_ok(&client, &base, &many).await;
         wait_computed(&client, &base).await;
@@ -599,11 +631,7 @@ fn pushing_needs_the_write_role_and_flight_bulk_ingest_stores_bars() {
         let (st, v) = push(&client, &base, std::slice::from_ref(&row), Some("write-token")).await;
         assert_eq!((st, v["status"].as_str()), (200, Some("ok")), "{v}");
         // A read token still looks up.
-        let (st, _) = get(
-            &client,
-            &format!("{base}/health"),
-        )
-        .await;
+        let (st, _) = get(&client, &format!("{base}/health")).await;
         assert_eq!(st, 200);
     });
     let v = flight_ingest(&s, "reader", "r-pw", "NSE:AUTH", 3, "append");

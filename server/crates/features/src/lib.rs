@@ -111,7 +111,8 @@ impl FeatureView {
         let ttl = parse_ttl(&spec.ttl).map_err(|e| invalid("ttl:", e.to_string()))?;
         let available_after = match &spec.available_after {
             None => Duration::ZERO,
-            Some(a) => parse_ttl(a).map_err(|e| invalid("available_after:", e.to_string().replacen("ttl", "available_after", 1)))?,
+            Some(a) => parse_ttl(a)
+                .map_err(|e| invalid("available_after:", e.to_string().replacen("ttl", "available_after", 1)))?,
         };
         if spec.features.is_empty() {
             return Err(invalid("features:", "a view needs at least one feature".into()));

@@ -108,7 +108,9 @@ fn check(f: Fields, received_at: i64) -> Result<Bar, (Option<String>, Option<i64
     };
     let ts = f.ts.ok_or_else(|| fail("missing ts".into()))?;
     let mut prices = [0.0; 4];
-    for (slot, (name, v)) in prices.iter_mut().zip([("open", f.open), ("high", f.high), ("low", f.low), ("close", f.close)]) {
+    for (slot, (name, v)) in
+        prices.iter_mut().zip([("open", f.open), ("high", f.high), ("low", f.low), ("close", f.close)])
+    {
         match v {
             None => return Err(fail(format!("missing price {name}"))),
             Some(p) if !p.is_finite() || p <= 0.0 => return Err(fail(format!("{name} {p} is not a positive price"))),
@@ -134,11 +136,37 @@ fn check(f: Fields, received_at: i64) -> Result<Bar, (Option<String>, Option<i64
     if !(1..=86_400).contains(&interval_s) {
         return Err(fail(format!("interval_s {interval_s} is not between 1 and 86400")));
     }
-    Ok(Bar { instrument: Arc::from(instrument), ts, interval_s, open, high, low, close, volume, revision: 0, received_at })
+    Ok(Bar {
+        instrument: Arc::from(instrument),
+        ts,
+        interval_s,
+        open,
+        high,
+        low,
+        close,
+        volume,
+        revision: 0,
+        received_at,
+    })
 }
 
-fn reject(parsed: &mut Parsed, via: Via, index: i64, raw: String, received_at: i64, e: (Option<String>, Option<i64>, String)) {
-    parsed.rejected.push(Rejected { received_at, via: via.as_str().into(), index, instrument: e.0, ts: e.1, reason: e.2, raw });
+fn reject(
+    parsed: &mut Parsed,
+    via: Via,
+    index: i64,
+    raw: String,
+    received_at: i64,
+    e: (Option<String>, Option<i64>, String),
+) {
+    parsed.rejected.push(Rejected {
+        received_at,
+        via: via.as_str().into(),
+        index,
+        instrument: e.0,
+        ts: e.1,
+        reason: e.2,
+        raw,
+    });
 }
 
 /// Reads the `rows` of a REST push (JSON objects).
@@ -263,7 +291,8 @@ pub fn from_record_batch(batch: &RecordBatch, first_index: i64, received_at: i64
             micros.as_primitive::<TimestampMicrosecondType>().iter().map(|v| v.map(|v| v - shift)).collect()
         }
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
-            let text = cast(ts_col, &DataType::Utf8).map_err(|e| UploadError::Type { column: "ts".into(), message: e.to_string() })?;
+            let text = cast(ts_col, &DataType::Utf8)
+                .map_err(|e| UploadError::Type { column: "ts".into(), message: e.to_string() })?;
             text.as_string::<i32>().iter().map(|v| v.and_then(parse_ts)).collect()
         }
         other => return Err(UploadError::Type { column: "ts".into(), message: format!("{other} is not a timestamp") }),

@@ -17,8 +17,8 @@
 
 pub mod config;
 pub mod input;
-mod log;
 pub mod live;
+mod log;
 mod snapshot;
 pub mod tables;
 
@@ -51,7 +51,9 @@ pub enum IntradayError {
     #[error("query engine: {0}")]
     Engine(#[from] datafusion::error::DataFusionError),
     /// Another process wrote the log segment this one was about to write.
-    #[error("another writer appended to the intraday log (segment {seq}); only one server or import may write at a time")]
+    #[error(
+        "another writer appended to the intraday log (segment {seq}); only one server or import may write at a time"
+    )]
     Fenced {
         /// The segment.
         seq: u64,
@@ -199,7 +201,13 @@ impl Intraday {
         for v in &inner.views {
             let t = std::time::Instant::now();
             let rows = v.rebuild(&inner.state).await?;
-            tracing::info!(view = v.name(), rows, lookback = v.lookback(), ms = t.elapsed().as_millis() as u64, "live view computed");
+            tracing::info!(
+                view = v.name(),
+                rows,
+                lookback = v.lookback(),
+                ms = t.elapsed().as_millis() as u64,
+                "live view computed"
+            );
         }
         let (tx, rx) = mpsc::channel(1024);
         let (live_tx, live_rx) = mpsc::unbounded_channel();

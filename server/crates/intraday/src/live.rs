@@ -174,8 +174,12 @@ pub fn json_value(col: &dyn Array, row: usize) -> Value {
             Ok(ScalarValue::Int64(Some(v))) => Value::from(v),
             Ok(ScalarValue::Int32(Some(v))) => Value::from(v),
             Ok(ScalarValue::Boolean(Some(v))) => Value::from(v),
-            Ok(ScalarValue::Float32(Some(v))) => serde_json::Number::from_f64(f64::from(v)).map_or(Value::Null, Value::Number),
-            Ok(ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s))) => Value::String(s),
+            Ok(ScalarValue::Float32(Some(v))) => {
+                serde_json::Number::from_f64(f64::from(v)).map_or(Value::Null, Value::Number)
+            }
+            Ok(ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s))) => {
+                Value::String(s)
+            }
             Ok(ScalarValue::Date32(Some(d))) => Value::String(bhavstore_lake::from_days(d).to_string()),
             Ok(other) => Value::String(other.to_string()),
             Err(_) => Value::Null,
@@ -195,15 +199,23 @@ impl LiveView {
         let plan = ctx.state().create_logical_plan(&pv.view.sql).await?;
         let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
         let idx = |c: &str| {
-            schema.index_of(c).map_err(|_| IntradayError::View { view: name.clone(), why: format!("it has no column {c:?}") })
+            schema
+                .index_of(c)
+                .map_err(|_| IntradayError::View { view: name.clone(), why: format!("it has no column {c:?}") })
         };
         let entity_idx = idx(&pv.view.spec.entity)?;
         let ts_idx = idx(&pv.view.spec.event_time)?;
         if !matches!(schema.field(entity_idx).data_type(), DataType::Utf8) {
-            return Err(IntradayError::View { view: name, why: "its entity column must be text (EXCHANGE:SYMBOL)".into() });
+            return Err(IntradayError::View {
+                view: name,
+                why: "its entity column must be text (EXCHANGE:SYMBOL)".into(),
+            });
         }
         if !matches!(schema.field(ts_idx).data_type(), DataType::Timestamp(_, Some(_))) {
-            return Err(IntradayError::View { view: name, why: "its event time must be the bar's ts (timestamp with time zone)".into() });
+            return Err(IntradayError::View {
+                view: name,
+                why: "its event time must be the bar's ts (timestamp with time zone)".into(),
+            });
         }
         let date_idx = schema.index_of(bhavstore_features::analysis::SESSION_KEY).ok();
         Ok(Self {
@@ -293,13 +305,14 @@ impl LiveView {
                 ttl_secs: u64::try_from(self.ttl_us / 1_000_000).unwrap_or(0),
             });
         }
-        let col = batch.column_by_name(feature).ok_or_else(|| LookupError::UnknownFeature {
-            view: self.name.to_string(),
-            feature: feature.into(),
-        })?;
+        let col = batch
+            .column_by_name(feature)
+            .ok_or_else(|| LookupError::UnknownFeature { view: self.name.to_string(), feature: feature.into() })?;
         let trade_date = self
             .date_idx
-            .and_then(|i| batch.column(i).as_primitive_opt::<datafusion::arrow::datatypes::Date32Type>().map(|d| d.value(row)))
+            .and_then(|i| {
+                batch.column(i).as_primitive_opt::<datafusion::arrow::datatypes::Date32Type>().map(|d| d.value(row))
+            })
             .unwrap_or_else(|| trade_date_of(t));
         Ok(LiveValue { ts: t, known_at, trade_date, value: json_value(col.as_ref(), row) })
     }
@@ -367,7 +380,10 @@ impl LiveView {
                 Some(idx) => {
                     idx.sort_by_key(|i| ts[*i as usize]);
                     idx.retain(|i| ts[*i as usize] >= *t0);
-                    Some(take_record_batch(&out, &UInt32Array::from(std::mem::take(idx))).map_err(datafusion::error::DataFusionError::from)?)
+                    Some(
+                        take_record_batch(&out, &UInt32Array::from(std::mem::take(idx)))
+                            .map_err(datafusion::error::DataFusionError::from)?,
+                    )
                 }
                 None => None,
             };
@@ -424,7 +440,11 @@ impl LiveView {
                     "trade_date": date,
                     "values": values,
                 });
-                FeatureEvent { view: Arc::clone(&self.name), instrument: Arc::clone(instrument), json: Arc::from(json.to_string()) }
+                FeatureEvent {
+                    view: Arc::clone(&self.name),
+                    instrument: Arc::clone(instrument),
+                    json: Arc::from(json.to_string()),
+                }
             })
             .collect()
     }

@@ -18,7 +18,9 @@ use crate::{Inner, IntradayError};
 
 fn parquet(batch: &RecordBatch) -> Result<Bytes, IntradayError> {
     let mut out = Vec::new();
-    let err = |e: datafusion::parquet::errors::ParquetError| IntradayError::Lake(bhavstore_lake::LakeError::Write(e.to_string()));
+    let err = |e: datafusion::parquet::errors::ParquetError| {
+        IntradayError::Lake(bhavstore_lake::LakeError::Write(e.to_string()))
+    };
     // Rows are sorted by instrument (column 0), then ts.
     let mut w = ArrowWriter::try_new(&mut out, batch.schema(), Some(writer_properties(Some(0), None))).map_err(err)?;
     w.write(batch).map_err(err)?;

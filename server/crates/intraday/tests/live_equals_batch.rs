@@ -75,7 +75,14 @@ fn assert_same(live: &RecordBatch, batch: &RecordBatch) {
             for i in 0..a.len() {
                 assert_eq!(a.is_null(i), b.is_null(i), "{} row {i} NULL", f.name());
                 if a.is_valid(i) {
-                    assert_eq!(a.value(i).to_bits(), b.value(i).to_bits(), "{} row {i}: {} vs {}", f.name(), a.value(i), b.value(i));
+                    assert_eq!(
+                        a.value(i).to_bits(),
+                        b.value(i).to_bits(),
+                        "{} row {i}: {} vs {}",
+                        f.name(),
+                        a.value(i),
+                        b.value(i)
+                    );
                 }
             }
         } else {
@@ -87,7 +94,8 @@ fn assert_same(live: &RecordBatch, batch: &RecordBatch) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_rows_equal_the_batch_evaluation_bit_for_bit() {
     let dir = tempfile::tempdir().unwrap();
-    let storage = Storage::open(&StorageConfig { url: dir.path().display().to_string(), ..StorageConfig::default() }).unwrap();
+    let storage =
+        Storage::open(&StorageConfig { url: dir.path().display().to_string(), ..StorageConfig::default() }).unwrap();
     let intraday = open(&storage).await;
     let mut all = rows(3, 3);
     // Hold back every 7th bar and send it late; push the rest in minute-sized chunks.

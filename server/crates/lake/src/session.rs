@@ -56,10 +56,9 @@ pub fn session(storage: &Storage) -> Result<SessionContext, LakeError> {
         quarantine_file_schema(),
         quarantine_schema(),
     )?;
-    for (name, kind) in [
-        (crate::bars::INTRADAY_BARS, StoredKind::Bars),
-        (crate::bars::INTRADAY_QUARANTINE, StoredKind::Quarantine),
-    ] {
+    for (name, kind) in
+        [(crate::bars::INTRADAY_BARS, StoredKind::Bars), (crate::bars::INTRADAY_QUARANTINE, StoredKind::Quarantine)]
+    {
         ctx.register_table(name, Arc::new(StoredBarsTable::new(storage.clone(), kind)))
             .map_err(|source| LakeError::Register { table: name, source })?;
     }

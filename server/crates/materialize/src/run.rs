@@ -432,7 +432,9 @@ async fn write_output(
     let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
     // Files are laid out and described by date: the event time when it is a date, else the
     // view's trade_date (intraday views are keyed by a bar's timestamp).
-    let is_date = |c: &str| schema.field_with_name(c).is_ok_and(|f| f.data_type() == &datafusion::arrow::datatypes::DataType::Date32);
+    let is_date = |c: &str| {
+        schema.field_with_name(c).is_ok_and(|f| f.data_type() == &datafusion::arrow::datatypes::DataType::Date32)
+    };
     let date_col = if is_date(event_time) || !is_date("trade_date") { event_time } else { "trade_date" };
     let event_time = date_col;
     let streams = if parallel { df.execute_stream_partitioned().await? } else { vec![df.execute_stream().await?] };

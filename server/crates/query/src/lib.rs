@@ -131,7 +131,8 @@ impl Catalog {
         let (catalog, inner) = default_schema()?;
         let names = prepared.iter().map(|p| p.view.spec.name.clone()).collect();
         let schema = Arc::new(
-            versioned::VersionedSchema::new(inner, storage.clone(), names, live, published).with_streaming(tables.views),
+            versioned::VersionedSchema::new(inner, storage.clone(), names, live, published)
+                .with_streaming(tables.views),
         );
         catalog
             .register_schema("public", Arc::clone(&schema) as _)

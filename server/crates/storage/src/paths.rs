@@ -287,9 +287,50 @@ pub fn file_segment(file_name: &str) -> String {
     if cleaned.is_empty() { "unnamed".into() } else { cleaned }
 }
 
+/// WAL segment `seq` of intraday bars (sequence numbers sort as keys).
+#[must_use]
+pub fn intraday_wal_segment(seq: u64) -> String {
+    format!("{INTRADAY_WAL}/{seq:020}.arrow")
+}
+
+/// Snapshot manifest through WAL `seq`.
+#[must_use]
+pub fn intraday_snapshot(seq: u64) -> String {
+    format!("{INTRADAY_SNAPSHOTS}/{seq:020}.json")
+}
+
+/// Every bar of `date` as of snapshot `seq`.
+#[must_use]
+pub fn intraday_bars_file(date: NaiveDate, seq: u64) -> String {
+    format!("{INTRADAY_BARS}/trade_date={}/bars-{seq:020}.parquet", date.format("%Y-%m-%d"))
+}
+
+/// Refused bars first snapshotted at `seq`.
+#[must_use]
+pub fn intraday_quarantine_file(seq: u64) -> String {
+    format!("{INTRADAY_QUARANTINE}/quarantine-{seq:020}.parquet")
+}
+
+/// The sequence number in a WAL segment or snapshot manifest key.
+#[must_use]
+pub fn seq_of_intraday_key(key: &str) -> Option<u64> {
+    let name = key.rsplit('/').next()?;
+    name.split('.').next()?.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn intraday_keys_sort_and_parse_back() {
+        assert_eq!(intraday_wal_segment(7), "intraday/wal/00000000000000000007.arrow");
+        assert_eq!(seq_of_intraday_key(&intraday_wal_segment(7)), Some(7));
+        assert_eq!(seq_of_intraday_key(&intraday_snapshot(12)), Some(12));
+        assert!(intraday_wal_segment(9) < intraday_wal_segment(10));
+        let d = NaiveDate::from_ymd_opt(2026, 7, 14).unwrap();
+        assert_eq!(intraday_bars_file(d, 3), "intraday/bars/trade_date=2026-07-14/bars-00000000000000000003.parquet");
+    }
 
     #[test]
     fn key_scheme() {
@@ -326,35 +367,4 @@ mod tests {
         assert_ne!(rejected_revision_name(at, "ff", 1), rejected_revision_name(at, "ff", 2));
         assert_eq!(view_lock_takeover("v", "r1", 0), "features/v/_lock_takeover/r1.0.json");
     }
-}
-
-/// WAL segment `seq` of intraday bars (sequence numbers sort as keys).
-#[must_use]
-pub fn intraday_wal_segment(seq: u64) -> String {
-    format!("{INTRADAY_WAL}/{seq:020}.arrow")
-}
-
-/// Snapshot manifest through WAL `seq`.
-#[must_use]
-pub fn intraday_snapshot(seq: u64) -> String {
-    format!("{INTRADAY_SNAPSHOTS}/{seq:020}.json")
-}
-
-/// Every bar of `date` as of snapshot `seq`.
-#[must_use]
-pub fn intraday_bars_file(date: NaiveDate, seq: u64) -> String {
-    format!("{INTRADAY_BARS}/trade_date={}/bars-{seq:020}.parquet", date.format("%Y-%m-%d"))
-}
-
-/// Refused bars first snapshotted at `seq`.
-#[must_use]
-pub fn intraday_quarantine_file(seq: u64) -> String {
-    format!("{INTRADAY_QUARANTINE}/quarantine-{seq:020}.parquet")
-}
-
-/// The sequence number in a WAL segment or snapshot manifest key.
-#[must_use]
-pub fn seq_of_intraday_key(key: &str) -> Option<u64> {
-    let name = key.rsplit('/').next()?;
-    name.split('.').next()?.parse().ok()
 }

@@ -56,7 +56,9 @@ pub fn quarantine_schema() -> SchemaRef {
 /// `bars` as one batch of [`bars_schema`].
 pub fn to_batch<'a>(bars: impl IntoIterator<Item = &'a Bar>) -> Result<RecordBatch> {
     let bars: Vec<&Bar> = bars.into_iter().collect();
-    let ts = |f: fn(&Bar) -> i64| TimestampMicrosecondArray::from_iter_values(bars.iter().map(|b| f(b))).with_timezone("UTC");
+    let ts = |f: fn(&Bar) -> i64| {
+        TimestampMicrosecondArray::from_iter_values(bars.iter().map(|b| f(b))).with_timezone("UTC")
+    };
     let f64s = |f: fn(&Bar) -> f64| Arc::new(Float64Array::from_iter_values(bars.iter().map(|b| f(b)))) as ArrayRef;
     let columns: Vec<ArrayRef> = vec![
         Arc::new(StringArray::from_iter_values(bars.iter().map(|b| &*b.instrument))),

@@ -51,7 +51,8 @@ pub struct Loaded {
 
 fn parquet_batches(key: &str, bytes: bytes::Bytes) -> Result<Vec<datafusion::arrow::array::RecordBatch>, LakeError> {
     let corrupt = |e: &dyn std::fmt::Display| LakeError::Corrupt(format!("{key}: {e}"));
-    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| corrupt(&e))?.build().map_err(|e| corrupt(&e))?;
+    let reader =
+        ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| corrupt(&e))?.build().map_err(|e| corrupt(&e))?;
     reader.collect::<Result<Vec<_>, _>>().map_err(|e| corrupt(&e))
 }
 
@@ -62,7 +63,8 @@ async fn must_get(storage: &Storage, key: &str) -> Result<bytes::Bytes, LakeErro
 /// The newest snapshot manifest, if any.
 pub async fn newest_snapshot(storage: &Storage) -> Result<Option<SnapshotManifest>, LakeError> {
     let keys = storage.list(paths::INTRADAY_SNAPSHOTS).await?;
-    let Some(key) = keys.iter().filter(|k| paths::seq_of_intraday_key(k).is_some()).max_by_key(|k| paths::seq_of_intraday_key(k))
+    let Some(key) =
+        keys.iter().filter(|k| paths::seq_of_intraday_key(k).is_some()).max_by_key(|k| paths::seq_of_intraday_key(k))
     else {
         return Ok(None);
     };
@@ -166,7 +168,8 @@ impl TableProvider for StoredBarsTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let loaded = load(&self.storage).await.map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
+        let loaded =
+            load(&self.storage).await.map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
         let batches = match self.kind {
             StoredKind::Bars => loaded.store.batches(64 * 1024)?,
             StoredKind::Quarantine => vec![to_quarantine_batch(loaded.store.quarantine())?],

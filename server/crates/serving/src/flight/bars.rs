@@ -21,7 +21,9 @@ fn status(e: IntradayError) -> Status {
         IntradayError::Fenced { .. } => Status::aborted(e.to_string()),
         IntradayError::Closed | IntradayError::Storage(_) | IntradayError::LogWrite(_) => {
             tracing::error!(error = %e, "intraday ingest not durable");
-            Status::unavailable("the bars could not be made durable; rows of this upload not acknowledged may be sent again")
+            Status::unavailable(
+                "the bars could not be made durable; rows of this upload not acknowledged may be sent again",
+            )
         }
         other => {
             tracing::error!(error = %other, "intraday ingest failed");
@@ -37,13 +39,15 @@ pub(super) async fn ingest(
     mut batches: impl Stream<Item = Result<RecordBatch, FlightError>> + Unpin + Send,
 ) -> Result<i64, Status> {
     let intraday = intraday.ok_or_else(|| Status::unavailable("this server does not take intraday bars"))?;
-    let if_exists = cmd
-        .table_definition_options
-        .map_or(TableExistsOption::Fail, |o| TableExistsOption::try_from(o.if_exists).unwrap_or(TableExistsOption::Fail));
+    let if_exists = cmd.table_definition_options.map_or(TableExistsOption::Fail, |o| {
+        TableExistsOption::try_from(o.if_exists).unwrap_or(TableExistsOption::Fail)
+    });
     match if_exists {
         TableExistsOption::Append => {}
         TableExistsOption::Replace => {
-            return Err(Status::permission_denied("intraday_bars cannot be replaced, only appended to (mode=\"append\")"));
+            return Err(Status::permission_denied(
+                "intraday_bars cannot be replaced, only appended to (mode=\"append\")",
+            ));
         }
         _ => return Err(Status::already_exists("intraday_bars exists; ingest with mode=\"append\"")),
     }
@@ -51,9 +55,12 @@ pub(super) async fn ingest(
     let mut index = 0i64;
     let mut stored = 0i64;
     let mut refused = 0usize;
-    while let Some(batch) = batches.try_next().await.map_err(|e| Status::invalid_argument(format!("reading the upload: {e}")))? {
+    while let Some(batch) =
+        batches.try_next().await.map_err(|e| Status::invalid_argument(format!("reading the upload: {e}")))?
+    {
         let now = chrono::Utc::now().timestamp_micros();
-        let parsed = input::from_record_batch(&batch, index, now).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let parsed =
+            input::from_record_batch(&batch, index, now).map_err(|e| Status::invalid_argument(e.to_string()))?;
         index += i64::try_from(batch.num_rows()).unwrap_or(i64::MAX);
         pending.bars.extend(parsed.bars);
         pending.rejected.extend(parsed.rejected);

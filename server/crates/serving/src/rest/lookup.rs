@@ -101,7 +101,12 @@ fn live_view_for(
             "ambiguous_feature",
             format!(
                 "feature {feature:?} is in {}; say which with feature_view",
-                daily.iter().cloned().chain(live.iter().map(|v| v.name().to_string())).collect::<Vec<_>>().join(" and ")
+                daily
+                    .iter()
+                    .cloned()
+                    .chain(live.iter().map(|v| v.name().to_string()))
+                    .collect::<Vec<_>>()
+                    .join(" and ")
             ),
         )),
     }

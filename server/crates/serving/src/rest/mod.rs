@@ -54,7 +54,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/feature-store/ingest", post(ingest::ingest))
         .route(
             "/feature-store/push",
-            post(push::push).layer(axum::extract::DefaultBodyLimit::max(state.config.intraday.max_push_bytes.as_usize())),
+            post(push::push)
+                .layer(axum::extract::DefaultBodyLimit::max(state.config.intraday.max_push_bytes.as_usize())),
         )
         .route("/feature-store/stream", get(push::stream))
         .route("/feature-store/runs/{id}", get(ingest::run_status))

@@ -33,14 +33,20 @@ struct PushRequest {
 
 fn intraday(state: &AppState) -> Result<&Intraday, ApiError> {
     state.intraday.as_ref().ok_or_else(|| {
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "intraday_unavailable", "this server does not take intraday bars")
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "intraday_unavailable",
+            "this server does not take intraday bars",
+        )
     })
 }
 
 impl From<IntradayError> for ApiError {
     fn from(e: IntradayError) -> Self {
         match &e {
-            IntradayError::TooManyRows { .. } => Self::new(StatusCode::PAYLOAD_TOO_LARGE, "too_many_rows", e.to_string()),
+            IntradayError::TooManyRows { .. } => {
+                Self::new(StatusCode::PAYLOAD_TOO_LARGE, "too_many_rows", e.to_string())
+            }
             IntradayError::Fenced { .. } => Self::new(StatusCode::CONFLICT, "another_writer", e.to_string()),
             IntradayError::Closed => Self::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", e.to_string()),
             IntradayError::Storage(_) | IntradayError::LogWrite(_) => {
@@ -153,7 +159,8 @@ pub(super) async fn stream(
             other => return Err(ApiError::bad_request(format!("unknown parameter {other:?}; use view and entity_id"))),
         }
     }
-    let view = view.ok_or_else(|| ApiError::bad_request("view is required (a streaming view, e.g. intraday_features)"))?;
+    let view =
+        view.ok_or_else(|| ApiError::bad_request("view is required (a streaming view, e.g. intraday_features)"))?;
     if intraday.view(&view).is_none() {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
