@@ -224,6 +224,41 @@ fn real_bars_pushed_over_rest_are_served_live_equal_to_batch_and_to_an_independe
         }
     });
 
+    // Training sets: features_asof with the same rule, over a spine 30 s after each bar of one
+    // session (the bar just ended is visible, the one still running is not), plus probes.
+    let spine: Vec<String> = (0..375)
+        .map(|m| {
+            let minute = 9 * 60 + 15 + m;
+            format!("(''NSE:TCS'', ''2026-07-14T{:02}:{:02}:30+05:30'')", (minute + 1) / 60, (minute + 1) % 60)
+        })
+        .chain([
+            "(''NSE:TCS'', ''2026-07-14T09:15:59+05:30'')".to_string(),
+            "(''NSE:NOPE'', ''2026-07-14T12:00:00+05:30'')".to_string(),
+        ])
+        .collect();
+    let asof = export(
+        &a,
+        &format!(
+            "SELECT entity, feature_event_time, vwap_session, ema_20 FROM features_asof('intraday_features', 'SELECT * FROM (VALUES {})')",
+            spine.join(", ")
+        ),
+    );
+    let lines: Vec<&str> = asof.lines().skip(1).collect();
+    assert_eq!(lines.len(), 377, "{asof}");
+    let tcs_rows: Vec<&str> =
+        live_a.lines().filter(|l| l.starts_with("NSE:TCS,") && l.contains(",2026-07-14,")).collect();
+    assert_eq!(tcs_rows.len(), 375);
+    let header: Vec<&str> = live_a.lines().next().unwrap_or_default().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).expect("column");
+    for (got, want) in lines.iter().zip(&tcs_rows) {
+        let (g, w): (Vec<&str>, Vec<&str>) = (got.split(',').collect(), want.split(',').collect());
+        assert_eq!(g[0], "NSE:TCS");
+        assert_eq!(utc_seconds(g[1]), utc_seconds(w[1]) + 60, "known at the bar's end: {got} / {want}");
+        assert_eq!((g[2], g[3]), (w[col("vwap_session")], w[col("ema_20")]), "{got} / {want}");
+    }
+    assert_eq!(lines[375], "NSE:TCS,,,", "before the first bar ended: no value");
+    assert_eq!(lines[376], "NSE:NOPE,,,");
+
     // The batch materialization of the same SQL over the stored bars, read through the same
     // client: byte for byte the live rows.
     let out = cli(&root_a, &["materialize", "intraday_features"]);

@@ -9,6 +9,7 @@
 pub mod sqlguard;
 pub mod system;
 pub mod training;
+mod training_bars;
 pub mod versioned;
 
 use std::collections::HashMap;
@@ -105,6 +106,11 @@ impl Catalog {
                         event_time: pv.view.spec.event_time.clone(),
                         features,
                         ttl: pv.view.ttl,
+                        bars: pv
+                            .analysis
+                            .tables
+                            .contains(bhavstore_lake::bars::INTRADAY_BARS)
+                            .then_some(pv.view.available_after),
                     },
                 );
                 live.insert(name.to_string(), p);

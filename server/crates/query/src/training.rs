@@ -58,6 +58,10 @@ pub struct AsofView {
     pub features: Vec<Field>,
     /// Values older than this are NULL.
     pub ttl: Duration,
+    /// For a view over intraday bars: how long after its `ts` a row becomes known (its bar's
+    /// length). Such a view is keyed by text (`EXCHANGE:SYMBOL`) and a timestamp, and a spine
+    /// row at `t` gets the newest row with `ts + available_after <= t`.
+    pub bars: Option<Duration>,
 }
 
 /// `features_asof(view, spine_query)`.
@@ -104,8 +108,9 @@ impl TableFunctionImpl for AsofFunction {
 }
 
 fn output_schema(v: &AsofView) -> SchemaRef {
+    let entity = if v.bars.is_some() { DataType::Utf8 } else { DataType::Int64 };
     let mut fields = vec![
-        Field::new("entity", DataType::Int64, true),
+        Field::new("entity", entity, true),
         Field::new("ts", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), true),
         Field::new("feature_trade_date", DataType::Date32, true),
         Field::new("feature_event_time", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), true),
@@ -177,13 +182,13 @@ impl TableProvider for AsofTable {
 
 /// What one execution needs, shared with the stream it returns.
 #[derive(Debug)]
-struct AsofCall {
-    view: String,
+pub(crate) struct AsofCall {
+    pub(crate) view: String,
     spine_sql: String,
-    def: AsofView,
+    pub(crate) def: AsofView,
     clock: MarketClock,
     /// The full output schema (before projection).
-    schema: SchemaRef,
+    pub(crate) schema: SchemaRef,
 }
 
 /// `features_asof` as an operator: a leaf whose `execute` runs the spine query, the as-of merge
@@ -247,6 +252,23 @@ impl ExecutionPlan for AsofExec {
         let batch_size = task.session_config().batch_size().max(1);
         // The merge needs the whole spine; the output rows are assembled a chunk at a time, as
         // the consumer pulls them, so the result is never held whole.
+        if let Some(after) = call.def.bars {
+            let schema = Arc::clone(&self.schema);
+            let batches = futures::stream::once(async move {
+                let all = crate::training_bars::merge(&call, &ctx, spine, after).await?;
+                let n = all.num_rows();
+                let chunks = (0..n).step_by(batch_size).map(move |start| {
+                    let batch = all.slice(start, batch_size.min(n - start));
+                    match &projection {
+                        Some(p) => Ok(batch.project(p)?),
+                        None => Ok(batch),
+                    }
+                });
+                Ok::<_, DataFusionError>(futures::stream::iter(chunks))
+            })
+            .try_flatten();
+            return Ok(Box::pin(RecordBatchStreamAdapter::new(schema, batches)));
+        }
         let batches = futures::stream::once(async move {
             let merged = Arc::new(call.merge(&ctx, spine).await?);
             let n = merged.entities.len();
@@ -264,36 +286,47 @@ impl ExecutionPlan for AsofExec {
     }
 }
 
+/// The spine's rows in order (its partitions in order, each to its end: the spine's own row
+/// order, whatever its plan): its first column cast to `entity_type`, its second to UTC
+/// microseconds (naive timestamps and text read as UTC). Held whole, and counted against the
+/// query's memory.
+pub(crate) async fn read_spine(
+    ctx: &SessionContext,
+    plan: LogicalPlan,
+    entity_type: &DataType,
+) -> Result<(Vec<ArrayRef>, Vec<Option<i64>>)> {
+    let reservation = MemoryConsumer::new(format!("{FUNCTION} spine")).register(&ctx.runtime_env().memory_pool);
+    let physical = ctx.state().create_physical_plan(&plan).await?;
+    let mut batches = Vec::new();
+    for p in 0..physical.properties().output_partitioning().partition_count() {
+        let mut stream = physical.execute(p, ctx.task_ctx())?;
+        while let Some(b) = stream.try_next().await? {
+            reservation.try_grow(b.get_array_memory_size().saturating_mul(2))?;
+            batches.push(b);
+        }
+    }
+    let ts_type = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+    let (mut entities, mut stamps) = (Vec::new(), Vec::new());
+    for b in &batches {
+        entities.push(cast(b.column(0), entity_type)?);
+        let t = b.column(1);
+        let t = match t.data_type() {
+            DataType::Timestamp(_, None) => {
+                cast(&cast(t, &DataType::Timestamp(TimeUnit::Microsecond, None))?, &ts_type)?
+            }
+            _ => cast(t, &ts_type)?,
+        };
+        stamps.extend(t.as_primitive::<TimestampMicrosecondType>().iter());
+    }
+    Ok((entities, stamps))
+}
+
 impl AsofCall {
     async fn spine(&self, ctx: &SessionContext, plan: LogicalPlan) -> Result<(Vec<Option<i64>>, Vec<Option<i64>>)> {
         // The spine is held whole while the result is assembled: it counts against the query's
         // memory like any operator's, so a runaway spine query fails instead of filling RAM.
-        let reservation = MemoryConsumer::new(format!("{FUNCTION} spine")).register(&ctx.runtime_env().memory_pool);
-        // Partitions in order, each to its end: the spine's own row order, whatever its plan.
-        let physical = ctx.state().create_physical_plan(&plan).await?;
-        let mut batches = Vec::new();
-        for p in 0..physical.properties().output_partitioning().partition_count() {
-            let mut stream = physical.execute(p, ctx.task_ctx())?;
-            while let Some(b) = stream.try_next().await? {
-                reservation.try_grow(b.get_array_memory_size().saturating_mul(2))?;
-                batches.push(b);
-            }
-        }
-        let ts_type = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
-        let (mut entities, mut stamps) = (Vec::new(), Vec::new());
-        for b in &batches {
-            let e = cast(b.column(0), &DataType::Int64)?;
-            let t = b.column(1);
-            // Naive timestamps and text are read as UTC.
-            let t = match t.data_type() {
-                DataType::Timestamp(_, None) => {
-                    cast(&cast(t, &DataType::Timestamp(TimeUnit::Microsecond, None))?, &ts_type)?
-                }
-                _ => cast(t, &ts_type)?,
-            };
-            entities.extend(e.as_primitive::<Int64Type>().iter());
-            stamps.extend(t.as_primitive::<TimestampMicrosecondType>().iter());
-        }
+        let (arrays, stamps) = read_spine(ctx, plan, &DataType::Int64).await?;
+        let entities = arrays.iter().flat_map(|a| a.as_primitive::<Int64Type>().iter().collect::<Vec<_>>()).collect();
         Ok((entities, stamps))
     }
 
@@ -490,6 +523,7 @@ mod tests {
         .unwrap();
         ctx.register_table("v", Arc::new(MemTable::try_new(schema, vec![vec![batch]]).unwrap())).unwrap();
         let view = AsofView {
+            bars: None,
             entity: "scrip_code".into(),
             event_time: "trade_date".into(),
             features: vec![Field::new("f", DataType::Float64, true)],
