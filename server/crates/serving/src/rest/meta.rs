@@ -133,6 +133,27 @@ pub fn document() -> Value {
                               "400": error_response("bad_request, bad_timestamp, bad_data_source"),
                               "404": error_response("unknown_view, unknown_feature"),
                               "422": error_response("ingest_failed")}}},
+            "/feature-store/push": {"post": {
+                "summary": "Push intraday bars into intraday_bars; the answer comes once every stored row is durable. Needs the write role when tokens are configured.",
+                "requestBody": {"content": {"application/json": {"schema": {"type": "object", "required": ["source", "rows"], "properties": {
+                    "source": {"type": "string", "enum": ["intraday_bars"]},
+                    "rows": {"type": "array", "items": {"type": "object", "required": ["instrument", "ts", "open", "high", "low", "close", "volume"], "additionalProperties": false, "properties": {
+                        "instrument": {"type": "string", "description": "EXCHANGE:SYMBOL, e.g. NSE:TCS"},
+                        "ts": {"type": "string", "description": "bar start, RFC 3339; naive times are IST"},
+                        "open": {"type": "number"}, "high": {"type": "number"}, "low": {"type": "number"}, "close": {"type": "number"},
+                        "volume": {"type": "integer", "minimum": 0}, "interval_s": {"type": "integer", "default": 60}}}}}}}}},
+                "responses": {"200": {"description": "{status: ok|partial, accepted, new, duplicates, corrections, rejected: [{index, reason}], durable_at, log_seq}"},
+                              "422": {"description": "status rejected: every row refused (same body)"},
+                              "400": error_response("bad_request, unknown_source"), "401": error_response("unauthorized"),
+                              "403": error_response("write_role_required"), "409": error_response("another_writer"),
+                              "413": error_response("body_too_large, too_many_rows"), "415": error_response("unsupported_media_type"),
+                              "503": error_response("storage_unavailable: nothing of the push was acknowledged")}}},
+            "/feature-store/stream": {"get": {
+                "summary": "Server-Sent Events: each new feature row of a streaming view (event features), subscribed once, dropped (event dropped) when more than intraday.stream_buffer rows behind",
+                "parameters": [
+                    {"name": "view", "in": "query", "required": true, "schema": {"type": "string"}},
+                    {"name": "entity_id", "in": "query", "schema": {"type": "string"}, "description": "repeatable; none: every instrument"}],
+                "responses": {"200": {"description": "text/event-stream"}, "404": error_response("unknown_view")}}},
             "/feature-store/runs/{id}": {"get": {"summary": "Progress of an ingest", "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
                 "responses": {"200": {"description": "run_id, status, message, started_at, finished_at, materialize_runs"}, "404": error_response("unknown_run")}}},
             "/health": {"get": {"summary": "Liveness and the views held in memory", "security": [], "responses": {"200": {"description": "ok"}}}},
