@@ -3,7 +3,8 @@
 -- lengths, are stored but are not rows of this view.
 -- w: the instrument's bars across sessions, ordered by start ("n bars back" counts bars, not
 -- minutes, so a missing minute is not a gap row). s: the instrument's bars of one trade date.
--- No value reads a bar after its own row.
+-- No value reads a bar after its own row. The cum_* functions are the running SUM / MAX / MIN /
+-- FIRST_VALUE of the session, computed in one pass per partition (udfs/src/cumulative.rs).
 SELECT
     instrument,
     ts,
@@ -18,10 +19,10 @@ SELECT
     rsi(close, 14) OVER w AS rsi_14,
     rolling_std(log_return_1m, 30) OVER w AS realized_vol_30,
     zscore(volume, 20) OVER w AS volume_zscore_20,
-    sum((high + low + close) / 3 * volume) OVER s / sum(volume) OVER s AS vwap_session,
-    close / first_value(open) OVER s - 1 AS session_return,
-    max(high) OVER s AS session_high,
-    min(low) OVER s AS session_low
+    cum_sum((high + low + close) / 3 * volume) OVER s / cum_sum(volume) OVER s AS vwap_session,
+    close / cum_first(open) OVER s - 1 AS session_return,
+    cum_max(high) OVER s AS session_high,
+    cum_min(low) OVER s AS session_low
 FROM (
     SELECT *, log_return(close, 1) OVER (PARTITION BY instrument ORDER BY ts) AS log_return_1m
     FROM intraday_bars
@@ -29,4 +30,4 @@ FROM (
 )
 WINDOW
     w AS (PARTITION BY instrument ORDER BY ts),
-    s AS (PARTITION BY instrument, trade_date ORDER BY ts ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+    s AS (PARTITION BY instrument, trade_date ORDER BY ts)

@@ -29,13 +29,15 @@
 #   FEAST_VERSION [0.67.0]  FEAST_VENV [$BENCH_CACHE/feast-venv]  FEAST_WORKERS [2]
 #   FEAST_ARGS [--no-access-log --max-requests 0; FEAST_ARGS= for none]
 #   FEAST_CONCURRENCY [1: chunk pushes in flight in the throughput run]
-#   FEAST_CLOSED_CONCURRENCY [FEAST_WORKERS: more concurrent pushes fail in its SQLite store]
-#   FEAST_SUSTAIN_RATE [auto: 80% of Feast's closed-loop rate]
+#   FEAST_CLOSED_CONCURRENCY ["1 2": single-row closed-loop runs, connections each; more concurrent
+#     pushes fail in Feast's SQLite store]
+#   FEAST_SUSTAIN_RATE [auto: 80% of Feast's best closed-loop rate, rounded down to 10/s]
 #   FEAST_MAX_CONNS [FEAST_WORKERS: connections of Feast's open-loop runs; more pushes queue in the
 #     client, still timed from when they were due (bhavstore's runs may open 1024)]
 #   BHAVSTORE_ONLY / FEAST_ONLY [empty]  SKIP [empty; any of replay,burst,push,feast-throughput,feast-latency]
 #   FEATURE_DEFS [$repo/feature_defs]  SERVE_ARGS [empty: extra flags for `serve`]  LOG [info]
-#   BENCH_CACHE [$HOME/.cache/bhavstore-bench]  OUT [$BENCH_CACHE/out-intraday, replaced each run]
+#   BENCH_CACHE [$HOME/.cache/bhavstore-bench]  OUT [$BENCH_CACHE/out-intraday, replaced each run;
+#     with BHAVSTORE_ONLY or FEAST_ONLY only that side's results are replaced]
 #   KEEP_WORK [empty: the servers' storage roots are removed after each run]
 #   CARGO_TARGET_DIR [$HOME/.cache/bhavstore-target]  NO_BUILD [empty: build]
 # Smoke run: MINUTES=30 BURST_PUSHES=1 CHUNK_MINUTES=1 DURATION=3 WARMUP=1 scripts/bench/intraday.sh
@@ -82,7 +84,12 @@ if [ -n "$run_bhavstore" ] && [ -z "${NO_BUILD:-}" ]; then
     (cd "$repo" && cargo build --release -p bhavstore)
 fi
 
-rm -rf "$out"
+if [ -n "$run_bhavstore" ] && [ -n "$run_feast" ]; then
+    rm -rf "$out"
+else # one side only: keep the other side's results, so the summary covers both
+    [ -n "$run_bhavstore" ] && rm -rf "$out"/results/replay-* "$out"/results/burst-* "$out"/results/push-* "$out/roots"
+    [ -n "$run_feast" ] && rm -rf "$out"/results/feast-* "$out/feast_repo"
+fi
 mkdir -p "$out/logs" "$out/results" "$cache"
 
 name="intraday-${instruments}x${minutes}-seed${seed}-${date_}"
@@ -103,7 +110,8 @@ start_server() { # $1: run name
     root="$out/roots/$1"
     rm -rf "$root"
     mkdir -p "$root"
-    "$bin/bhavstore" --storage "$root" --feature-defs "$defs" --log "${LOG:-info}" serve --no-schedule \
+    # env -u: the server warns about BHAVSTORE_* variables it does not know (this script's knob).
+    env -u BHAVSTORE_ONLY "$bin/bhavstore" --storage "$root" --feature-defs "$defs" --log "${LOG:-info}" serve --no-schedule \
         --http-addr 127.0.0.1:0 --pg-addr 127.0.0.1:0 --flight-addr 127.0.0.1:0 "${serve_args[@]}" \
         > "$out/logs/serve-$1.out" 2> "$out/logs/serve-$1.log" &
     serve_pid=$!
@@ -235,7 +243,7 @@ if [ -n "$run_feast" ] && ! { skipped feast-throughput && skipped feast-latency;
         echo "== Feast single-row pushes"
         loadavg feast-latency
         "$py" "$bench" feast-latency --features "$features" --url "$fe" --server-pid "$feast_pid" --rate "$rate" \
-            --duration "$duration" --warmup "$warmup" --concurrency "${FEAST_CLOSED_CONCURRENCY:-$feast_workers}" \
+            --duration "$duration" --warmup "$warmup" --concurrency "${FEAST_CLOSED_CONCURRENCY:-1 2}" \
             --sustain-rate "${FEAST_SUSTAIN_RATE:-auto}" --max-conns "${FEAST_MAX_CONNS:-$feast_workers}" \
             --out "$out/results/feast-latency.json" || status=$?
     fi

@@ -17,9 +17,12 @@
 //! | `pct_change(x, k)` | `x_t / x_{t-k} - 1`; NULL if `x_{t-k} = 0` | `k` | NULL if `x_t` or `x_{t-k}` is |
 //! | `log_return(x, k)` | `ln(x_t / x_{t-k})`; NULL if the ratio is not positive | `k` | NULL if `x_t` or `x_{t-k}` is |
 //!
+//! | `cum_sum(x)`, `cum_max(x)`, `cum_min(x)` | running sum / max / min from the partition's first row | first non-NULL | skipped |
+//! | `cum_first(x)` | the partition's first row's `x` | 0 | NULL if that row's is |
+//!
 //! Common rules:
 //! * Every result is a nullable `Float64`; `x` may be any numeric type (cast to `Float64`).
-//! * `n` / `k` must be an integer literal (`>= 1`, or `>= 2` for `rolling_std` and `zscore`);
+//! * `n` / `k` (all but the `cum_*` functions, which take `x` only) must be an integer literal (`>= 1`, or `>= 2` for `rolling_std` and `zscore`);
 //!   anything else — 0, negative, `2.5`, NULL, a column — is a planning error that names the
 //!   function and the argument.
 //! * Windows count rows of the partition in `ORDER BY` order: the previous value is the
@@ -31,6 +34,7 @@
 #![warn(missing_docs)]
 
 mod args;
+pub mod cumulative;
 mod functions;
 pub mod kernels;
 mod udwf;
@@ -42,7 +46,18 @@ pub use udwf::{HORIZON_WEIGHT, recursive_horizon};
 /// Every window UDF this crate provides, ready to register on a DataFusion session.
 #[must_use]
 pub fn all_window_udfs() -> Vec<WindowUDF> {
-    functions::FUNCTIONS.iter().map(|spec| spec.udwf()).collect()
+    functions::FUNCTIONS
+        .iter()
+        .map(|spec| spec.udwf())
+        .chain(cumulative::CUMULATIVE.iter().map(|spec| spec.udwf()))
+        .collect()
+}
+
+/// Whether `name` is one of the cumulative functions (`cum_sum`, `cum_max`, `cum_min`,
+/// `cum_first`): its result depends on every row from the start of the partition.
+#[must_use]
+pub fn is_cumulative(name: &str) -> bool {
+    cumulative::CUMULATIVE.iter().any(|f| f.name == name)
 }
 
 /// Rows of one partition that a call `name(x, n)` reads back, current row included, or `None`
@@ -68,7 +83,11 @@ pub fn start_independent(name: &str, n: usize) -> bool {
 /// A feature view's version includes the versions of the functions it calls.
 #[must_use]
 pub fn function_version(name: &str) -> Option<u32> {
-    functions::FUNCTIONS.iter().find(|f| f.name == name).map(|f| f.version)
+    functions::FUNCTIONS
+        .iter()
+        .find(|f| f.name == name)
+        .map(|f| f.version)
+        .or_else(|| cumulative::CUMULATIVE.iter().find(|f| f.name == name).map(|f| f.version))
 }
 
 #[cfg(test)]

@@ -417,6 +417,17 @@ fn corrections_late_bars_repeats_refusals_and_sessions() {
     assert_eq!(q.lines().count(), 1 + 7 + 2, "{q}");
     assert!(q.contains("rest,3,negative volume -3"), "{q}");
 
+    // Materialization follows the intraday log: up to date until new bars arrive.
+    assert!(cli(&root, &["materialize", "intraday_features"]).contains("succeeded (full)"));
+    assert!(cli(&root, &["materialize", "intraday_features"]).contains("succeeded (none)"));
+    rt().block_on(async {
+        let mut more = fix.clone();
+        more["ts"] = json!("2026-07-16T09:15:00+05:30");
+        push_ok(&client, &base, &[more]).await;
+    });
+    let out = cli(&root, &["materialize", "intraday_features"]);
+    assert!(out.contains("succeeded (full)") && out.contains("..2026-07-16"), "{out}");
+
     // A body over intraday.max_push_bytes: 413 with a JSON error.
     let cfg = tempfile::tempdir().expect("tmp");
     let path = cfg.path().join("bhavstore.yaml");
@@ -578,8 +589,11 @@ fn the_stream_sends_every_update_and_drops_a_slow_consumer() {
     let cfg = tempfile::tempdir().expect("tmp");
     let path = cfg.path().join("bhavstore.yaml");
     std::fs::write(&path, "intraday:\n  stream_buffer: 16\n").expect("config");
-    let s = Serve::start(&Root::local(), Some(&path), &[]);
+    let s = Serve::start(&Root::local(), None, &[]);
     let base = format!("http://{}", s.http);
+    // A second server whose subscribers may fall only 16 rows behind.
+    let small = Serve::start(&Root::local(), Some(&path), &[]);
+    let small_base = format!("http://{}", small.http);
     let client = reqwest::Client::new();
     let bar = |sym: &str, m: u32, close: f64| {
         json!({"instrument": sym, "ts": format!("2026-07-14T{:02}:{:02}:00+05:30", (555 + m) / 60, (555 + m) % 60),
@@ -613,15 +627,18 @@ fn the_stream_sends_every_update_and_drops_a_slow_consumer() {
 
         // A subscriber that does not read is dropped once it falls 16 rows behind; the server
         // goes on.
-        let slow =
-            client.get(format!("{base}/feature-store/stream?view=intraday_features")).send().await.expect("stream");
+        let slow = client
+            .get(format!("{small_base}/feature-store/stream?view=intraday_features"))
+            .send()
+            .await
+            .expect("stream");
         let many: Vec<Value> = (0..3000).map(|i| bar(&format!("NSE:F{i}"), 40, 10.0)).collect();
-        push_ok(&client, &base, &many).await;
-        wait_computed(&client, &base).await;
+        push_ok(&client, &small_base, &many).await;
+        wait_computed(&client, &small_base).await;
         let events = read_events(slow, Duration::from_secs(30), |e| e.iter().any(|(n, _)| n == "dropped")).await;
         let dropped = events.iter().find(|(n, _)| n == "dropped").expect("a dropped event");
         assert_eq!(dropped.1["reason"], "slow consumer", "{dropped:?}");
-        let (st, _) = get(&client, &format!("{base}/health")).await;
+        let (st, _) = get(&client, &format!("{small_base}/health")).await;
         assert_eq!(st, 200);
     });
 }

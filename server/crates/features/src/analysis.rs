@@ -192,6 +192,18 @@ fn window_rows(
         return Err(AnalysisError::ReadsAhead { function: name });
     }
     if let WindowFunctionDefinition::WindowUDF(udf) = &wf.fun {
+        if bhavstore_udfs::is_cumulative(udf.name()) {
+            if let Some(version) = bhavstore_udfs::function_version(udf.name()) {
+                functions.insert(udf.name().to_string(), version);
+            }
+            // From the partition's first row: carried whole only when the partition is a session.
+            let why = format!("{name}() is cumulative over its partition");
+            blockers.incremental.push(why.clone());
+            if !session {
+                blockers.live.push(why);
+            }
+            return Ok(1);
+        }
         if let Some(version) = bhavstore_udfs::function_version(udf.name()) {
             functions.insert(udf.name().to_string(), version);
             let n = int_arg(1).ok_or_else(|| AnalysisError::WindowLength { function: name.clone() })?;
@@ -282,6 +294,38 @@ mod tests {
     }
 
     const WINDOW: &str = "lag(close, 1) over (partition by scrip_code order by trade_date)";
+
+    async fn bars_plan(sql: &str) -> datafusion::logical_expr::LogicalPlan {
+        let ctx = SessionContext::new();
+        for udwf in bhavstore_udfs::all_window_udfs() {
+            ctx.register_udwf(udwf);
+        }
+        let table = MemTable::try_new(bhavstore_lake::bars::bars_schema(), vec![vec![]]).expect("table");
+        ctx.register_table(bhavstore_lake::bars::INTRADAY_BARS, Arc::new(table)).expect("register");
+        ctx.state().create_logical_plan(sql).await.expect("plan")
+    }
+
+    #[tokio::test]
+    async fn session_windows_run_live_and_carry_the_entity_windows_lookback() {
+        let sql = "select instrument, ts, sma(close, 15) over w as s, \
+                   sum(volume) over (partition by instrument, trade_date order by ts rows between unbounded preceding and current row) as v, \
+                   first_value(open) over (partition by instrument, trade_date order by ts) as o \
+                   from intraday_bars window w as (partition by instrument order by ts)";
+        let a = analyse(&bars_plan(sql).await, "instrument", "ts").expect("analysis");
+        assert_eq!(a.live, Ok(15));
+        assert!(a.incremental.is_err());
+        // Partitioned by something else, or cumulative over the whole instrument: not live.
+        for bad in [
+            "select instrument, ts, sum(volume) over (partition by session order by ts) as v from intraday_bars",
+            "select instrument, ts, sum(volume) over (partition by instrument order by ts) as v from intraday_bars",
+        ] {
+            let a = analyse(&bars_plan(bad).await, "instrument", "ts").expect("analysis");
+            assert!(a.live.is_err(), "{bad}");
+        }
+        // A daily view is never live.
+        let p = plan(&format!("select scrip_code, trade_date, {WINDOW} as prev from bhavcopy")).await;
+        assert!(analyse(&p, "scrip_code", "trade_date").expect("analysis").live.is_err());
+    }
 
     #[tokio::test]
     async fn a_window_over_bhavcopy_is_incremental() {

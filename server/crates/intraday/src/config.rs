@@ -20,6 +20,9 @@ pub struct IntradayConfig {
     pub max_push_bytes: bhavstore_storage::ByteSize,
     /// Feature rows a stream subscriber may fall behind before it is dropped.
     pub stream_buffer: usize,
+    /// Threads one live evaluation of a streaming view may use. One keeps the input's order, so
+    /// no window needs a sort, and leaves the other cores to the listeners.
+    pub compute_partitions: usize,
 }
 
 impl Default for IntradayConfig {
@@ -31,6 +34,7 @@ impl Default for IntradayConfig {
             max_rows_per_push: 1_000_000,
             max_push_bytes: bhavstore_storage::ByteSize::mib(64),
             stream_buffer: 65_536,
+            compute_partitions: 1,
         }
     }
 }

@@ -183,7 +183,7 @@ impl Intraday {
         );
         let mut live = Vec::new();
         for pv in views.iter().filter(|pv| pv.analysis.tables.contains(bhavstore_lake::bars::INTRADAY_BARS)) {
-            live.push(Arc::new(LiveView::new(storage, pv).await?));
+            live.push(Arc::new(LiveView::new(storage, pv, cfg.compute_partitions).await?));
         }
         let seq = loaded.last_seq;
         let state = State { store: loaded.store, seq, snapshot: loaded.snapshot.unwrap_or_default() };

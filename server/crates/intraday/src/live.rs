@@ -54,7 +54,15 @@ impl TableProvider for InputTable {
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let batches = self.batches.lock().map(|b| b.clone()).unwrap_or_default();
-        MemTable::try_new(bars_schema(), vec![batches])?.scan(state, projection, filters, limit).await
+        // The input is sorted by instrument, then ts (see `LiveView::input`); a trade date only
+        // grows with ts, so it is sorted by (instrument, trade_date, ts) too. Declaring both lets
+        // every window of a streaming view run without a sort.
+        let key = |c: &str| datafusion::logical_expr::col(c).sort(true, false);
+        let orders = vec![vec![key("instrument"), key("ts")], vec![key("instrument"), key("trade_date"), key("ts")]];
+        MemTable::try_new(bars_schema(), vec![batches])?
+            .with_sort_order(orders)
+            .scan(state, projection, filters, limit)
+            .await
     }
 }
 
@@ -189,10 +197,15 @@ pub fn json_value(col: &dyn Array, row: usize) -> Value {
 
 impl LiveView {
     /// Plans `pv` over swappable input. Refuses a view the analysis says cannot run live.
-    pub async fn new(storage: &Storage, pv: &PreparedView) -> Result<Self, IntradayError> {
+    /// `partitions` is how many threads one evaluation may use (DataFusion target partitions).
+    pub async fn new(storage: &Storage, pv: &PreparedView, partitions: usize) -> Result<Self, IntradayError> {
         let name = pv.view.spec.name.clone();
         let lookback = pv.analysis.live.clone().map_err(|why| IntradayError::View { view: name.clone(), why })?;
-        let ctx = bhavstore_lake::session(storage)?;
+        let base = bhavstore_lake::session(storage)?;
+        let config = base.state().config().clone().with_target_partitions(partitions.max(1));
+        let ctx = SessionContext::new_with_state(
+            datafusion::execution::SessionStateBuilder::new_from_existing(base.state()).with_config(config).build(),
+        );
         let input = Arc::new(InputTable::default());
         ctx.deregister_table(INTRADAY_BARS)?;
         ctx.register_table(INTRADAY_BARS, Arc::clone(&input) as Arc<dyn TableProvider>)?;
@@ -320,6 +333,9 @@ impl LiveView {
     /// The bars to evaluate for `changed` (instrument → earliest changed start), by the carry rule.
     fn input(&self, store: &BarStore, changed: &HashMap<Arc<str>, i64>) -> DfResult<RecordBatch> {
         let mut rows: Vec<&Bar> = Vec::new();
+        // Sorted by instrument: the input table declares that order.
+        let mut changed: Vec<(&Arc<str>, &i64)> = changed.iter().collect();
+        changed.sort_unstable();
         for (instrument, t0) in changed {
             let Some(bars) = store.bars_of(instrument) else { continue };
             let day = trade_date_of(*t0);
@@ -387,10 +403,13 @@ impl LiveView {
                 }
                 None => None,
             };
-            let kept = rows.get(instrument).map(|old| {
-                let n = self.ts_of(old).partition_point(|t| t < t0);
-                old.slice(0, n)
-            });
+            let (kept, replaced) = match rows.get(instrument) {
+                Some(old) => {
+                    let n = self.ts_of(old).partition_point(|t| t < t0);
+                    (Some(old.slice(0, n)), Some(old.slice(n, old.num_rows() - n)))
+                }
+                None => (None, None),
+            };
             let parts: Vec<RecordBatch> = kept.into_iter().chain(fresh.clone()).filter(|b| b.num_rows() > 0).collect();
             let merged = concat_batches(&self.schema, &parts).map_err(datafusion::error::DataFusionError::from)?;
             if merged.num_rows() == 0 {
@@ -399,7 +418,7 @@ impl LiveView {
                 rows.insert(Arc::clone(instrument), merged);
             }
             if want_events && let Some(f) = fresh {
-                events.extend(self.events(instrument, &f));
+                events.extend(self.events(instrument, &f, replaced.as_ref()));
             }
         }
         Ok(events)
@@ -418,9 +437,18 @@ impl LiveView {
         Ok(self.rows.read().map(|r| r.values().map(RecordBatch::num_rows).sum()).unwrap_or(0))
     }
 
-    fn events(&self, instrument: &Arc<str>, b: &RecordBatch) -> Vec<FeatureEvent> {
+    /// Events for the rows of `b` that are new or differ from the row of the same ts in
+    /// `replaced` (what was held before): a recomputation that changes nothing sends nothing.
+    fn events(&self, instrument: &Arc<str>, b: &RecordBatch, replaced: Option<&RecordBatch>) -> Vec<FeatureEvent> {
         let ts = self.ts_of(b);
+        let before: HashMap<i64, usize> =
+            replaced.map(|r| self.ts_of(r).into_iter().enumerate().map(|(i, t)| (t, i)).collect()).unwrap_or_default();
+        let same = |row: usize| {
+            let (Some(r), Some(&i)) = (replaced, before.get(&ts[row])) else { return false };
+            b.columns().iter().zip(r.columns()).all(|(x, y)| x.slice(row, 1).to_data() == y.slice(i, 1).to_data())
+        };
         (0..b.num_rows())
+            .filter(|row| !same(*row))
             .map(|row| {
                 let mut values = Map::new();
                 for f in &self.features {

@@ -53,6 +53,10 @@ pub struct Manifest {
     pub loads_watermark: Option<String>,
     /// Every run whose files any manifest of this version has referenced (for orphan cleanup).
     pub referenced_runs: Vec<String>,
+    /// For a view over intraday bars: the intraday log position its input was read at (see
+    /// [`crate::bars::stored::log_position`]); a later position means new bars.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intraday_seq: Option<u64>,
 }
 
 /// The files one run wrote.

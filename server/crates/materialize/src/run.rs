@@ -169,7 +169,25 @@ async fn execute(
     let latest = manifest::latest(storage, &view.name, version).await?;
     let changes = read_changes(storage, latest.as_ref().and_then(|l| l.loads_watermark.as_deref())).await?;
     let inputs = gather(storage, pv, full, latest.as_ref(), &changes).await?;
-    let base = match decide(&inputs) {
+    // A view over intraday bars changes with the intraday log, not the bhavcopy change log.
+    // The position is read before the bars, so bars written meanwhile make the next run recompute.
+    let intraday_seq = if pv.analysis.tables.contains(bhavstore_lake::bars::INTRADAY_BARS) {
+        Some(bhavstore_lake::bars::stored::log_position(storage).await?)
+    } else {
+        None
+    };
+    let decision = match (intraday_seq, &latest) {
+        (Some(_), Some(l)) if !full && l.intraday_seq == intraday_seq => Decision::UpToDate,
+        (Some(_), Some(l)) => Decision::Full {
+            why: if full {
+                "--full asked".into()
+            } else {
+                format!("new intraday bars since log position {}", l.intraday_seq.unwrap_or(0))
+            },
+        },
+        _ => decide(&inputs),
+    };
+    let base = match decision {
         Decision::UpToDate => {
             record.mode = Some("none".into());
             tracing::info!(view = %view.name, "nothing new since the latest manifest");
@@ -264,6 +282,7 @@ async fn execute(
         inputs,
         loads_watermark: changes.watermark.clone(),
         referenced_runs: referenced,
+        intraday_seq,
     };
     manifest::publish(storage, &published).await?;
     record.manifest_seq = Some(seq);
@@ -647,6 +666,7 @@ mod tests {
             inputs: days.iter().map(|d| (day(d), sha(d))).collect(),
             loads_watermark: None,
             referenced_runs: Vec::new(),
+            intraday_seq: None,
         }
     }
 

@@ -261,6 +261,7 @@ mod tests {
             inputs: BTreeMap::new(),
             loads_watermark: None,
             referenced_runs: Vec::new(),
+            intraday_seq: None,
         };
         manifest::publish(storage, &m).await.unwrap();
     }

@@ -298,6 +298,7 @@ mod tests {
             inputs: BTreeMap::new(),
             loads_watermark: None,
             referenced_runs: vec![run_id.into()],
+            intraday_seq: None,
         }
     }
 

@@ -80,6 +80,15 @@ pub async fn segment_seqs(storage: &Storage) -> Result<Vec<u64>, LakeError> {
     Ok(seqs)
 }
 
+/// The newest intraday log position storage holds: the last segment written, or the newest
+/// snapshot's when the log is empty. It only grows; a materialization that read the bars at one
+/// position is up to date until it moves.
+pub async fn log_position(storage: &Storage) -> Result<u64, LakeError> {
+    let last = segment_seqs(storage).await?.last().copied().unwrap_or(0);
+    let snap = newest_snapshot(storage).await?.map_or(0, |s| s.wal_seq);
+    Ok(last.max(snap))
+}
+
 /// Reads every stored bar and refusal: the newest snapshot's files, then each log segment after
 /// it in order.
 pub async fn load(storage: &Storage) -> Result<Loaded, LakeError> {
