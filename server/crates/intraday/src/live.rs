@@ -138,7 +138,72 @@ pub struct LiveView {
     entity_idx: usize,
     ts_idx: usize,
     date_idx: Option<usize>,
-    rows: RwLock<HashMap<Arc<str>, RecordBatch>>,
+    rows: RwLock<HashMap<Arc<str>, Held>>,
+}
+
+/// Chunks an instrument's rows are kept in before they are merged into one.
+const MAX_CHUNKS: usize = 32;
+
+/// One instrument's rows: chunks sorted by ts, their ranges not overlapping. An update cuts the
+/// chunks at its first changed bar and appends its rows as a chunk (a slice of one batch shared
+/// by every instrument of the update), so it copies nothing per instrument; chunks are merged
+/// when there are too many.
+#[derive(Debug, Clone, Default)]
+struct Held {
+    chunks: Vec<RecordBatch>,
+}
+
+impl Held {
+    fn rows(&self) -> usize {
+        self.chunks.iter().map(RecordBatch::num_rows).sum()
+    }
+
+    fn ts(b: &RecordBatch, ts_idx: usize) -> &[i64] {
+        b.column(ts_idx).as_primitive::<TimestampMicrosecondType>().values()
+    }
+
+    /// Drops the rows with ts >= `t0`; returns them (for comparing recomputed rows).
+    fn cut(&mut self, t0: i64, ts_idx: usize) -> Vec<RecordBatch> {
+        let mut removed = Vec::new();
+        while let Some(last) = self.chunks.last() {
+            let ts = Self::ts(last, ts_idx);
+            let n = ts.partition_point(|t| *t < t0);
+            if n == ts.len() {
+                break;
+            }
+            removed.push(last.slice(n, ts.len() - n));
+            if n == 0 {
+                self.chunks.pop();
+            } else {
+                let kept = last.slice(0, n);
+                if let Some(l) = self.chunks.last_mut() {
+                    *l = kept;
+                }
+                break;
+            }
+        }
+        removed.reverse();
+        removed
+    }
+
+    fn push(&mut self, b: RecordBatch, schema: &SchemaRef) -> Result<(), IntradayError> {
+        if b.num_rows() > 0 {
+            self.chunks.push(b);
+        }
+        if self.chunks.len() > MAX_CHUNKS {
+            let merged = concat_batches(schema, &self.chunks).map_err(datafusion::error::DataFusionError::from)?;
+            self.chunks = vec![merged];
+        }
+        Ok(())
+    }
+
+    /// The chunk and row of the last row with ts <= `cut`.
+    fn find(&self, cut: i64, ts_idx: usize) -> Option<(&RecordBatch, usize)> {
+        let k = self.chunks.partition_point(|c| Self::ts(c, ts_idx).first().is_some_and(|t| *t <= cut));
+        let chunk = self.chunks.get(k.checked_sub(1)?)?;
+        let n = Self::ts(chunk, ts_idx).partition_point(|t| *t <= cut);
+        Some((chunk, n.checked_sub(1)?))
+    }
 }
 
 impl std::fmt::Debug for LiveView {
@@ -284,7 +349,23 @@ impl LiveView {
         let rows = self.rows.read().map(|r| r.iter().map(|(k, v)| (Arc::clone(k), v.clone())).collect::<Vec<_>>());
         let mut rows = rows.unwrap_or_default();
         rows.sort_by(|a, b| a.0.cmp(&b.0));
-        rows.into_iter().map(|(_, b)| b).collect()
+        // Many small chunks make slow scans: merged into batches of up to 64k rows.
+        let mut out = Vec::new();
+        let mut group: Vec<RecordBatch> = Vec::new();
+        let mut n = 0;
+        for chunk in rows.into_iter().flat_map(|(_, h)| h.chunks) {
+            n += chunk.num_rows();
+            group.push(chunk);
+            if n >= 65_536 {
+                out.extend(concat_batches(&self.schema, &group).ok());
+                group.clear();
+                n = 0;
+            }
+        }
+        if !group.is_empty() {
+            out.extend(concat_batches(&self.schema, &group).ok());
+        }
+        out
     }
 
     fn ts_of(&self, b: &RecordBatch) -> Vec<i64> {
@@ -296,19 +377,17 @@ impl LiveView {
         if !self.has_feature(feature) {
             return Err(LookupError::UnknownFeature { view: self.name.to_string(), feature: feature.into() });
         }
-        let batch = self
+        let held = self
             .rows
             .read()
             .ok()
             .and_then(|r| r.get(instrument).cloned())
             .ok_or_else(|| LookupError::UnknownEntity(instrument.into()))?;
-        let ts = batch.column(self.ts_idx).as_primitive::<TimestampMicrosecondType>();
         let cut = at.saturating_sub(self.available_after_us);
-        let n = ts.values().partition_point(|t| *t <= cut);
-        if n == 0 {
+        let Some((batch, row)) = held.find(cut, self.ts_idx) else {
             return Err(LookupError::NoValue { entity: instrument.into(), at: rfc3339(at) });
-        }
-        let row = n - 1;
+        };
+        let ts = batch.column(self.ts_idx).as_primitive::<TimestampMicrosecondType>();
         let t = ts.value(row);
         let known_at = t + self.available_after_us;
         if at - known_at > self.ttl_us {
@@ -375,52 +454,76 @@ impl LiveView {
         changed: &HashMap<Arc<str>, i64>,
         want_events: bool,
     ) -> Result<Vec<FeatureEvent>, IntradayError> {
+        let started = std::time::Instant::now();
         let input = {
             let st = store.read().map_err(|_| IntradayError::Poisoned)?;
             self.input(&st.store, changed)?
         };
+        let t_input = started.elapsed();
         let out = self.evaluate(input).await?;
-        // Group the output by instrument, each sorted by ts.
+        let t_eval = started.elapsed();
+        // Each changed instrument's rows from its first changed bar, in one batch: the input is
+        // sorted by instrument and ts and evaluated in one partition, so the output keeps that
+        // order and each instrument is one run of rows.
         let names = out.column(self.entity_idx).as_string::<i32>();
-        let ts = self.ts_of(&out);
-        let mut per: HashMap<&str, Vec<u32>> = HashMap::new();
-        for i in 0..out.num_rows() {
-            if names.is_valid(i) {
-                per.entry(names.value(i)).or_default().push(u32::try_from(i).unwrap_or(u32::MAX));
+        let ts = Held::ts(&out, self.ts_idx);
+        let mut pick: Vec<u32> = Vec::new();
+        let mut runs: HashMap<&str, (usize, usize)> = HashMap::new();
+        let mut i = 0;
+        while i < out.num_rows() {
+            let name = if names.is_valid(i) { names.value(i) } else { "" };
+            let mut j = i;
+            while j < out.num_rows() && names.is_valid(j) && names.value(j) == name {
+                j += 1;
             }
+            let j = j.max(i + 1);
+            if let Some(t0) = changed.get(name) {
+                let from = i + ts[i..j].partition_point(|t| t < t0);
+                let start = pick.len();
+                pick.extend((from..j).map(|r| u32::try_from(r).unwrap_or(u32::MAX)));
+                if runs.insert(name, (start, pick.len() - start)).is_some() {
+                    return Err(IntradayError::View {
+                        view: self.name.to_string(),
+                        why: format!("its output is not ordered by {} (rows of {name} are apart)", "instrument"),
+                    });
+                }
+            }
+            i = j;
         }
+        let fresh_all =
+            take_record_batch(&out, &UInt32Array::from(pick)).map_err(datafusion::error::DataFusionError::from)?;
+
         let mut events = Vec::new();
         let mut rows = self.rows.write().map_err(|_| IntradayError::Poisoned)?;
         for (instrument, t0) in changed {
-            let fresh = match per.get_mut(&**instrument) {
-                Some(idx) => {
-                    idx.sort_by_key(|i| ts[*i as usize]);
-                    idx.retain(|i| ts[*i as usize] >= *t0);
-                    Some(
-                        take_record_batch(&out, &UInt32Array::from(std::mem::take(idx)))
-                            .map_err(datafusion::error::DataFusionError::from)?,
-                    )
-                }
-                None => None,
-            };
-            let (kept, replaced) = match rows.get(instrument) {
-                Some(old) => {
-                    let n = self.ts_of(old).partition_point(|t| t < t0);
-                    (Some(old.slice(0, n)), Some(old.slice(n, old.num_rows() - n)))
-                }
-                None => (None, None),
-            };
-            let parts: Vec<RecordBatch> = kept.into_iter().chain(fresh.clone()).filter(|b| b.num_rows() > 0).collect();
-            let merged = concat_batches(&self.schema, &parts).map_err(datafusion::error::DataFusionError::from)?;
-            if merged.num_rows() == 0 {
+            let fresh = runs.get(&**instrument).map(|(start, len)| fresh_all.slice(*start, *len));
+            let held = rows.entry(Arc::clone(instrument)).or_default();
+            let replaced = held.cut(*t0, self.ts_idx);
+            if let Some(f) = &fresh {
+                held.push(f.clone(), &self.schema)?;
+            }
+            if held.chunks.is_empty() {
                 rows.remove(instrument);
-            } else {
-                rows.insert(Arc::clone(instrument), merged);
             }
             if want_events && let Some(f) = fresh {
+                let replaced = match replaced.as_slice() {
+                    [] => None,
+                    parts => {
+                        Some(concat_batches(&self.schema, parts).map_err(datafusion::error::DataFusionError::from)?)
+                    }
+                };
                 events.extend(self.events(instrument, &f, replaced.as_ref()));
             }
         }
+        drop(rows);
+        tracing::debug!(
+            view = %self.name,
+            instruments = changed.len(),
+            input_ms = t_input.as_secs_f64() * 1e3,
+            evaluate_ms = (t_eval - t_input).as_secs_f64() * 1e3,
+            merge_ms = (started.elapsed() - t_eval).as_secs_f64() * 1e3,
+            "live view updated"
+        );
         Ok(events)
     }
 
@@ -434,7 +537,7 @@ impl LiveView {
             return Ok(0);
         }
         self.update(store, &changed, false).await?;
-        Ok(self.rows.read().map(|r| r.values().map(RecordBatch::num_rows).sum()).unwrap_or(0))
+        Ok(self.rows.read().map(|r| r.values().map(Held::rows).sum()).unwrap_or(0))
     }
 
     /// Events for the rows of `b` that are new or differ from the row of the same ts in
