@@ -23,6 +23,9 @@ pub struct IntradayConfig {
     /// Threads one live evaluation of a streaming view may use. One keeps the input's order, so
     /// no window needs a sort, and leaves the other cores to the listeners.
     pub compute_partitions: usize,
+    /// Instruments one live evaluation takes at most; more are evaluated in turns. Bounds the
+    /// memory of an evaluation (its input is every carried bar of those instruments).
+    pub compute_instruments: usize,
 }
 
 impl Default for IntradayConfig {
@@ -35,6 +38,7 @@ impl Default for IntradayConfig {
             max_push_bytes: bhavstore_storage::ByteSize::mib(64),
             stream_buffer: 65_536,
             compute_partitions: 1,
+            compute_instruments: 500,
         }
     }
 }

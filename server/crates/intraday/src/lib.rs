@@ -200,7 +200,7 @@ impl Intraday {
         });
         for v in &inner.views {
             let t = std::time::Instant::now();
-            let rows = v.rebuild(&inner.state).await?;
+            let rows = v.rebuild(&inner.state, inner.cfg.compute_instruments).await?;
             tracing::info!(
                 view = v.name(),
                 rows,

@@ -447,8 +447,29 @@ impl LiveView {
     }
 
     /// Recomputes the rows of `changed` instruments from their earliest changed bar on, and
-    /// returns the new rows' events (built only when someone listens).
+    /// returns the new rows' events (built only when someone listens). Instruments are evaluated
+    /// `group` at a time, which bounds the memory one evaluation takes.
     pub(crate) async fn update(
+        &self,
+        store: &RwLock<crate::State>,
+        changed: &HashMap<Arc<str>, i64>,
+        want_events: bool,
+        group: usize,
+    ) -> Result<Vec<FeatureEvent>, IntradayError> {
+        if changed.len() <= group.max(1) {
+            return self.update_group(store, changed, want_events).await;
+        }
+        let mut names: Vec<(&Arc<str>, &i64)> = changed.iter().collect();
+        names.sort_unstable();
+        let mut events = Vec::new();
+        for part in names.chunks(group.max(1)) {
+            let part: HashMap<Arc<str>, i64> = part.iter().map(|(k, v)| (Arc::clone(k), **v)).collect();
+            events.extend(self.update_group(store, &part, want_events).await?);
+        }
+        Ok(events)
+    }
+
+    async fn update_group(
         &self,
         store: &RwLock<crate::State>,
         changed: &HashMap<Arc<str>, i64>,
@@ -528,7 +549,7 @@ impl LiveView {
     }
 
     /// Recomputes every instrument from all bars (at start).
-    pub(crate) async fn rebuild(&self, store: &RwLock<crate::State>) -> Result<usize, IntradayError> {
+    pub(crate) async fn rebuild(&self, store: &RwLock<crate::State>, group: usize) -> Result<usize, IntradayError> {
         let changed: HashMap<Arc<str>, i64> = {
             let st = store.read().map_err(|_| IntradayError::Poisoned)?;
             st.store.iter().filter_map(|(k, v)| v.first().map(|b| (Arc::clone(k), b.ts))).collect()
@@ -536,7 +557,7 @@ impl LiveView {
         if changed.is_empty() {
             return Ok(0);
         }
-        self.update(store, &changed, false).await?;
+        self.update(store, &changed, false, group).await?;
         Ok(self.rows.read().map(|r| r.values().map(Held::rows).sum()).unwrap_or(0))
     }
 

@@ -178,7 +178,7 @@ pub(crate) async fn live_engine(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiv
         }
         let listening = inner.events.receiver_count() > 0;
         for view in &inner.views {
-            match view.update(&inner.state, &changed, listening).await {
+            match view.update(&inner.state, &changed, listening, inner.cfg.compute_instruments).await {
                 Ok(events) => {
                     for e in events {
                         let _ = inner.events.send(e);

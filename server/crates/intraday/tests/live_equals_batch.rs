@@ -49,7 +49,8 @@ fn rows(n: usize, days: usize) -> Vec<Value> {
 async fn open(storage: &Storage) -> Intraday {
     let views = bhavstore_features::load_dir(&defs()).expect("defs");
     let prepared = bhavstore_features::prepare(storage, &views).await.expect("prepare");
-    let cfg = IntradayConfig { snapshot_interval_secs: 0, ..IntradayConfig::default() };
+    // Two instruments per evaluation: three instruments take two turns.
+    let cfg = IntradayConfig { snapshot_interval_secs: 0, compute_instruments: 2, ..IntradayConfig::default() };
     Intraday::open(storage, &cfg, &prepared).await.expect("open")
 }
 
