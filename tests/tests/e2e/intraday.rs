@@ -222,6 +222,28 @@ fn real_bars_pushed_over_rest_are_served_live_equal_to_batch_and_to_an_independe
                 assert_eq!(v["feature_view"], "intraday_features");
             }
         }
+        // The batch endpoint: many instruments × features at one time; an unknown one says so.
+        let resp = client
+            .post(format!("{base_a}/feature-store/lookup/batch"))
+            .header("content-type", "application/json")
+            .body(
+                json!({"entity_ids": ["NSE:TCS", "NSE:RELIANCE", "NSE:NOPE"], "feature_names": ["vwap_session", "close"],
+                       "timestamp": "2026-07-14T12:00:30+05:30"})
+                .to_string(),
+            )
+            .send()
+            .await
+            .expect("batch");
+        assert_eq!(resp.status().as_u16(), 200);
+        let v: Value = serde_json::from_str(&resp.text().await.expect("body")).expect("json");
+        let results = v["results"].as_array().expect("results");
+        for (i, sym) in ["NSE:TCS", "NSE:RELIANCE"].iter().enumerate() {
+            let row = csv_row(&live_a, sym, "2026-07-14 06:29:00");
+            let f = &results[i]["features"];
+            assert_eq!(f["vwap_session"]["value"].as_f64(), row["vwap_session"].parse().ok(), "{v}");
+            assert_eq!(f["close"]["value"].as_f64(), row["close"].parse().ok(), "{v}");
+        }
+        assert_eq!(results[2]["error"], "unknown_entity", "{v}");
     });
 
     // Training sets: features_asof with the same rule, over a spine 30 s after each bar of one

@@ -58,7 +58,10 @@ fn serve_ingests_and_materializes_on_schedule_and_stops_on_sigterm() {
     };
     let deadline = Instant::now() + Duration::from_secs(90);
     let done = loop {
-        let runs = query("select count(*) from bhavstore_runs where status = 'succeeded' and mode = 'full'");
+        let runs = query(
+            "select count(*) from bhavstore_runs where status = 'succeeded' and mode = 'full' \
+             and view in ('price_features', 'volatility_features')",
+        );
         if runs.lines().nth(1) == Some("2") {
             break true;
         }

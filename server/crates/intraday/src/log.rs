@@ -158,11 +158,9 @@ async fn commit(inner: &Inner, group: Vec<Request>, live: &mpsc::UnboundedSender
     }
     inner.durable.send_replace(seq);
     finish(outcomes, replies, seq);
-    if !first.is_empty() {
-        let _ = live.send(Changes { seq, first });
-    } else {
-        inner.computed.send_replace(seq);
-    }
+    // Through the engine even when no bar changed (only refusals), so `computed` moves in log
+    // order and never past a commit still being computed.
+    let _ = live.send(Changes { seq, first });
 }
 
 /// Recomputes the live views after each commit, taking every commit waiting at once.
@@ -177,7 +175,7 @@ pub(crate) async fn live_engine(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiv
             }
         }
         let listening = inner.events.receiver_count() > 0;
-        for view in &inner.views {
+        for view in inner.views.iter().filter(|_| !changed.is_empty()) {
             match view.update(&inner.state, &changed, listening, inner.cfg.compute_instruments).await {
                 Ok(events) => {
                     for e in events {

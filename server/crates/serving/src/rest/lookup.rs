@@ -85,6 +85,7 @@ fn live_view_for(
     snap: &OnlineSnapshot,
     view: Option<&str>,
     feature: &str,
+    entity_id: &str,
 ) -> Result<Option<Arc<bhavstore_intraday::LiveView>>, ApiError> {
     let Some(intraday) = &state.intraday else { return Ok(None) };
     if let Some(v) = view {
@@ -93,9 +94,14 @@ fn live_view_for(
     let live: Vec<_> = intraday.views().iter().filter(|v| v.has_feature(feature)).cloned().collect();
     let daily: Vec<String> =
         snap.view_names().into_iter().filter(|n| snap.view(n).is_some_and(|v| v.has_feature(feature))).collect();
+    // A feature in both kinds of view (`close`): the entity says which, an `EXCHANGE:SYMBOL`
+    // instrument or a BSE scrip code / symbol / ISIN.
+    let instrument = bhavstore_intraday::input::valid_instrument(entity_id);
     match (live.as_slice(), daily.is_empty()) {
         ([], _) => Ok(None),
         ([one], true) => Ok(Some(Arc::clone(one))),
+        ([one], false) if instrument => Ok(Some(Arc::clone(one))),
+        ([_], false) => Ok(None),
         _ => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "ambiguous_feature",
@@ -150,6 +156,48 @@ fn live_lookup(
     }))
 }
 
+/// A batch lookup in a streaming view: every feature of every instrument as of `at`.
+fn live_batch(
+    state: &AppState,
+    view: &bhavstore_intraday::LiveView,
+    req: &BatchRequest,
+    at: DateTime<Utc>,
+) -> Result<Json_, ApiError> {
+    if let Some(f) = req.feature_names.iter().find(|f| !view.has_feature(f)) {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_feature",
+            format!("feature view {:?} has no feature {f:?}", view.name()),
+        ));
+    }
+    let mut results = Vec::with_capacity(req.entity_ids.len());
+    for raw in &req.entity_ids {
+        let id = entity_text(raw)?;
+        let mut features = serde_json::Map::new();
+        let mut error = None;
+        for f in &req.feature_names {
+            match live_lookup(state, view, &id, f, at) {
+                Ok(v) => {
+                    features.insert(
+                        f.clone(),
+                        json!({"value": v["value"], "timestamp": v["timestamp"], "known_at": v["known_at"]}),
+                    );
+                }
+                Err(e) => {
+                    error = Some(e);
+                    break;
+                }
+            }
+        }
+        results.push(match error {
+            Some(e) => json!({"entity_id": id, "error": e.code()}),
+            None => json!({"entity_id": id, "features": features}),
+        });
+    }
+    Metrics::inc(&state.metrics.lookups_ok, results.len() as u64);
+    Ok(json!({"feature_view": view.name(), "timestamp": rfc3339(at), "results": results, "live": true}))
+}
+
 fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
@@ -185,7 +233,7 @@ fn lookup_inner(
     let at = parse_time(req.timestamp.as_deref())?;
     // One publication for the whole answer, the one SQL clients see at this moment.
     let snap = state.online.snapshot();
-    if let Some(live) = live_view_for(state, &snap, req.feature_view.as_deref(), feature)? {
+    if let Some(live) = live_view_for(state, &snap, req.feature_view.as_deref(), feature, &entity_id)? {
         return live_lookup(state, &live, &entity_id, feature, at);
     }
     let view = view_for(&snap, req.feature_view.as_deref(), feature)?;
@@ -232,6 +280,10 @@ pub(super) async fn batch(
     }
     let at = parse_time(req.timestamp.as_deref())?;
     let snap = state.online.snapshot();
+    let first = req.entity_ids.first().map(entity_text).transpose()?.unwrap_or_default();
+    if let Some(live) = live_view_for(&state, &snap, req.feature_view.as_deref(), &req.feature_names[0], &first)? {
+        return live_batch(&state, &live, &req, at).map(Json);
+    }
     let view = view_for(&snap, req.feature_view.as_deref(), &req.feature_names[0])?;
     if let Some(f) = req.feature_names.iter().find(|f| !view.has_feature(f)) {
         return Err(
