@@ -183,7 +183,15 @@ impl Intraday {
         );
         let mut live = Vec::new();
         for pv in views.iter().filter(|pv| pv.analysis.tables.contains(bhavstore_lake::bars::INTRADAY_BARS)) {
-            live.push(Arc::new(LiveView::new(storage, pv, cfg.compute_partitions).await?));
+            // A view over the bars that cannot run live is still a SQL view over them, computed
+            // when queried; it is just not streamed.
+            match LiveView::new(storage, pv, cfg.compute_partitions).await {
+                Ok(v) => live.push(Arc::new(v)),
+                Err(IntradayError::View { view, why }) => {
+                    tracing::warn!(view, reason = %why, "not computed live (queried from intraday_bars when read)");
+                }
+                Err(e) => return Err(e),
+            }
         }
         let seq = loaded.last_seq;
         let state = State { store: loaded.store, seq, snapshot: loaded.snapshot.unwrap_or_default() };

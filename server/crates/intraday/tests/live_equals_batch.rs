@@ -140,3 +140,35 @@ async fn live_rows_equal_the_batch_evaluation_bit_for_bit() {
     assert_eq!(third.status().bars, 3 * 3 * 377);
     let _ = Arc::new(());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_view_over_bars_that_cannot_run_live_is_left_to_sql() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo_defs = defs();
+    let defs = dir.path().join("defs");
+    std::fs::create_dir(&defs).unwrap();
+    for f in ["intraday_features.sql", "intraday_features.yaml"] {
+        std::fs::copy(repo_defs.join(f), defs.join(f)).unwrap();
+    }
+    // Cumulative over the instrument's whole history: no bounded carry.
+    std::fs::write(
+        defs.join("total_volume.sql"),
+        "SELECT instrument, ts, sum(volume) OVER (PARTITION BY instrument ORDER BY ts) AS total FROM intraday_bars",
+    )
+    .unwrap();
+    std::fs::write(
+        defs.join("total_volume.yaml"),
+        "name: total_volume\ndescription: d\nentity: instrument\nevent_time: ts\nttl: 1d\nowner: o\nfeatures:\n  - {name: total, description: t}\n",
+    )
+    .unwrap();
+    let storage = Storage::open(&StorageConfig {
+        url: dir.path().join("root").display().to_string(),
+        ..StorageConfig::default()
+    })
+    .unwrap();
+    let views = bhavstore_features::load_dir(&defs).expect("defs");
+    let prepared = bhavstore_features::prepare(&storage, &views).await.expect("prepare");
+    let intraday = Intraday::open(&storage, &IntradayConfig::default(), &prepared).await.expect("open");
+    let names: Vec<&str> = intraday.views().iter().map(|v| v.name()).collect();
+    assert_eq!(names, ["intraday_features"]);
+}
