@@ -57,7 +57,7 @@ fn parquet_batches(key: &str, bytes: bytes::Bytes) -> Result<Vec<datafusion::arr
 }
 
 async fn must_get(storage: &Storage, key: &str) -> Result<bytes::Bytes, LakeError> {
-    storage.get(key).await?.ok_or_else(|| LakeError::Corrupt(format!("{key} is named by a snapshot but missing")))
+    storage.get(key).await?.ok_or_else(|| LakeError::Corrupt(format!("{key} {MISSING}")))
 }
 
 /// The newest snapshot manifest, if any.
@@ -90,8 +90,24 @@ pub async fn log_position(storage: &Storage) -> Result<u64, LakeError> {
 }
 
 /// Reads every stored bar and refusal: the newest snapshot's files, then each log segment after
-/// it in order.
+/// it in order. A writer may publish a newer snapshot and remove the files of the one being read
+/// meanwhile: then the read starts over from the newer one (a few times at most).
 pub async fn load(storage: &Storage) -> Result<Loaded, LakeError> {
+    let mut attempt = 0;
+    loop {
+        match load_once(storage).await {
+            Err(LakeError::Corrupt(why)) if why.ends_with(MISSING) && attempt < 3 => {
+                attempt += 1;
+                tracing::debug!(why, attempt, "a snapshot changed while it was read; reading again");
+            }
+            other => return other,
+        }
+    }
+}
+
+const MISSING: &str = "is named by a snapshot but missing";
+
+async fn load_once(storage: &Storage) -> Result<Loaded, LakeError> {
     let mut out = Loaded::default();
     let mut names = HashMap::new();
     if let Some(snap) = newest_snapshot(storage).await? {
@@ -184,5 +200,31 @@ impl TableProvider for StoredBarsTable {
             StoredKind::Quarantine => vec![to_quarantine_batch(loaded.store.quarantine())?],
         };
         MemTable::try_new(self.schema(), vec![batches])?.scan(state, projection, filters, limit).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_snapshot_naming_a_missing_file_is_an_error_after_a_few_reads_not_a_loop() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let cfg = bhavstore_storage::StorageConfig { url: dir.path().display().to_string(), ..Default::default() };
+        let storage = Storage::open(&cfg).expect("storage");
+        let manifest = SnapshotManifest {
+            wal_seq: 1,
+            dates: [("2026-07-14".to_string(), "intraday/bars/trade_date=2026-07-14/gone.parquet".to_string())].into(),
+            ..SnapshotManifest::default()
+        };
+        let body = serde_json::to_vec(&manifest).expect("json");
+        storage.put(&paths::intraday_snapshot(1), body.into()).await.expect("put");
+        let e = load(&storage).await.expect_err("missing file");
+        assert!(e.to_string().contains("gone.parquet is named by a snapshot but missing"), "{e}");
+        // An empty store loads as nothing.
+        let empty = tempfile::tempdir().expect("tmp");
+        let cfg = bhavstore_storage::StorageConfig { url: empty.path().display().to_string(), ..Default::default() };
+        let loaded = load(&Storage::open(&cfg).expect("storage")).await.expect("load");
+        assert!(loaded.store.is_empty() && loaded.snapshot.is_none() && loaded.last_seq == 0);
     }
 }
