@@ -429,16 +429,16 @@ pub(crate) async fn catalog_for(
     let dir = std::path::Path::new(&config.features.dir);
     let views = definitions::served(storage, dir, feature_dir_explicit(config)).await?;
     let publisher = bhavstore_lake::Publisher::new();
-    let mut tables = bhavstore_query::LiveTables::default();
+    let mut live_tables = bhavstore_query::LiveTables::default();
     let intraday = if live {
         let prepared = bhavstore_features::prepare(storage, &views).await?;
         let intraday = bhavstore_intraday::Intraday::open(storage, &config.intraday, &prepared).await?;
-        use bhavstore_intraday::tables::LiveTable;
-        tables.base.push((bhavstore_lake::bars::INTRADAY_BARS, Arc::new(LiveTable::bars(&intraday))));
-        tables.base.push((bhavstore_lake::bars::INTRADAY_QUARANTINE, Arc::new(LiveTable::quarantine(&intraday))));
+        use bhavstore_intraday::tables;
+        live_tables.base.push((bhavstore_lake::bars::INTRADAY_BARS, Arc::new(tables::bars(&intraday))));
+        live_tables.base.push((bhavstore_lake::bars::INTRADAY_QUARANTINE, Arc::new(tables::quarantine(&intraday))));
         for v in intraday.views() {
-            if let Some(t) = LiveTable::view(&intraday, v.name()) {
-                tables.views.insert(v.name().to_string(), Arc::new(t));
+            if let Some(t) = tables::view(&intraday, v.name()) {
+                live_tables.views.insert(v.name().to_string(), Arc::new(t));
             }
         }
         Some(intraday)
@@ -446,7 +446,8 @@ pub(crate) async fn catalog_for(
         None
     };
     let catalog =
-        bhavstore_query::Catalog::open(storage, &views, config.online.clock()?, publisher.subscribe(), tables).await?;
+        bhavstore_query::Catalog::open(storage, &views, config.online.clock()?, publisher.subscribe(), live_tables)
+            .await?;
     Ok((catalog, publisher, views, intraday))
 }
 

@@ -416,8 +416,8 @@ fn corrections_late_bars_repeats_refusals_and_sessions() {
             assert_eq!(st, want, "{body}: {v}");
             assert!(v["error"]["code"].is_string(), "{body}: {v}");
         }
-        // Drop the 2026-07-15 bar again so the reference (one day) matches: it is a valid bar
-        // of another day; the view's rows for 07-14 do not depend on it.
+        // The valid 2026-07-15 bar stays: the export below keeps to 2026-07-14, which the
+        // reference file covers (rows of 07-14 cannot depend on a later bar).
         wait_computed(&client, &base).await;
     });
     let live =
@@ -704,9 +704,18 @@ fn pushing_needs_the_write_role_and_flight_bulk_ingest_stores_bars() {
         assert_eq!((st, v["error"]["code"].as_str()), (403, Some("write_role_required")), "{v}");
         let (st, v) = push(&client, &base, std::slice::from_ref(&row), Some("write-token")).await;
         assert_eq!((st, v["status"].as_str()), (200, Some("ok")), "{v}");
-        // A read token still looks up.
-        let (st, _) = get(&client, &format!("{base}/health")).await;
-        assert_eq!(st, 200);
+        // A read token still looks up (the bar the write token pushed).
+        wait_computed(&client, &base).await;
+        let resp = client
+            .get(format!(
+                "{base}/feature-store/lookup?entity_id=NSE:AUTH&feature_name=close&timestamp=2026-07-14T09:16:00%2B05:30"
+            ))
+            .bearer_auth("read-token")
+            .send()
+            .await
+            .expect("lookup");
+        let st = resp.status().as_u16();
+        assert_eq!(st, 200, "{}", resp.text().await.unwrap_or_default());
     });
     let v = flight_ingest(&s, "reader", "r-pw", "NSE:AUTH", 3, "append");
     assert!(v["error"].as_str().is_some_and(|e| e.contains("write role")), "{v}");

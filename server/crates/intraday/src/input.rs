@@ -59,7 +59,12 @@ struct Fields {
     low: Option<f64>,
     close: Option<f64>,
     volume: Option<i64>,
-    interval_s: Option<i32>,
+    interval_s: Option<i64>,
+}
+
+/// A float that is a whole number an `i64` holds exactly (JSON `100.0`, CSV `100.0`).
+fn whole(f: f64) -> Option<i64> {
+    (f.fract() == 0.0 && f.abs() < 9.0e15).then_some(f as i64)
 }
 
 /// Parses a bar start: RFC 3339 with an offset, or a naive `YYYY-MM-DD[T| ]HH:MM[:SS[.f]]`
@@ -132,10 +137,11 @@ fn check(f: Fields, received_at: i64) -> Result<Bar, (Option<String>, Option<i64
         Some(v) if v < 0 => return Err(fail(format!("negative volume {v}"))),
         Some(v) => v,
     };
-    let interval_s = f.interval_s.unwrap_or(DEFAULT_INTERVAL_S);
-    if !(1..=86_400).contains(&interval_s) {
-        return Err(fail(format!("interval_s {interval_s} is not between 1 and 86400")));
-    }
+    let interval_s = f.interval_s.unwrap_or(i64::from(DEFAULT_INTERVAL_S));
+    let interval_s = match i32::try_from(interval_s) {
+        Ok(v) if (1..=86_400).contains(&v) => v,
+        _ => return Err(fail(format!("interval_s {interval_s} is not between 1 and 86400"))),
+    };
     Ok(Bar {
         instrument: Arc::from(instrument),
         ts,
@@ -225,16 +231,13 @@ fn json_fields(row: &Value) -> Result<Fields, (Option<String>, Option<i64>, Stri
             None | Some(Value::Null) => Ok(None),
             Some(Value::Number(n)) => match (n.as_i64(), n.as_f64()) {
                 (Some(i), _) => Ok(Some(i)),
-                (None, Some(f)) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(Some(f as i64)),
+                (None, Some(f)) if whole(f).is_some() => Ok(whole(f)),
                 _ => Err(fail(format!("{name} must be a whole number, not {n}"))),
             },
             Some(other) => Err(fail(format!("{name} must be a whole number, not {other}"))),
         }
     };
-    let interval_s = match int("interval_s")? {
-        None => None,
-        Some(v) => Some(i32::try_from(v).map_err(|_| fail(format!("interval_s {v} is out of range")))?),
-    };
+    let interval_s = int("interval_s")?;
     Ok(Fields {
         instrument: instrument.clone(),
         ts,
@@ -314,13 +317,7 @@ pub fn from_record_batch(batch: &RecordBatch, first_index: i64, received_at: i64
     let mut interned: HashSet<Arc<str>> = HashSet::new();
     for i in 0..batch.num_rows() {
         let index = first_index + i64::try_from(i).unwrap_or(i64::MAX);
-        let interval_s = match interval.as_ref().and_then(|v| v[i]) {
-            Some(v) => match i32::try_from(v) {
-                Ok(v) => Some(v),
-                Err(_) => Some(0),
-            },
-            None => None,
-        };
+        let interval_s = interval.as_ref().and_then(|v| v[i]);
         let f = Fields {
             instrument: names.is_valid(i).then(|| names.value(i).to_string()),
             ts: ts[i],
@@ -410,9 +407,11 @@ pub fn from_csv(text: &str, instrument: &str, received_at: i64) -> Parsed {
             };
             let vol = cell(v)
                 .map(|s| {
-                    s.parse::<i64>().or_else(|_| match s.parse::<f64>() {
-                        Ok(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(f as i64),
-                        _ => Err(fail(format!("volume {s:?} is not a whole number"))),
+                    s.parse::<i64>().or_else(|_| {
+                        s.parse::<f64>()
+                            .ok()
+                            .and_then(whole)
+                            .ok_or_else(|| fail(format!("volume {s:?} is not a whole number")))
                     })
                 })
                 .transpose();

@@ -15,55 +15,38 @@ use std::sync::{Arc, Mutex, RwLock};
 use datafusion::arrow::array::{Array, AsArray, RecordBatch, UInt32Array};
 use datafusion::arrow::compute::{concat_batches, take_record_batch};
 use datafusion::arrow::datatypes::{DataType, SchemaRef, TimestampMicrosecondType};
-use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::ScalarValue;
-use datafusion::datasource::{MemTable, TableType};
 use datafusion::error::Result as DfResult;
-use datafusion::logical_expr::{Expr, LogicalPlan};
-use datafusion::physical_plan::ExecutionPlan;
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 use serde_json::{Map, Value};
 
 use bhavstore_features::PreparedView;
 use bhavstore_lake::bars::{Bar, BarStore, INTRADAY_BARS, Session as BarSession, bars_schema, to_batch, trade_date_of};
+use bhavstore_lake::table::ScanTimeTable;
 use bhavstore_storage::Storage;
 
 use crate::IntradayError;
 
 /// The bars one evaluation reads, swapped in before each run.
-#[derive(Debug, Default)]
-struct InputTable {
-    batches: Mutex<Vec<RecordBatch>>,
-}
+type Input = Arc<Mutex<Vec<RecordBatch>>>;
 
-#[async_trait::async_trait]
-impl TableProvider for InputTable {
-    fn schema(&self) -> SchemaRef {
-        bars_schema()
-    }
-
-    fn table_type(&self) -> TableType {
-        TableType::Base
-    }
-
-    async fn scan(
-        &self,
-        state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        filters: &[Expr],
-        limit: Option<usize>,
-    ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let batches = self.batches.lock().map(|b| b.clone()).unwrap_or_default();
-        // The input is sorted by instrument, then ts (see `LiveView::input`); a trade date only
-        // grows with ts, so it is sorted by (instrument, trade_date, ts) too. Declaring both lets
-        // every window of a streaming view run without a sort.
-        let key = |c: &str| datafusion::logical_expr::col(c).sort(true, false);
-        let orders = vec![vec![key("instrument"), key("ts")], vec![key("instrument"), key("trade_date"), key("ts")]];
-        MemTable::try_new(bars_schema(), vec![batches])?
-            .with_sort_order(orders)
-            .scan(state, projection, filters, limit)
-            .await
-    }
+/// `intraday_bars` as a streaming view's plan reads it: the input of the evaluation under way.
+/// The input is sorted by instrument, then ts (see `LiveView::input`); a trade date only grows
+/// with ts, so it is sorted by (instrument, trade_date, ts) too. Declaring both lets every window
+/// of a streaming view run without a sort.
+fn input_table(input: &Input) -> ScanTimeTable {
+    let input = Arc::clone(input);
+    let key = |c: &str| datafusion::logical_expr::col(c).sort(true, false);
+    ScanTimeTable::new(
+        INTRADAY_BARS,
+        bars_schema(),
+        Arc::new(move || {
+            let batches = input.lock().map(|b| b.clone()).unwrap_or_default();
+            Box::pin(async move { Ok(batches) })
+        }),
+    )
+    .with_orders(vec![vec![key("instrument"), key("ts")], vec![key("instrument"), key("trade_date"), key("ts")]])
 }
 
 /// Why a live lookup has no answer.
@@ -127,12 +110,13 @@ pub struct FeatureEvent {
 /// One streaming view: its plan over swappable input, and each instrument's rows.
 pub struct LiveView {
     name: Arc<str>,
+    version: String,
     features: Vec<String>,
     lookback: usize,
     available_after_us: i64,
     ttl_us: i64,
     ctx: SessionContext,
-    input: Arc<InputTable>,
+    input: Input,
     plan: LogicalPlan,
     schema: SchemaRef,
     entity_idx: usize,
@@ -271,9 +255,9 @@ impl LiveView {
         let ctx = SessionContext::new_with_state(
             datafusion::execution::SessionStateBuilder::new_from_existing(base.state()).with_config(config).build(),
         );
-        let input = Arc::new(InputTable::default());
+        let input = Input::default();
         ctx.deregister_table(INTRADAY_BARS)?;
-        ctx.register_table(INTRADAY_BARS, Arc::clone(&input) as Arc<dyn TableProvider>)?;
+        ctx.register_table(INTRADAY_BARS, Arc::new(input_table(&input)))?;
         let plan = ctx.state().create_logical_plan(&pv.view.sql).await?;
         let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
         let idx = |c: &str| {
@@ -298,6 +282,7 @@ impl LiveView {
         let date_idx = schema.index_of(bhavstore_features::analysis::SESSION_KEY).ok();
         Ok(Self {
             name: Arc::from(name.as_str()),
+            version: pv.version.id.clone(),
             features: pv.view.spec.features.iter().map(|f| f.name.clone()).collect(),
             lookback,
             available_after_us: micros(pv.view.available_after),
@@ -317,6 +302,12 @@ impl LiveView {
     #[must_use]
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The version of its definition.
+    #[must_use]
+    pub fn version(&self) -> &str {
+        &self.version
     }
 
     /// Its output columns.
@@ -368,21 +359,13 @@ impl LiveView {
         out
     }
 
-    fn ts_of(&self, b: &RecordBatch) -> Vec<i64> {
-        b.column(self.ts_idx).as_primitive::<TimestampMicrosecondType>().values().to_vec()
-    }
-
     /// The newest row of `instrument` known at `at` (its bar ended at or before it).
     pub fn lookup(&self, instrument: &str, feature: &str, at: i64) -> Result<LiveValue, LookupError> {
         if !self.has_feature(feature) {
             return Err(LookupError::UnknownFeature { view: self.name.to_string(), feature: feature.into() });
         }
-        let held = self
-            .rows
-            .read()
-            .ok()
-            .and_then(|r| r.get(instrument).cloned())
-            .ok_or_else(|| LookupError::UnknownEntity(instrument.into()))?;
+        let rows = self.rows.read().map_err(|_| LookupError::UnknownEntity(instrument.into()))?;
+        let held = rows.get(instrument).ok_or_else(|| LookupError::UnknownEntity(instrument.into()))?;
         let cut = at.saturating_sub(self.available_after_us);
         let Some((batch, row)) = held.find(cut, self.ts_idx) else {
             return Err(LookupError::NoValue { entity: instrument.into(), at: rfc3339(at) });
@@ -432,7 +415,7 @@ impl LiveView {
     }
 
     async fn evaluate(&self, input: RecordBatch) -> DfResult<RecordBatch> {
-        if let Ok(mut b) = self.input.batches.lock() {
+        if let Ok(mut b) = self.input.lock() {
             *b = vec![input];
         }
         let out = self.ctx.execute_logical_plan(self.plan.clone()).await;
@@ -440,7 +423,7 @@ impl LiveView {
             Ok(df) => df.collect().await,
             Err(e) => Err(e),
         };
-        if let Ok(mut b) = self.input.batches.lock() {
+        if let Ok(mut b) = self.input.lock() {
             b.clear();
         }
         concat_batches(&self.schema, &out?).map_err(Into::into)
@@ -564,9 +547,10 @@ impl LiveView {
     /// Events for the rows of `b` that are new or differ from the row of the same ts in
     /// `replaced` (what was held before): a recomputation that changes nothing sends nothing.
     fn events(&self, instrument: &Arc<str>, b: &RecordBatch, replaced: Option<&RecordBatch>) -> Vec<FeatureEvent> {
-        let ts = self.ts_of(b);
-        let before: HashMap<i64, usize> =
-            replaced.map(|r| self.ts_of(r).into_iter().enumerate().map(|(i, t)| (t, i)).collect()).unwrap_or_default();
+        let ts = Held::ts(b, self.ts_idx);
+        let before: HashMap<i64, usize> = replaced
+            .map(|r| Held::ts(r, self.ts_idx).iter().enumerate().map(|(i, t)| (*t, i)).collect())
+            .unwrap_or_default();
         let same = |row: usize| {
             let (Some(r), Some(&i)) = (replaced, before.get(&ts[row])) else { return false };
             b.columns().iter().zip(r.columns()).all(|(x, y)| x.slice(row, 1).to_data() == y.slice(i, 1).to_data())

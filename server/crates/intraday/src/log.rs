@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use bhavstore_lake::bars::{Bar, wal};
+use bhavstore_lake::bars::{Applied, Bar, wal};
 use bhavstore_storage::{Created, paths};
 
 use crate::{Changes, Inner, IntradayError, PushOutcome, Request};
@@ -37,10 +37,6 @@ pub(crate) async fn writer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Request>, l
         commit(&inner, group, &live).await;
     }
     tracing::debug!("intraday log writer stopped");
-}
-
-struct Pending {
-    outcome: PushOutcome,
 }
 
 async fn commit(inner: &Inner, group: Vec<Request>, live: &mpsc::UnboundedSender<Changes>) {
@@ -78,17 +74,16 @@ async fn commit(inner: &Inner, group: Vec<Request>, live: &mpsc::UnboundedSender
                     None => st.store.get(&bar.instrument, bar.ts),
                 };
                 o.accepted += 1;
-                match previous {
-                    None => o.new += 1,
-                    Some(p) if p.same_values(&bar) => {
+                let (applied, revision) = Applied::against(previous, &bar);
+                match applied {
+                    Applied::New => o.new += 1,
+                    Applied::Duplicate => {
                         o.duplicates += 1;
                         continue;
                     }
-                    Some(p) => {
-                        bar.revision = p.revision + 1;
-                        o.corrections += 1;
-                    }
+                    Applied::Corrected(_) => o.corrections += 1,
                 }
+                bar.revision = revision;
                 in_group.insert(key, bars.len());
                 bars.push(bar);
             }
@@ -96,14 +91,13 @@ async fn commit(inner: &Inner, group: Vec<Request>, live: &mpsc::UnboundedSender
                 r.received_at = now;
                 r
             }));
-            outcomes.push(Pending { outcome: o });
+            outcomes.push(o);
             replies.push(req.reply);
         }
     }
-    let finish = |outcomes: Vec<Pending>, replies: Vec<tokio::sync::oneshot::Sender<_>>, seq: u64| {
+    let finish = |outcomes: Vec<PushOutcome>, replies: Vec<tokio::sync::oneshot::Sender<_>>, seq: u64| {
         let at = now_micros();
-        for (p, reply) in outcomes.into_iter().zip(replies) {
-            let mut o = p.outcome;
+        for (mut o, reply) in outcomes.into_iter().zip(replies) {
             o.seq = seq;
             o.durable_at = at;
             let _ = reply.send(Ok(o));

@@ -10,7 +10,8 @@ use bytes::Bytes;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::parquet::arrow::ArrowWriter;
 
-use bhavstore_lake::bars::{quarantine_schema, to_quarantine_batch};
+use bhavstore_lake::bars::stored::SnapshotManifest;
+use bhavstore_lake::bars::to_quarantine_batch;
 use bhavstore_lake::{from_days, writer::writer_properties};
 use bhavstore_storage::{Created, paths};
 
@@ -35,11 +36,8 @@ pub(crate) async fn run(inner: &Inner) -> Result<Option<u64>, IntradayError> {
         let mut st = inner.state.write().map_err(|_| IntradayError::Poisoned)?;
         (st.seq, st.store.take_dirty_dates(), st.snapshot.clone())
     };
-    let result = write(inner, seq, &dirty, &previous).await;
-    match result {
-        Ok(Some(manifest)) => {
-            let held = manifest.1;
-            let manifest = manifest.0;
+    match write(inner, seq, &dirty, &previous).await {
+        Ok(Some((manifest, held))) => {
             let written = manifest.wal_seq;
             {
                 let mut st = inner.state.write().map_err(|_| IntradayError::Poisoned)?;
@@ -59,14 +57,13 @@ pub(crate) async fn run(inner: &Inner) -> Result<Option<u64>, IntradayError> {
     }
 }
 
-type Written = (bhavstore_lake::bars::stored::SnapshotManifest, usize);
-
+/// Writes the day files and the manifest; returns it and how many refusals it holds.
 async fn write(
     inner: &Inner,
     seq: u64,
     dirty: &BTreeSet<i32>,
-    previous: &bhavstore_lake::bars::stored::SnapshotManifest,
-) -> Result<Option<Written>, IntradayError> {
+    previous: &SnapshotManifest,
+) -> Result<Option<(SnapshotManifest, usize)>, IntradayError> {
     // Bars of a later segment may be in these files too: replaying that segment is a repeat.
     let (days, quarantine, held) = {
         let st = inner.state.read().map_err(|_| IntradayError::Poisoned)?;
@@ -86,7 +83,6 @@ async fn write(
         manifest.dates.insert(date.format("%Y-%m-%d").to_string(), key);
     }
     if let Some(q) = quarantine {
-        debug_assert_eq!(q.schema(), quarantine_schema());
         let key = paths::intraday_quarantine_file(seq);
         inner.storage.put(&key, parquet(&q)?).await?;
         manifest.quarantine.push(key);
@@ -95,15 +91,10 @@ async fn write(
     manifest.bars = inner.state.read().map(|s| s.store.len() as u64).unwrap_or(0);
     manifest.written_at = Some(chrono::Utc::now());
     let body = serde_json::to_vec_pretty(&manifest).map_err(|e| IntradayError::LogWrite(e.to_string()))?;
-    match inner.storage.put_create(&paths::intraday_snapshot(seq), Bytes::from(body)).await? {
-        Created::New => {}
-        Created::AlreadyExisted if seq == previous.wal_seq => {
-            // Same log position, new day files (a date re-marked after a failure): a manifest
-            // for this seq exists, so replace it.
-            let body = serde_json::to_vec_pretty(&manifest).map_err(|e| IntradayError::LogWrite(e.to_string()))?;
-            inner.storage.put(&paths::intraday_snapshot(seq), Bytes::from(body)).await?;
-        }
-        Created::AlreadyExisted => return Err(IntradayError::Fenced { seq }),
+    // A snapshot is only written past the previous one's log position (new segments are what
+    // dirty a date), so a manifest already at this key was written by another process.
+    if inner.storage.put_create(&paths::intraday_snapshot(seq), Bytes::from(body)).await? == Created::AlreadyExisted {
+        return Err(IntradayError::Fenced { seq });
     }
     tracing::info!(seq, days = days.len(), bars = manifest.bars, "intraday snapshot written");
     Ok(Some((manifest, held)))
@@ -111,11 +102,7 @@ async fn write(
 
 /// Removes what the new snapshot makes unnecessary: the log segments it holds, day files it
 /// replaced, older manifests. Failures only leave garbage behind.
-async fn cleanup(
-    inner: &Inner,
-    previous: &bhavstore_lake::bars::stored::SnapshotManifest,
-    now: &bhavstore_lake::bars::stored::SnapshotManifest,
-) {
+async fn cleanup(inner: &Inner, previous: &SnapshotManifest, now: &SnapshotManifest) {
     let storage = &inner.storage;
     if let Ok(seqs) = bhavstore_lake::bars::stored::segment_seqs(storage).await {
         for s in seqs.into_iter().filter(|s| *s <= now.wal_seq) {

@@ -2,8 +2,6 @@
 //! stored bars, bit for bit, whatever order the bars arrive in, with corrections, repeats,
 //! late bars and bars outside the regular session; and they survive a reopen.
 
-use std::sync::Arc;
-
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::Float64Type;
@@ -138,7 +136,6 @@ async fn live_rows_equal_the_batch_evaluation_bit_for_bit() {
     let third = open(&storage).await;
     assert_same(&live(&third), &b);
     assert_eq!(third.status().bars, 3 * 3 * 377);
-    let _ = Arc::new(());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -20,7 +20,7 @@ use bhavstore_formats::canonical::{
 use bhavstore_storage::{Storage, paths};
 
 use crate::LakeError;
-use crate::bars::stored::{StoredBarsTable, StoredKind};
+use crate::bars::stored::{StoredKind, stored_table};
 
 /// Name of the canonical daily table.
 pub const BHAVCOPY: &str = "bhavcopy";
@@ -59,7 +59,7 @@ pub fn session(storage: &Storage) -> Result<SessionContext, LakeError> {
     for (name, kind) in
         [(crate::bars::INTRADAY_BARS, StoredKind::Bars), (crate::bars::INTRADAY_QUARANTINE, StoredKind::Quarantine)]
     {
-        ctx.register_table(name, Arc::new(StoredBarsTable::new(storage.clone(), kind)))
+        ctx.register_table(name, Arc::new(stored_table(storage.clone(), kind)))
             .map_err(|source| LakeError::Register { table: name, source })?;
     }
     Ok(ctx)

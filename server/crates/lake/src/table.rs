@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::Session;
 use datafusion::common::{DFSchema, Result};
@@ -115,4 +116,62 @@ async fn file_schema(storage: &Storage, key: &str, size: u64) -> Result<SchemaRe
     let builder =
         ParquetRecordBatchStreamBuilder::new(reader).await.map_err(|e| LakeError::Corrupt(format!("{key}: {e}")))?;
     Ok(Arc::clone(builder.schema()))
+}
+
+/// Produces a [`ScanTimeTable`]'s rows when it is scanned.
+pub type RowsAtScan = Arc<dyn Fn() -> futures::future::BoxFuture<'static, Result<Vec<RecordBatch>>> + Send + Sync>;
+
+/// A table whose rows are produced anew by every scan: what a server holds in memory at that
+/// moment, or what storage holds then. Rows come as one partition, in the declared orders.
+pub struct ScanTimeTable {
+    name: &'static str,
+    schema: SchemaRef,
+    orders: Vec<Vec<datafusion::logical_expr::SortExpr>>,
+    rows: RowsAtScan,
+}
+
+impl ScanTimeTable {
+    /// A table of `schema` named `name` (for debugging) whose rows `rows` produces.
+    #[must_use]
+    pub fn new(name: &'static str, schema: SchemaRef, rows: RowsAtScan) -> Self {
+        Self { name, schema, orders: Vec::new(), rows }
+    }
+
+    /// Declares that the rows come sorted in each of `orders` (lets windows skip a sort).
+    #[must_use]
+    pub fn with_orders(mut self, orders: Vec<Vec<datafusion::logical_expr::SortExpr>>) -> Self {
+        self.orders = orders;
+        self
+    }
+}
+
+impl std::fmt::Debug for ScanTimeTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScanTimeTable").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl TableProvider for ScanTimeTable {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let batches = (self.rows)().await?;
+        datafusion::datasource::MemTable::try_new(Arc::clone(&self.schema), vec![batches])?
+            .with_sort_order(self.orders.clone())
+            .scan(state, projection, filters, limit)
+            .await
+    }
 }

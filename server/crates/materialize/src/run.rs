@@ -46,6 +46,9 @@ struct DecideInputs<'a> {
     /// States of the version, newest first, down to the first one that predates
     /// [`DecideInputs::first_revised`]; empty when no computed day was revised.
     earlier: Vec<EarlierState>,
+    /// For a view over intraday bars: the intraday log position now. Such a view follows the
+    /// intraday log, not the bhavcopy change log.
+    intraday_seq: Option<u64>,
 }
 
 /// A published state a revision could restart from.
@@ -168,25 +171,14 @@ async fn execute(
     bhavstore_features::registry::record_version(storage, pv).await?;
     let latest = manifest::latest(storage, &view.name, version).await?;
     let changes = read_changes(storage, latest.as_ref().and_then(|l| l.loads_watermark.as_deref())).await?;
-    let inputs = gather(storage, pv, full, latest.as_ref(), &changes).await?;
-    // A view over intraday bars changes with the intraday log, not the bhavcopy change log.
     // The position is read before the bars, so bars written meanwhile make the next run recompute.
     let intraday_seq = if pv.analysis.tables.contains(bhavstore_lake::bars::INTRADAY_BARS) {
         Some(bhavstore_lake::bars::stored::log_position(storage).await?)
     } else {
         None
     };
-    let decision = match (intraday_seq, &latest) {
-        (Some(_), Some(l)) if !full && l.intraday_seq == intraday_seq => Decision::UpToDate,
-        (Some(_), Some(l)) => Decision::Full {
-            why: if full {
-                "--full asked".into()
-            } else {
-                format!("new intraday bars since log position {}", l.intraday_seq.unwrap_or(0))
-            },
-        },
-        _ => decide(&inputs),
-    };
+    let inputs = gather(storage, pv, full, latest.as_ref(), &changes, intraday_seq).await?;
+    let decision = decide(&inputs);
     let base = match decision {
         Decision::UpToDate => {
             record.mode = Some("none".into());
@@ -330,6 +322,7 @@ async fn gather<'a>(
     full: bool,
     latest: Option<&'a Manifest>,
     changes: &'a Changes,
+    intraday_seq: Option<u64>,
 ) -> Result<DecideInputs<'a>, MaterializeError> {
     let mut inputs = DecideInputs {
         latest,
@@ -338,8 +331,9 @@ async fn gather<'a>(
         lookback_rows: pv.lookback_rows,
         incremental: &pv.analysis.incremental,
         earlier: Vec::new(),
+        intraday_seq,
     };
-    if let (Some(latest), Some(revised)) = (latest, inputs.first_revised()) {
+    if let (Some(latest), Some(revised), None) = (latest, inputs.first_revised(), intraday_seq) {
         inputs.earlier = earlier_states(storage, &pv.view.spec.name, &latest.version, revised).await?;
     }
     Ok(inputs)
@@ -373,6 +367,13 @@ fn decide(inputs: &DecideInputs<'_>) -> Decision {
     let Some(latest) = inputs.latest else { return Decision::Full { why: "first run of this version".into() } };
     if inputs.full {
         return Decision::Full { why: "--full asked".into() };
+    }
+    if let Some(position) = inputs.intraday_seq {
+        return if latest.intraday_seq == Some(position) {
+            Decision::UpToDate
+        } else {
+            Decision::Full { why: format!("new intraday bars since log position {}", latest.intraday_seq.unwrap_or(0)) }
+        };
     }
     if inputs.lookback_rows.is_none() {
         return if inputs.changes.is_empty() {
@@ -684,6 +685,7 @@ mod tests {
             lookback_rows: Some(20),
             incremental: &INCREMENTAL,
             earlier: Vec::new(),
+            intraday_seq: None,
         }
     }
 
@@ -708,6 +710,21 @@ mod tests {
         i.full = true;
         i.lookback_rows = None;
         assert_eq!(decide(&i), full("first run of this version"));
+    }
+
+    #[test]
+    fn a_view_over_intraday_bars_follows_the_intraday_log_not_the_change_log() {
+        let mut latest = state(1, &["2024-03-01"], true);
+        latest.intraday_seq = Some(7);
+        // bhavcopy days changed, the intraday log did not: nothing new.
+        let new = changes(&[("2024-03-04", "a")]);
+        let mut i = inputs(Some(&latest), &new);
+        i.intraday_seq = Some(7);
+        assert_eq!(decide(&i), Decision::UpToDate);
+        i.intraday_seq = Some(9);
+        assert_eq!(decide(&i), full("new intraday bars since log position 7"));
+        i.full = true;
+        assert_eq!(decide(&i), full("--full asked"));
     }
 
     #[test]

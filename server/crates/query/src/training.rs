@@ -321,6 +321,16 @@ pub(crate) async fn read_spine(
     Ok((entities, stamps))
 }
 
+/// Rows `idx` of a view read `(entity, event time, features...)`, as `feature_schema`'s columns.
+pub(crate) fn feature_rows(b: &RecordBatch, idx: Vec<u32>, feature_schema: &SchemaRef) -> Result<RecordBatch> {
+    let idx = UInt32Array::from(idx);
+    let cols = (2..b.num_columns())
+        .zip(feature_schema.fields())
+        .map(|(c, f)| cast(&take(b.column(c), &idx, None)?, f.data_type()))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok(RecordBatch::try_new(Arc::clone(feature_schema), cols)?)
+}
+
 impl AsofCall {
     async fn spine(&self, ctx: &SessionContext, plan: LogicalPlan) -> Result<(Vec<Option<i64>>, Vec<Option<i64>>)> {
         // The spine is held whole while the result is assembled: it counts against the query's
@@ -435,12 +445,7 @@ impl AsofCall {
             if idx.is_empty() {
                 continue;
             }
-            let idx = UInt32Array::from(idx);
-            let cols = (2..b.num_columns())
-                .zip(feature_schema.fields())
-                .map(|(c, f)| cast(&take(b.column(c), &idx, None)?, f.data_type()))
-                .collect::<std::result::Result<Vec<_>, _>>()?;
-            chunks.push(RecordBatch::try_new(Arc::clone(&feature_schema), cols)?);
+            chunks.push(feature_rows(&b, idx, &feature_schema)?);
         }
         let features = concat_batches(&feature_schema, &chunks)?;
         let rows: Vec<Option<u32>> =

@@ -75,12 +75,7 @@ pub(crate) async fn merge(
             if idx.is_empty() {
                 continue;
             }
-            let idx = UInt32Array::from(idx);
-            let cols = (2..b.num_columns())
-                .zip(feature_schema.fields())
-                .map(|(c, f)| cast(&take(b.column(c), &idx, None)?, f.data_type()))
-                .collect::<std::result::Result<Vec<_>, _>>()?;
-            chunks.push(RecordBatch::try_new(Arc::clone(&feature_schema), cols)?);
+            chunks.push(crate::training::feature_rows(&b, idx, &feature_schema)?);
         }
     }
     for rows in by_entity.values_mut() {

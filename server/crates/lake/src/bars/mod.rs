@@ -126,12 +126,6 @@ impl Bar {
     pub fn session(&self) -> Session {
         Session::of(self.ts)
     }
-
-    /// When the bar is complete: its end, UTC microseconds.
-    #[must_use]
-    pub fn end(&self) -> i64 {
-        self.ts + i64::from(self.interval_s) * 1_000_000
-    }
 }
 
 /// A bar the server refused, kept with its reason in `intraday_quarantine`.

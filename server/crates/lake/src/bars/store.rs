@@ -19,6 +19,19 @@ pub enum Applied {
     Corrected(i32),
 }
 
+impl Applied {
+    /// What storing `bar` over `previous` (the stored bar of its key, if any) does, and the
+    /// revision `bar` must carry: the one rule the log writer and [`BarStore`] share.
+    #[must_use]
+    pub fn against(previous: Option<&Bar>, bar: &Bar) -> (Self, i32) {
+        match previous {
+            None => (Self::New, 0),
+            Some(old) if old.same_values(bar) => (Self::Duplicate, old.revision),
+            Some(old) => (Self::Corrected(old.revision + 1), old.revision + 1),
+        }
+    }
+}
+
 /// The fold of snapshots and log segments: every instrument's newest bars, and every refusal.
 #[derive(Debug, Default)]
 pub struct BarStore {
@@ -30,12 +43,6 @@ pub struct BarStore {
 }
 
 impl BarStore {
-    /// The instrument's name, shared with its stored bars when it has some.
-    #[must_use]
-    pub fn intern(&self, name: &str) -> Arc<str> {
-        self.instruments.get_key_value(name).map_or_else(|| Arc::from(name), |(k, _)| Arc::clone(k))
-    }
-
     /// The stored bar of a key.
     #[must_use]
     pub fn get(&self, instrument: &str, ts: i64) -> Option<&Bar> {
@@ -46,11 +53,7 @@ impl BarStore {
     /// What [`BarStore::apply`] would do with `bar`, and the revision it must carry.
     #[must_use]
     pub fn classify(&self, bar: &Bar) -> (Applied, i32) {
-        match self.get(&bar.instrument, bar.ts) {
-            None => (Applied::New, 0),
-            Some(old) if old.same_values(bar) => (Applied::Duplicate, old.revision),
-            Some(old) => (Applied::Corrected(old.revision + 1), old.revision + 1),
-        }
+        Applied::against(self.get(&bar.instrument, bar.ts), bar)
     }
 
     /// Stores `bar` (its revision as given: the log's). A repeat of the stored values changes

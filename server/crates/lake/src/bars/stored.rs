@@ -3,15 +3,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::catalog::{Session, TableProvider};
-use datafusion::datasource::{MemTable, TableType};
-use datafusion::error::Result as DfResult;
-use datafusion::logical_expr::Expr;
+use datafusion::error::DataFusionError;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use datafusion::physical_plan::ExecutionPlan;
 use serde::{Deserialize, Serialize};
 
 use bhavstore_storage::{Storage, paths};
@@ -19,6 +13,7 @@ use bhavstore_storage::{Storage, paths};
 use super::wal::{bars_from_batch, decode, rejected_from_batch};
 use super::{BarStore, bars_schema, quarantine_schema, to_quarantine_batch};
 use crate::LakeError;
+use crate::table::ScanTimeTable;
 
 /// A snapshot: the files holding every bar and refusal through WAL segment `wal_seq`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -148,7 +143,7 @@ async fn load_once(storage: &Storage) -> Result<Loaded, LakeError> {
     Ok(out)
 }
 
-/// Which stored table a [`StoredBarsTable`] shows.
+/// Which stored table [`stored_table`] shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoredKind {
     /// `intraday_bars`.
@@ -159,48 +154,26 @@ pub enum StoredKind {
 
 /// `intraday_bars` or `intraday_quarantine` for readers without a live server store
 /// (`bhavstore query`, the materializer): read from storage at each scan.
-#[derive(Debug)]
-pub struct StoredBarsTable {
-    storage: Storage,
-    kind: StoredKind,
-}
-
-impl StoredBarsTable {
-    /// The table of `kind` over `storage`.
-    #[must_use]
-    pub fn new(storage: Storage, kind: StoredKind) -> Self {
-        Self { storage, kind }
-    }
-}
-
-#[async_trait]
-impl TableProvider for StoredBarsTable {
-    fn schema(&self) -> SchemaRef {
-        match self.kind {
-            StoredKind::Bars => bars_schema(),
-            StoredKind::Quarantine => quarantine_schema(),
-        }
-    }
-
-    fn table_type(&self) -> TableType {
-        TableType::Base
-    }
-
-    async fn scan(
-        &self,
-        state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        filters: &[Expr],
-        limit: Option<usize>,
-    ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let loaded =
-            load(&self.storage).await.map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
-        let batches = match self.kind {
-            StoredKind::Bars => loaded.store.batches(64 * 1024)?,
-            StoredKind::Quarantine => vec![to_quarantine_batch(loaded.store.quarantine())?],
-        };
-        MemTable::try_new(self.schema(), vec![batches])?.scan(state, projection, filters, limit).await
-    }
+#[must_use]
+pub fn stored_table(storage: Storage, kind: StoredKind) -> ScanTimeTable {
+    let (name, schema) = match kind {
+        StoredKind::Bars => (super::INTRADAY_BARS, bars_schema()),
+        StoredKind::Quarantine => (super::INTRADAY_QUARANTINE, quarantine_schema()),
+    };
+    ScanTimeTable::new(
+        name,
+        schema,
+        Arc::new(move || {
+            let storage = storage.clone();
+            Box::pin(async move {
+                let loaded = load(&storage).await.map_err(|e| DataFusionError::External(Box::new(e)))?;
+                Ok(match kind {
+                    StoredKind::Bars => loaded.store.batches(64 * 1024)?,
+                    StoredKind::Quarantine => vec![to_quarantine_batch(loaded.store.quarantine())?],
+                })
+            })
+        }),
+    )
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use bhavstore_ingest::location::LocationError;
+use bhavstore_intraday::IntradayError;
 use bhavstore_online::LookupError;
 
 /// An error answer.
@@ -63,6 +64,27 @@ impl From<LookupError> for ApiError {
             LookupError::BeforeHistory { .. } => (StatusCode::NOT_FOUND, "before_online_history"),
         };
         Self::new(status, code, e.to_string())
+    }
+}
+
+impl From<IntradayError> for ApiError {
+    fn from(e: IntradayError) -> Self {
+        match &e {
+            IntradayError::TooManyRows { .. } => {
+                Self::new(StatusCode::PAYLOAD_TOO_LARGE, "too_many_rows", e.to_string())
+            }
+            IntradayError::Fenced { .. } => Self::new(StatusCode::CONFLICT, "another_writer", e.to_string()),
+            IntradayError::Closed => Self::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", e.to_string()),
+            IntradayError::Storage(_) | IntradayError::LogWrite(_) => {
+                tracing::error!(error = %e, "intraday push not durable");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "storage_unavailable",
+                    "the bars could not be made durable and were not accepted; retry the push",
+                )
+            }
+            _ => Self::internal("intraday push", e),
+        }
     }
 }
 

@@ -92,16 +92,19 @@ fn live_view_for(
         return Ok(intraday.view(v));
     }
     let live: Vec<_> = intraday.views().iter().filter(|v| v.has_feature(feature)).cloned().collect();
+    // A feature in both kinds of view (`close`): the entity says which, an `EXCHANGE:SYMBOL`
+    // instrument or a BSE scrip code / symbol / ISIN; the daily views are looked at only when
+    // the entity is not an instrument.
+    if let [one] = live.as_slice()
+        && bhavstore_intraday::input::valid_instrument(entity_id)
+    {
+        return Ok(Some(Arc::clone(one)));
+    }
     let daily: Vec<String> =
         snap.view_names().into_iter().filter(|n| snap.view(n).is_some_and(|v| v.has_feature(feature))).collect();
-    // A feature in both kinds of view (`close`): the entity says which, an `EXCHANGE:SYMBOL`
-    // instrument or a BSE scrip code / symbol / ISIN.
-    let instrument = bhavstore_intraday::input::valid_instrument(entity_id);
     match (live.as_slice(), daily.is_empty()) {
-        ([], _) => Ok(None),
+        ([], _) | ([_], false) => Ok(None),
         ([one], true) => Ok(Some(Arc::clone(one))),
-        ([one], false) if instrument => Ok(Some(Arc::clone(one))),
-        ([_], false) => Ok(None),
         _ => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "ambiguous_feature",
@@ -118,31 +121,33 @@ fn live_view_for(
     }
 }
 
-/// A lookup in a streaming view: the newest row whose bar had ended at `at`.
+/// The newest value of a streaming view whose bar had ended at `at`.
+fn live_value(
+    view: &bhavstore_intraday::LiveView,
+    entity_id: &str,
+    feature: &str,
+    at: DateTime<Utc>,
+) -> Result<bhavstore_intraday::LiveValue, ApiError> {
+    use bhavstore_intraday::LookupError as L;
+    view.lookup(entity_id, feature, at.timestamp_micros()).map_err(|e| {
+        let code = match &e {
+            L::UnknownFeature { .. } => "unknown_feature",
+            L::UnknownEntity(_) => "unknown_entity",
+            L::NoValue { .. } => "no_value",
+            L::Stale { .. } => "stale_value",
+        };
+        ApiError::new(StatusCode::NOT_FOUND, code, e.to_string())
+    })
+}
+
+/// A lookup in a streaming view.
 fn live_lookup(
-    state: &AppState,
     view: &bhavstore_intraday::LiveView,
     entity_id: &str,
     feature: &str,
     at: DateTime<Utc>,
 ) -> Result<Json_, ApiError> {
-    use bhavstore_intraday::LookupError as L;
-    let v = view.lookup(entity_id, feature, at.timestamp_micros()).map_err(|e| {
-        let (status, code) = match &e {
-            L::UnknownFeature { .. } => (StatusCode::NOT_FOUND, "unknown_feature"),
-            L::UnknownEntity(_) => (StatusCode::NOT_FOUND, "unknown_entity"),
-            L::NoValue { .. } => (StatusCode::NOT_FOUND, "no_value"),
-            L::Stale { .. } => (StatusCode::NOT_FOUND, "stale_value"),
-        };
-        ApiError::new(status, code, e.to_string())
-    })?;
-    let version = state
-        .catalog
-        .current_versions()
-        .into_iter()
-        .find(|(n, _)| n == view.name())
-        .map(|(_, v)| v)
-        .unwrap_or_default();
+    let v = live_value(view, entity_id, feature, at)?;
     Ok(json!({
         "entity_id": entity_id,
         "feature_name": feature,
@@ -151,7 +156,7 @@ fn live_lookup(
         "known_at": bhavstore_intraday::live::rfc3339(v.known_at),
         "trade_date": bhavstore_lake::from_days(v.trade_date).to_string(),
         "feature_view": view.name(),
-        "version": version,
+        "version": view.version(),
         "live": true,
     }))
 }
@@ -173,29 +178,25 @@ fn live_batch(
     let mut results = Vec::with_capacity(req.entity_ids.len());
     for raw in &req.entity_ids {
         let id = entity_text(raw)?;
-        let mut features = serde_json::Map::new();
-        let mut error = None;
-        for f in &req.feature_names {
-            match live_lookup(state, view, &id, f, at) {
-                Ok(v) => {
-                    features.insert(
-                        f.clone(),
-                        json!({"value": v["value"], "timestamp": v["timestamp"], "known_at": v["known_at"]}),
-                    );
-                }
-                Err(e) => {
-                    error = Some(e);
-                    break;
-                }
-            }
-        }
-        results.push(match error {
-            Some(e) => json!({"entity_id": id, "error": e.code()}),
-            None => json!({"entity_id": id, "features": features}),
+        let features: Result<serde_json::Map<String, Json_>, ApiError> = req
+            .feature_names
+            .iter()
+            .map(|f| {
+                let v = live_value(view, &id, f, at)?;
+                let (ts, known_at) =
+                    (bhavstore_intraday::live::rfc3339(v.ts), bhavstore_intraday::live::rfc3339(v.known_at));
+                Ok((f.clone(), json!({"value": v.value, "timestamp": ts, "known_at": known_at})))
+            })
+            .collect();
+        results.push(match features {
+            Ok(features) => json!({"entity_id": id, "features": features}),
+            Err(e) => json!({"entity_id": id, "error": e.code()}),
         });
     }
     Metrics::inc(&state.metrics.lookups_ok, results.len() as u64);
-    Ok(json!({"feature_view": view.name(), "timestamp": rfc3339(at), "results": results, "live": true}))
+    Ok(
+        json!({"feature_view": view.name(), "version": view.version(), "timestamp": rfc3339(at), "results": results, "live": true}),
+    )
 }
 
 fn rfc3339(t: DateTime<Utc>) -> String {
@@ -234,7 +235,7 @@ fn lookup_inner(
     // One publication for the whole answer, the one SQL clients see at this moment.
     let snap = state.online.snapshot();
     if let Some(live) = live_view_for(state, &snap, req.feature_view.as_deref(), feature, &entity_id)? {
-        return live_lookup(state, &live, &entity_id, feature, at);
+        return live_lookup(&live, &entity_id, feature, at);
     }
     let view = view_for(&snap, req.feature_view.as_deref(), feature)?;
     let entity =

@@ -19,7 +19,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::error::ApiError;
 use crate::serve::AppState;
-use bhavstore_intraday::{Intraday, IntradayError, input};
+use bhavstore_intraday::{Intraday, input};
 
 /// A push.
 #[derive(Debug, Deserialize)]
@@ -39,27 +39,6 @@ fn intraday(state: &AppState) -> Result<&Intraday, ApiError> {
             "this server does not take intraday bars",
         )
     })
-}
-
-impl From<IntradayError> for ApiError {
-    fn from(e: IntradayError) -> Self {
-        match &e {
-            IntradayError::TooManyRows { .. } => {
-                Self::new(StatusCode::PAYLOAD_TOO_LARGE, "too_many_rows", e.to_string())
-            }
-            IntradayError::Fenced { .. } => Self::new(StatusCode::CONFLICT, "another_writer", e.to_string()),
-            IntradayError::Closed => Self::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", e.to_string()),
-            IntradayError::Storage(_) | IntradayError::LogWrite(_) => {
-                tracing::error!(error = %e, "intraday push not durable");
-                Self::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "storage_unavailable",
-                    "the bars could not be made durable and were not accepted; retry the push",
-                )
-            }
-            _ => Self::internal("intraday push", e),
-        }
-    }
 }
 
 /// `POST /feature-store/push`: every valid row is durable when the answer comes; each refused
