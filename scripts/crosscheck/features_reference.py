@@ -7,7 +7,14 @@ the trade date from the file name, keeps SC_TYPE 'Q' rows, and computes every fe
 explicit sliding windows, pandas `ewm` for EMA, hand-written Wilder recursions). Then it compares
 value by value with CSV exports of the views, NULL pattern included.
 
-    features_reference.py --bse-dir DIR --price price.csv --volatility vol.csv
+With --factors (a CSV of scrip_code, ex_session, price_factor: the split and bonus factors in
+force), prices are adjusted the way a data vendor back-adjusts, recomputed as of every day: for
+the row of day t, every earlier high, low and close of the security is divided (and its volume
+multiplied) by the factor of each ex-session after it and on or before t, and the features of
+that row are computed on that series. Nothing is shared with bhavstore's cumulative-factor
+formulation but the list of factors.
+
+    features_reference.py --bse-dir DIR --price price.csv --volatility vol.csv [--factors f.csv]
 
 Exits 1 on any mismatch, listing the first ones; prints the number of values checked.
 """
@@ -132,6 +139,27 @@ def per_security(g):
     return pd.DataFrame(f, index=g.index)
 
 
+def adjusted_as_of_each_day(g, steps):
+    """Features of one security whose ex-sessions are `steps` ({trade_date: factor}): row t is
+    computed on the history back-adjusted as of t (only the steps on or before t apply)."""
+    g = g.reset_index()
+    dates = g["trade_date"].to_list()
+    rows = []
+    for i in range(len(g)):
+        hist = g.iloc[: i + 1].copy()
+        for ex, factor in steps.items():
+            if ex > dates[i]:
+                continue
+            before = hist["trade_date"] < ex
+            for col in ("high", "low", "close"):
+                hist.loc[before, col] = hist.loc[before, col] / factor
+            hist.loc[before, "volume"] = hist.loc[before, "volume"] * factor
+        rows.append(per_security(hist).iloc[-1])
+    out = pd.DataFrame(rows)
+    out.index = g["index"].to_numpy()
+    return out
+
+
 def compare(ref, got, columns, label, problems):
     merged = ref.merge(got, on=["scrip_code", "trade_date"], how="outer", suffixes=("_ref", "_got"), indicator=True)
     only = merged[merged["_merge"] != "both"]
@@ -162,10 +190,22 @@ def main():
     ap.add_argument("--bse-dir", required=True, help="folder of legacy EQDDMMYY.CSV files")
     ap.add_argument("--price", required=True, help="CSV export of price_features")
     ap.add_argument("--volatility", required=True, help="CSV export of volatility_features")
+    ap.add_argument("--factors", help="CSV of scrip_code, ex_session, price_factor (adjusted views)")
     args = ap.parse_args()
 
     data = load(args.bse_dir)
     feats = data.groupby("scrip_code", group_keys=False, sort=False).apply(per_security, include_groups=False)
+    if args.factors:
+        factors = pd.read_csv(args.factors, parse_dates=["ex_session"])
+        steps = {}
+        for r in factors.itertuples():
+            d = steps.setdefault(int(r.scrip_code), {})
+            d[r.ex_session] = d.get(r.ex_session, 1.0) * float(r.price_factor)
+        for scrip, st in steps.items():
+            g = data[data["scrip_code"] == scrip]
+            if len(g):
+                feats.loc[g.index] = adjusted_as_of_each_day(g, st)[feats.columns].to_numpy()
+        print(f"adjusted as of each day: {len(steps)} securities with split or bonus factors")
     ref = pd.concat([data[["scrip_code", "trade_date", "close"]], feats], axis=1)
 
     price_cols = ["close", "return_1d", "log_return_1d", "sma_5", "sma_20", "sma_50", "ema_12", "ema_26",

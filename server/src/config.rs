@@ -138,6 +138,7 @@ impl Config {
                 "BHAVSTORE_S3_RETRY_TIMEOUT_SECS" => self.storage.s3.retry_timeout_secs = Some(int(&value)?),
                 "BHAVSTORE_S3_TIMEOUT_SECS" => self.storage.s3.timeout_secs = Some(int(&value)?),
                 "BHAVSTORE_SOURCE_URL" => self.source.base_url = value.clone(),
+                "BHAVSTORE_SOURCE_API_URL" => self.source.api_base_url = Some(value.clone()),
                 "BHAVSTORE_SOURCE_ISINCODE_FALLBACK" => self.source.isincode_fallback = boolean(&value)?,
                 "BHAVSTORE_SOURCE_TIMEOUT_SECS" => self.source.timeout_secs = int(&value)?,
                 "BHAVSTORE_SOURCE_CONNECT_TIMEOUT_SECS" => self.source.connect_timeout_secs = int(&value)?,
@@ -199,6 +200,8 @@ impl Config {
         }
         url::Url::parse(&self.source.base_url)
             .map_err(|e| ConfigError::Invalid(format!("source.base_url {:?}: {e}", self.source.base_url)))?;
+        url::Url::parse(&self.source.api_base())
+            .map_err(|e| ConfigError::Invalid(format!("source.api_base_url {:?}: {e}", self.source.api_base())))?;
         self.ingest.validate().map_err(|e| ConfigError::Invalid(e.0))?;
         if self.storage.s3.timeout_secs == Some(0) {
             return Err(ConfigError::Invalid("storage.s3.timeout_secs must be at least 1".into()));

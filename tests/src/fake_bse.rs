@@ -81,7 +81,8 @@ impl FakeBse {
         format!("http://{}", self.addr)
     }
 
-    /// Serves `route` for the file `name` (under `/download/BhavCopy/Equity/`).
+    /// Serves `route` for the file `name` (under `/download/BhavCopy/Equity/`), or for an API
+    /// call's whole path and query (`/BseIndiaAPI/api/...`).
     pub fn set(&self, name: &str, route: Route) {
         self.routes.lock().expect("lock").insert(name.to_string(), route);
     }
@@ -120,7 +121,9 @@ async fn serve(
         .find(|l| l.to_ascii_lowercase().starts_with("user-agent:"))
         .map(|l| l[11..].trim().to_string())
         .unwrap_or_default();
-    let name = path.strip_prefix("/download/BhavCopy/Equity/").unwrap_or("").to_string();
+    // Bhavcopies are routed by file name; API calls (corporate actions, holidays) by their whole
+    // path and query.
+    let name = path.strip_prefix("/download/BhavCopy/Equity/").map_or_else(|| path.clone(), str::to_string);
     let hit = {
         let mut h = hits.lock().expect("lock");
         let e = h.entry(name.clone()).or_insert(0);

@@ -48,6 +48,14 @@ pub enum Command {
     ImportBars(ImportBarsArgs),
     /// List the stored revisions of a day, or make one of them current (--use).
     Revisions(RevisionsArgs),
+    /// Download BSE's corporate actions (splits, bonuses, dividends, rights ...) for a date
+    /// range, a month at a time, keep the raw bytes and reconcile them with the prices
+    /// (`corporate_actions`, `corporate_action_checks`, `bhavcopy_adjusted`). Exports you already
+    /// have go through `bhavstore import`.
+    CorporateActions(CorporateActionsArgs),
+    /// Download BSE's list of trading holidays into the trading calendar (`trading_calendar`);
+    /// the scheduler stops waiting for a bhavcopy on a listed holiday.
+    Holidays(HolidaysArgs),
     /// Run SQL on the catalog: bhavcopy, bhavcopy_quarantine and every feature view.
     Query(QueryArgs),
     /// Validate the feature view definitions and list views and features.
@@ -99,6 +107,30 @@ pub struct SourceArgs {
     /// Base URL replacing https://www.bseindia.com (a mirror, or a local test server).
     #[arg(long, value_name = "URL")]
     pub source_url: Option<String>,
+    /// Base URL replacing https://api.bseindia.com, BSE's API host (corporate actions,
+    /// trading holidays).
+    #[arg(long, value_name = "URL")]
+    pub api_url: Option<String>,
+}
+
+/// `corporate-actions`.
+#[derive(Debug, Args)]
+pub struct CorporateActionsArgs {
+    /// First ex-date, YYYY-MM-DD.
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub from: NaiveDate,
+    /// Last ex-date, YYYY-MM-DD (the coming weeks' announced actions are listed too).
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub to: NaiveDate,
+    #[command(flatten)]
+    pub source: SourceArgs,
+}
+
+/// `holidays`.
+#[derive(Debug, Args)]
+pub struct HolidaysArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
 }
 
 /// How a revision that loses rows is treated.

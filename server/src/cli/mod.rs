@@ -86,9 +86,11 @@ pub fn build_config(cli: &Cli) -> Result<Config, crate::config::ConfigError> {
         config.log.level.clone_from(l);
     }
     match &cli.command {
-        Command::Ingest(a) => apply_source(&mut config, a.source.source_url.as_ref()),
+        Command::Ingest(a) => apply_source(&mut config, &a.source),
+        Command::CorporateActions(a) => apply_source(&mut config, &a.source),
+        Command::Holidays(a) => apply_source(&mut config, &a.source),
         Command::Backfill(a) => {
-            apply_source(&mut config, a.source.source_url.as_ref());
+            apply_source(&mut config, &a.source);
             if let Some(j) = a.jobs {
                 config.backfill.jobs = j;
             }
@@ -97,7 +99,7 @@ pub fn build_config(cli: &Cli) -> Result<Config, crate::config::ConfigError> {
             }
         }
         Command::Serve(a) => {
-            apply_source(&mut config, a.source.source_url.as_ref());
+            apply_source(&mut config, &a.source);
             if let Some(h) = &a.http_addr {
                 config.server.http_addr.clone_from(h);
             }
@@ -119,9 +121,12 @@ pub fn build_config(cli: &Cli) -> Result<Config, crate::config::ConfigError> {
     Ok(config)
 }
 
-fn apply_source(config: &mut Config, url: Option<&String>) {
-    if let Some(u) = url {
+fn apply_source(config: &mut Config, source: &args::SourceArgs) {
+    if let Some(u) = &source.source_url {
         config.source.base_url.clone_from(u);
+    }
+    if let Some(u) = &source.api_url {
+        config.source.api_base_url = Some(u.clone());
     }
 }
 
@@ -130,6 +135,8 @@ async fn run(cli: Cli, config: Config) -> Result<ExitCode, CliError> {
     match cli.command {
         Command::Ingest(a) => ingest(&config, storage, a.date, a.revision.accept_revision).await,
         Command::Backfill(a) => run_backfill(&config, storage, &a).await,
+        Command::CorporateActions(a) => run_corporate_actions(&config, storage, &a).await,
+        Command::Holidays(_) => run_holidays(&config, storage).await,
         Command::Import(a) => run_import(&config, storage, &a.paths, a.revision.accept_revision).await,
         Command::ImportBars(a) => import_bars::run(&config, &storage, &a).await,
         Command::Revisions(a) => run_revisions(&config, storage, &a).await,
@@ -162,10 +169,52 @@ fn print_row_loss(date: NaiveDate, report: &bhavstore_ingest::LoadReport) {
     }
 }
 
+/// Reconciles the corporate actions with the prices after new data, so `bhavcopy_adjusted` and
+/// `corporate_action_checks` follow at once. A failure is reported, not fatal: the data is
+/// stored, and the next materialization reconciles again.
+async fn reconcile_actions(storage: &Storage) {
+    match bhavstore_lake::adjust::reconcile(storage).await {
+        Ok(r) => println!("{}", r.describe()),
+        Err(e) => warn!(error = %e, "reconciling corporate actions failed; the next materialization tries again"),
+    }
+}
+
+async fn run_corporate_actions(
+    config: &Config,
+    storage: Storage,
+    a: &args::CorporateActionsArgs,
+) -> Result<ExitCode, CliError> {
+    if a.from > a.to {
+        return Err(CliError::Usage(format!("--from {} is after --to {}", a.from, a.to)));
+    }
+    let client = BseClient::new(&config.source)?;
+    let on_month = |d: &bhavstore_ingest::reference::Downloaded| match &d.result {
+        Ok(r) => println!("{} .. {}: {}", d.from, d.to, r.describe()),
+        Err(e) => println!("{} .. {}: error: {e}", d.from, d.to),
+    };
+    let months = bhavstore_ingest::reference::download_actions(&storage, &client, a.from, a.to, &on_month).await?;
+    let failed = months.iter().filter(|d| d.result.is_err()).count();
+    if months.iter().any(|d| d.result.is_ok()) {
+        reconcile_actions(&storage).await;
+    }
+    println!("{} months asked of {}, {failed} failed", months.len(), config.source.api_base());
+    Ok(if failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+async fn run_holidays(config: &Config, storage: Storage) -> Result<ExitCode, CliError> {
+    let client = BseClient::new(&config.source)?;
+    let loaded = bhavstore_ingest::reference::download_holidays(&storage, &client).await?;
+    println!("{}", loaded.describe());
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn ingest(config: &Config, storage: Storage, date: NaiveDate, accept: bool) -> Result<ExitCode, CliError> {
     let client = BseClient::new(&config.source)?;
-    let ingestor = ingestor_for(config, storage, accept);
+    let ingestor = ingestor_for(config, storage.clone(), accept);
     let outcome = ingestor.fetch_day(&client, date).await?;
+    if matches!(outcome, DayOutcome::Fetched { .. }) {
+        reconcile_actions(&storage).await;
+    }
     match &outcome {
         DayOutcome::Fetched { report, superseded } => {
             println!("{}", outcome.describe(date));
@@ -284,6 +333,9 @@ async fn run_backfill(config: &Config, storage: Storage, a: &args::BackfillArgs)
         }
     }
     println!("  not attempted:      {}", summary.not_attempted());
+    if summary.fetched() > 0 {
+        reconcile_actions(&storage).await;
+    }
     if summary.interrupted {
         println!("interrupted by a signal: run the same command again to resume");
     }
@@ -341,9 +393,18 @@ async fn run_import(
             None => println!("{}: {trade_date} unchanged (identical bytes already stored and current)", f.source),
         },
         Ok(Ingested::Held(held)) => println!("{}: WARNING: {}", f.source, held.warning()),
+        Ok(Ingested::Reference(r)) => {
+            println!("{}: {}", f.source, r.describe());
+            for refused in r.refused.iter().take(20) {
+                println!("{}: line {}: refused: {}", f.source, refused.line, refused.reason);
+            }
+        }
         Err(e) => println!("{}: error: {e}", f.source),
     };
     let report = import::import_paths(&ingestor, paths_in, &on_file).await?;
+    if report.files.iter().any(|f| f.result.is_ok()) {
+        reconcile_actions(&storage).await;
+    }
     for (p, why) in &report.skipped {
         println!("{p}: skipped: {why}");
     }

@@ -27,6 +27,48 @@ use bhavstore_storage::Storage;
 /// What the scheduler's jobs do, wired to the real ingest and materializer.
 struct Runner {
     state: Arc<AppState>,
+    /// `source.corporate_actions_days`.
+    actions_days: u32,
+}
+
+impl Runner {
+    /// Whether the trading calendar lists `date` as a holiday.
+    async fn holiday(&self, date: NaiveDate) -> Option<String> {
+        match bhavstore_lake::adjust::calendar(&self.state.storage).await {
+            Ok(days) => match days.get(&date) {
+                Some(bhavstore_lake::adjust::DayStatus::Holiday(what)) => {
+                    Some(what.clone().unwrap_or_else(|| "holiday".into()))
+                }
+                _ => None,
+            },
+            Err(e) => {
+                warn!(%date, error = %e, "the trading calendar could not be read; trying the download");
+                None
+            }
+        }
+    }
+
+    /// Downloads the corporate actions around a day just loaded. Best effort: the bhavcopy is
+    /// in, and the next day's run tries again.
+    async fn refresh_actions(&self, date: NaiveDate) {
+        if self.actions_days == 0 {
+            return;
+        }
+        let days = chrono::Days::new(u64::from(self.actions_days));
+        let (from, to) = (date - days, date + days);
+        let storage = &self.state.storage;
+        match bhavstore_ingest::reference::download_actions(storage, &self.state.client, from, to, &|_| {}).await {
+            Ok(months) => {
+                for m in &months {
+                    match &m.result {
+                        Ok(r) => info!(from = %m.from, to = %m.to, "{}", r.describe()),
+                        Err(e) => warn!(from = %m.from, to = %m.to, error = %e, "corporate actions not downloaded"),
+                    }
+                }
+            }
+            Err(e) => warn!(error = %e, "corporate actions not downloaded"),
+        }
+    }
 }
 
 impl JobRunner for Runner {
@@ -38,11 +80,16 @@ impl JobRunner for Runner {
             record.min_trade_date = Some(date);
             record.max_trade_date = Some(date);
             let started = std::time::Instant::now();
+            if let Some(what) = self.holiday(date).await {
+                info!(%date, holiday = %what, "an exchange holiday on the trading calendar");
+                return Ok(IngestAttempt::Holiday);
+            }
             let result = match state.configured_ingestor().fetch_day(&state.client, date).await {
                 Ok(DayOutcome::Fetched { report, .. }) => {
                     info!(%date, rows = report.rows_loaded, quarantined = report.rows_quarantined, "bhavcopy loaded");
                     record.rows = report.rows_loaded;
                     record.mode = Some("loaded".into());
+                    self.refresh_actions(date).await;
                     Ok(IngestAttempt::Loaded)
                 }
                 Ok(DayOutcome::Unchanged | DayOutcome::AlreadyStored) => {
@@ -214,7 +261,7 @@ pub(super) async fn run(config: &Config, storage: Storage, no_schedule: bool) ->
         for (job, at) in schedule.next_fires(Utc::now()) {
             info!(job, next_fire = %at, "scheduled");
         }
-        let runner = Arc::new(Runner { state: Arc::clone(&state) });
+        let runner = Arc::new(Runner { state: Arc::clone(&state), actions_days: config.source.corporate_actions_days });
         tasks.push(tokio::spawn(bhavstore_schedule::run(schedule, runner, rx.clone())));
     }
     // Views materialized by other processes (a CLI run) reach the online store within refresh_secs.

@@ -204,7 +204,11 @@ fn a_store_serves_its_published_views_from_any_directory() {
         std::fs::copy(repo_defs.join(f), local.path().join(f)).unwrap();
     }
     let sql = std::fs::read_to_string(local.path().join("price_features.sql")).unwrap();
-    std::fs::write(local.path().join("price_features.sql"), sql.replace("sma(close, 5)", "sma(close, 7)")).unwrap();
+    std::fs::write(
+        local.path().join("price_features.sql"),
+        sql.replace("sma(close * adj_factor, 5)", "sma(close * adj_factor, 7)"),
+    )
+    .unwrap();
     let mut c = bhavstore();
     root.apply(&mut c);
     let o = run(c.arg("--feature-defs").arg(local.path()).arg("features"));

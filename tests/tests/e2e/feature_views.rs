@@ -35,8 +35,17 @@ fn views_over_real_2015_data_match_an_independent_computation() {
 
     let tmp = tempfile::tempdir().unwrap();
     let (price, vol) = (tmp.path().join("price.csv"), tmp.path().join("vol.csv"));
+    let factors = tmp.path().join("factors.csv");
     query_to_file(&root, "select * from price_features", &price);
     query_to_file(&root, "select * from volatility_features", &vol);
+    // The split and bonus factors bhavstore applies (inferred from the 2015 flags and jumps):
+    // the reference applies them its own way, back-adjusting as of each day.
+    query_to_file(
+        &root,
+        "select scrip_code, ex_session, price_factor from corporate_actions \
+         where applied and kind in ('split', 'bonus', 'consolidation')",
+        &factors,
+    );
     let o = Command::new("python3")
         .arg(repo().join("scripts/crosscheck/features_reference.py"))
         .arg("--bse-dir")
@@ -45,11 +54,14 @@ fn views_over_real_2015_data_match_an_independent_computation() {
         .arg(&price)
         .arg("--volatility")
         .arg(&vol)
+        .arg("--factors")
+        .arg(&factors)
         .output()
         .expect("python3 runs (scripts/install-deps installs pandas)");
     let out = stdout(&o);
     assert!(o.status.success(), "independent reference disagrees:\n{out}\n{}", stderr(&o));
     assert!(out.contains("price_features: 198437 rows"), "{out}");
+    assert!(out.contains("adjusted as of each day: "), "{out}");
     assert!(out.contains("OK: "), "{out}");
 }
 

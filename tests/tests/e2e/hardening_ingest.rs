@@ -271,7 +271,7 @@ fn rest_ingest_from_an_s3_import_root() {
     let (server, _cfg) = serve(&root, Some(&yaml), &[]);
     let (status, msg) = ingest_outcome(&server, &format!("{inbox_url}/"));
     assert_eq!(status, "succeeded", "{msg}");
-    assert!(msg.contains("3267 rows loaded") && msg.contains("README.txt (not a .csv or .zip file)"), "{msg}");
+    assert!(msg.contains("3267 rows loaded") && msg.contains("README.txt (not a .csv, .zip or .json file)"), "{msg}");
     assert_eq!(rows_on(&root, D0105), 3267);
     for source in [format!("{}-other", root.url()), format!("{inbox_url}x"), "s3://other-bucket/x".to_string()] {
         let (s, body) = post_ingest(&server, &source);

@@ -4,6 +4,7 @@
 
 mod bse_download;
 mod cli;
+mod corporate_actions;
 mod feature_views;
 mod hardening_ingest;
 mod hardening_serving;

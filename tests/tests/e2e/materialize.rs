@@ -248,7 +248,7 @@ fn a_new_definition_is_a_new_version_and_old_versions_and_runs_stay_readable() {
     assert!(same.contains(&format!("@{v1}:")) && same.contains("(none)"), "{same}");
 
     // A different window is.
-    std::fs::write(&sql_path, sql.replace("sma(close, 5)", "sma(close, 6)")).unwrap();
+    std::fs::write(&sql_path, sql.replace("sma(close * adj_factor, 5)", "sma(close * adj_factor, 6)")).unwrap();
     let second = with_defs(&["materialize"]);
     let v2 = second.split('@').nth(1).unwrap().split(':').next().unwrap().to_string();
     assert_ne!(v1, v2);

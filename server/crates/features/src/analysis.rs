@@ -32,6 +32,17 @@ pub struct Analysis {
     pub live: Result<usize, String>,
 }
 
+impl Analysis {
+    /// The price basis and window unit of a view that reads exactly one daily price table.
+    #[must_use]
+    pub fn daily_input(&self) -> Option<(bhavstore_lake::adjust::PriceBasis, bhavstore_lake::adjust::WindowUnit)> {
+        match self.tables.len() {
+            1 => self.tables.iter().next().and_then(|t| bhavstore_lake::adjust::PriceBasis::of_input_table(t)),
+            _ => None,
+        }
+    }
+}
+
 /// Why a view cannot run incrementally, and why it cannot run live.
 #[derive(Default)]
 struct Blockers {
@@ -108,8 +119,12 @@ pub fn analyse(plan: &LogicalPlan, entity: &str, event_time: &str) -> Result<Ana
         Ok(TreeNodeRecursion::Continue)
     })?;
     let lookback = rows_needed(plan, entity, event_time, &mut functions, &mut blockers)?;
-    if tables.len() != 1 || !tables.contains(bhavstore_lake::BHAVCOPY) {
-        blockers.incremental.push(format!("it reads {tables:?}, not only {}", bhavstore_lake::BHAVCOPY));
+    let daily = tables.len() == 1 && tables.iter().all(|t| bhavstore_lake::adjust::PriceBasis::of_table(t).is_some());
+    if !daily {
+        blockers.incremental.push(format!(
+            "it reads {tables:?}, not exactly one of {}",
+            bhavstore_lake::adjust::PriceBasis::ALL.map(|b| b.table()).join(", ")
+        ));
     }
     if tables.len() != 1 || !tables.contains(bhavstore_lake::bars::INTRADAY_BARS) {
         blockers.live.push(format!("it reads {tables:?}, not only {}", bhavstore_lake::bars::INTRADAY_BARS));

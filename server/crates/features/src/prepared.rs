@@ -33,7 +33,14 @@ pub struct PreparedView {
     pub version: version::VersionId,
     /// Rows per entity carried between runs (None: full recompute only).
     pub lookback_rows: Option<usize>,
-    /// The `bhavcopy` columns the view reads: the only ones its tail needs to keep.
+    /// The daily table the view reads (`bhavcopy`, `bhavcopy_adjusted`, ...): the one an
+    /// incremental run narrows to tail plus new days.
+    pub input_table: &'static str,
+    /// Its price basis, when it reads a daily price table.
+    pub basis: Option<bhavstore_lake::adjust::PriceBasis>,
+    /// What its windows count, when it reads a daily price table.
+    pub window_unit: Option<bhavstore_lake::adjust::WindowUnit>,
+    /// The input table's columns the view reads: the only ones its tail needs to keep.
     pub input_columns: Vec<String>,
 }
 
@@ -72,9 +79,52 @@ pub async fn prepare_in(
                 None
             }
         };
+        let daily = analysis.daily_input();
+        let basis = daily.map(|d| d.0);
+        if let Some(declared) = view.spec.prices
+            && basis != Some(declared)
+        {
+            return Err(PrepareError::Definition(format!(
+                "{}: prices: {} but the SQL reads {:?}; a view on {} prices reads {}",
+                view.yaml_path.display(),
+                declared.as_str(),
+                analysis.tables,
+                declared.as_str(),
+                declared.input_table(view.spec.window_unit.unwrap_or_default())
+            )));
+        }
+        if let Some(unit) = view.spec.window_unit
+            && daily.map(|d| d.1) != Some(unit)
+        {
+            let basis = basis.unwrap_or(bhavstore_lake::adjust::PriceBasis::Raw);
+            return Err(PrepareError::Definition(format!(
+                "{}: window_unit: {} but the SQL reads {:?}; a view counting {} reads {}",
+                view.yaml_path.display(),
+                unit.as_str(),
+                analysis.tables,
+                if unit == bhavstore_lake::adjust::WindowUnit::Session { "sessions" } else { "rows" },
+                basis.input_table(unit)
+            )));
+        }
         let version = version::version_of(view, &analysis.functions);
-        let input_columns = input_columns(ctx, &plan, &view.spec)?;
-        out.push(PreparedView { view: view.clone(), analysis, version, lookback_rows, input_columns });
+        let input_table = daily.map_or(bhavstore_lake::BHAVCOPY, |(b, u)| b.input_table(u));
+        let input_columns = if input_table == bhavstore_lake::BHAVCOPY {
+            input_columns(ctx, &plan, &view.spec)?
+        } else {
+            // The adjusted tables are views: the optimized plan scans what is under them, so
+            // their tails keep every column.
+            ctx.table(input_table).await?.schema().fields().iter().map(|f| f.name().clone()).collect()
+        };
+        out.push(PreparedView {
+            view: view.clone(),
+            analysis,
+            version,
+            lookback_rows,
+            input_table,
+            basis,
+            window_unit: daily.map(|d| d.1),
+            input_columns,
+        });
     }
     Ok(out)
 }

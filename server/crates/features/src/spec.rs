@@ -32,6 +32,18 @@ pub struct ViewSpec {
     /// 09:16. Only for views over `intraday_bars` (daily rows become known at the market close).
     #[serde(default)]
     pub available_after: Option<String>,
+    /// Which daily prices the view is computed on: `raw` (as BSE printed them, `bhavcopy`),
+    /// `adjusted` (splits, consolidations and bonuses, point in time: `bhavcopy_adjusted`) or
+    /// `total_return` (dividends too: `bhavcopy_total_return`). The SQL must read that table.
+    /// Optional: a view that leaves it out is on the basis of the table it reads.
+    #[serde(default)]
+    pub prices: Option<bhavstore_lake::adjust::PriceBasis>,
+    /// What "the last n" of the view's windows counts: `rows` (the security's traded sessions,
+    /// the default) or `session` (exchange sessions: the SQL reads a `*_sessions` table, where a
+    /// session the security did not trade is a row of NULL prices). Optional, checked like
+    /// `prices`.
+    #[serde(default)]
+    pub window_unit: Option<bhavstore_lake::adjust::WindowUnit>,
     /// The features, each a column of the SQL's output.
     pub features: Vec<FeatureSpec>,
 }

@@ -2,6 +2,7 @@
 //!
 //! Pure code: bytes in, rows and quarantined lines out. Storage and HTTP live elsewhere.
 
+pub mod actions;
 pub mod canonical;
 pub mod detect;
 pub mod encoding;

@@ -9,6 +9,13 @@ use serde::{Deserialize, Serialize};
 pub struct SourceConfig {
     /// Base URL replacing `https://www.bseindia.com` (tests and mirrors).
     pub base_url: String,
+    /// Base URL of BSE's API (corporate actions, trading holidays), replacing
+    /// `https://api.bseindia.com`. Unset, it follows `base_url` when that points elsewhere than
+    /// BSE (a mirror or a test server serves both).
+    pub api_base_url: Option<String>,
+    /// Days before and after each scheduled trading day whose corporate actions are downloaded
+    /// again after its bhavcopy (0: none; actions are then only imported by hand).
+    pub corporate_actions_days: u32,
     /// Also try `EQ_ISINCODE_{DDMMYY}.zip` when the plain legacy zip is missing (before UDiFF).
     pub isincode_fallback: bool,
     /// Whole-request timeout, seconds.
@@ -31,6 +38,8 @@ impl Default for SourceConfig {
     fn default() -> Self {
         Self {
             base_url: "https://www.bseindia.com".into(),
+            api_base_url: None,
+            corporate_actions_days: 30,
             isincode_fallback: true,
             timeout_secs: 60,
             connect_timeout_secs: 10,
@@ -41,6 +50,18 @@ impl Default for SourceConfig {
             user_agent:
                 "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
                     .into(),
+        }
+    }
+}
+
+impl SourceConfig {
+    /// BSE's API host as configured (see [`SourceConfig::api_base_url`]).
+    #[must_use]
+    pub fn api_base(&self) -> String {
+        match &self.api_base_url {
+            Some(u) => u.clone(),
+            None if self.base_url.trim_end_matches('/') != "https://www.bseindia.com" => self.base_url.clone(),
+            None => "https://api.bseindia.com".into(),
         }
     }
 }

@@ -119,8 +119,8 @@ pub async fn import_location(
             for (key, size) in source.list_sized("").await? {
                 let name = key.rsplit('/').next().unwrap_or(&key).to_string();
                 let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
-                if ext != "csv" && ext != "zip" {
-                    report.skipped.push((key, "not a .csv or .zip file".into()));
+                if ext != "csv" && ext != "zip" && ext != "json" {
+                    report.skipped.push((key, "not a .csv, .zip or .json file".into()));
                     continue;
                 }
                 let object_url = format!("{}/{key}", url.trim_end_matches('/'));
@@ -219,6 +219,24 @@ async fn import_body(
             }
             Ok(_) => {}
         }
+    }
+    if let Some(kind) = super::reference::detect(&bytes) {
+        let result = match super::reference::store(
+            ingestor.storage(),
+            kind,
+            name,
+            &bytes,
+            provenance(source.into()),
+            None,
+        )
+        .await
+        {
+            Ok(loaded) => Ok(Ingested::Reference(loaded)),
+            Err(e) if e.is_storage() => return Err(e),
+            Err(e) => Err(e.into()),
+        };
+        push(ImportedFile { source: display.into(), result });
+        return Ok(());
     }
     let result = ingest_one(ingestor, name, bytes, provenance(source.into())).await?;
     push(ImportedFile { source: display.into(), result });

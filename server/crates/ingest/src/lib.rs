@@ -14,6 +14,7 @@ pub mod load;
 pub mod local_files;
 pub mod location;
 pub mod raw;
+pub mod reference;
 pub mod revisions;
 pub mod source;
 
@@ -135,6 +136,14 @@ pub enum IngestError {
     /// Writing Parquet failed.
     #[error("writing Parquet: {0}")]
     Write(String),
+    /// A reference file (corporate actions, holidays) was recognised but cannot be read.
+    #[error("{name}: {message}")]
+    Reference {
+        /// The file name.
+        name: String,
+        /// Why.
+        message: String,
+    },
     /// The body was refused and kept for inspection.
     #[error("{source} (the bytes are kept at {kept_at})")]
     Rejected {
@@ -160,6 +169,7 @@ impl IngestError {
             Self::WrongDate { name, asked, .. } => format!("{name}: not the file for {asked}"),
             Self::Corrupt { key, .. } => format!("stored object {key} is corrupt; see the server log"),
             Self::Write(_) => "writing Parquet failed; see the server log".into(),
+            Self::Reference { name, .. } => format!("{name}: a reference file that could not be read"),
             Self::Rejected { source, kept_at } => {
                 format!("{}; the bytes are kept at {kept_at}", source.client_message())
             }
@@ -237,6 +247,8 @@ pub enum Ingested {
     },
     /// The bytes were stored but not loaded: they would lose rows.
     Held(HeldRevision),
+    /// A corporate-action export or holiday list, stored and loaded.
+    Reference(reference::ReferenceLoaded),
 }
 
 impl Ingested {
@@ -472,6 +484,12 @@ impl Ingestor {
                     Ingested::Loaded { report, superseded } => Ok(DayOutcome::Fetched { report, superseded }),
                     Ingested::Unchanged { .. } => Ok(DayOutcome::Unchanged),
                     Ingested::Held(held) => Ok(DayOutcome::Held(held)),
+                    // `ingest_bytes` parses bhavcopies only; reference files come through
+                    // `reference::store`.
+                    Ingested::Reference(r) => Err(IngestError::Reference {
+                        name: r.revision,
+                        message: "a reference file where a bhavcopy was expected".into(),
+                    }),
                 }
             }
         }

@@ -89,7 +89,7 @@ pub struct Walk {
 
 fn has_import_extension(path: &Path) -> bool {
     let ext = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
-    ext == "csv" || ext == "zip"
+    ext == "csv" || ext == "zip" || ext == "json"
 }
 
 fn name_of(path: &Path) -> String {
@@ -197,7 +197,7 @@ fn walk_tree(
         } else if !meta.is_file() {
             w.skipped.push((display, "not a regular file".into()));
         } else if !has_import_extension(&entry) {
-            w.skipped.push((display, "not a .csv or .zip file".into()));
+            w.skipped.push((display, "not a .csv, .zip or .json file".into()));
         } else if !seen_files.insert(FileId::of(&meta)) {
             w.skipped.push((display, "already imported through another path".into()));
         } else {
@@ -273,7 +273,7 @@ fn walk_confined_dir(base: &Path, dir: &Path, url: &str, seen: &mut HashSet<File
                         exact: Some(entry),
                     });
                 } else {
-                    w.skipped.push((shown, "not a .csv or .zip file".into()));
+                    w.skipped.push((shown, "not a .csv, .zip or .json file".into()));
                 }
             }
             Ok(_) => w.skipped.push((shown, "not a regular file".into())),

@@ -12,6 +12,9 @@ pub enum ClockError {
     /// The close is not `HH:MM`.
     #[error("online.market_close {0}")]
     Close(String),
+    /// The publish time is not `HH:MM`.
+    #[error("online.publish_time {0}")]
+    Publish(String),
 }
 
 /// When a session's values become known.
@@ -19,12 +22,17 @@ pub enum ClockError {
 pub struct MarketClock {
     tz: Tz,
     close: NaiveTime,
+    publish: NaiveTime,
 }
 
 impl Default for MarketClock {
-    /// BSE: 15:30 in Asia/Kolkata.
+    /// BSE: 15:30 in Asia/Kolkata, the bhavcopy published by 18:00.
     fn default() -> Self {
-        Self { tz: chrono_tz::Asia::Kolkata, close: NaiveTime::from_hms_opt(15, 30, 0).unwrap_or_default() }
+        Self {
+            tz: chrono_tz::Asia::Kolkata,
+            close: NaiveTime::from_hms_opt(15, 30, 0).unwrap_or_default(),
+            publish: NaiveTime::from_hms_opt(18, 0, 0).unwrap_or_default(),
+        }
     }
 }
 
@@ -33,6 +41,9 @@ impl MarketClock {
     pub const DEFAULT_CLOSE: &str = "15:30";
     /// The default zone, `online.timezone`.
     pub const DEFAULT_TIMEZONE: &str = "Asia/Kolkata";
+    /// The default `online.publish_time`: when a day's bhavcopy counts as available when the
+    /// time it was fetched is not known (imports, backfills long after the day).
+    pub const DEFAULT_PUBLISH_TIME: &str = "18:00";
 
     /// A clock closing at `market_close` (`HH:MM`, local) in the IANA zone `timezone`. The
     /// error names the `online.*` setting each comes from.
@@ -40,7 +51,28 @@ impl MarketClock {
         let tz: Tz = timezone.parse().map_err(|e| ClockError::TimeZone(format!("{e}")))?;
         let close = NaiveTime::parse_from_str(market_close, "%H:%M")
             .map_err(|e| ClockError::Close(format!("{market_close:?}: {e} (use HH:MM)")))?;
-        Ok(Self { tz, close })
+        Ok(Self { tz, close, ..Self::default() })
+    }
+
+    /// The same clock with bhavcopies published at `publish_time` (`HH:MM`, local).
+    pub fn with_publish_time(mut self, publish_time: &str) -> Result<Self, ClockError> {
+        self.publish = NaiveTime::parse_from_str(publish_time, "%H:%M")
+            .map_err(|e| ClockError::Publish(format!("{publish_time:?}: {e} (use HH:MM)")))?;
+        Ok(self)
+    }
+
+    /// When the bhavcopy of `d` counts as published if nothing better is known.
+    #[must_use]
+    pub fn publish_time(&self, d: NaiveDate) -> DateTime<Utc> {
+        let local = d.and_time(self.publish);
+        self.tz.from_local_datetime(&local).earliest().map_or_else(|| local.and_utc(), |t| t.with_timezone(&Utc))
+    }
+
+    /// The latest trade date whose publish time is at or before `at`.
+    #[must_use]
+    pub fn last_published_date(&self, at: DateTime<Utc>) -> NaiveDate {
+        let d = at.with_timezone(&self.tz).date_naive();
+        if self.publish_time(d) <= at { d } else { d - Days::new(1) }
     }
 
     /// Event time of a trade date.

@@ -8,8 +8,13 @@
 //! * [`writer`]: the one Parquet writer configuration;
 //! * [`clock`]: the market clock and Arrow Date32 helpers;
 //! * [`ident`]: quoting names into SQL;
+//! * [`adjust`]: corporate actions reconciled with the prices, the adjusted price tables and the
+//!   trading calendar;
+//! * [`availability`]: when each trade date's values became known, and the as-of rules;
 //! * [`bars`]: intraday bars as stored (snapshots and the write-ahead log) and in memory.
 
+pub mod adjust;
+pub mod availability;
 pub mod bars;
 pub mod clock;
 pub mod host;
@@ -24,6 +29,7 @@ pub mod writer;
 use bhavstore_storage::StorageError;
 use datafusion::error::DataFusionError;
 
+pub use availability::{AsOfRule, Availability};
 pub use clock::{ClockError, MarketClock, epoch, from_days, to_days};
 pub use ident::quote_ident;
 pub use manifest::Manifest;

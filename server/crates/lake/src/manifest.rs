@@ -57,6 +57,11 @@ pub struct Manifest {
     /// [`crate::bars::stored::log_position`]); a later position means new bars.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub intraday_seq: Option<u64>,
+    /// For a view on adjusted prices: the reconciliation digest per ex-session it was computed
+    /// with (see [`crate::adjust::AdjustmentsManifest::digest`]); a date whose digest differs
+    /// now is a revision from that date.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub adjustments: BTreeMap<NaiveDate, String>,
 }
 
 /// The files one run wrote.

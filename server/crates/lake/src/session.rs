@@ -47,8 +47,15 @@ pub fn session(storage: &Storage) -> Result<SessionContext, LakeError> {
     for udwf in bhavstore_udfs::all_window_udfs() {
         ctx.register_udwf(udwf);
     }
-    register_day_table(&ctx, storage, BHAVCOPY, paths::BHAVCOPY_TABLE, canonical_file_schema(), canonical_schema())?;
-    register_day_table(
+    let bhavcopy = register_day_table(
+        &ctx,
+        storage,
+        BHAVCOPY,
+        paths::BHAVCOPY_TABLE,
+        canonical_file_schema(),
+        canonical_schema(),
+    )?;
+    let _quarantine = register_day_table(
         &ctx,
         storage,
         BHAVCOPY_QUARANTINE,
@@ -62,6 +69,7 @@ pub fn session(storage: &Storage) -> Result<SessionContext, LakeError> {
         ctx.register_table(name, Arc::new(stored_table(storage.clone(), kind)))
             .map_err(|source| LakeError::Register { table: name, source })?;
     }
+    crate::adjust::tables::register(&ctx, storage, bhavcopy)?;
     Ok(ctx)
 }
 
@@ -75,7 +83,7 @@ fn register_day_table(
     folder: &str,
     file_schema: SchemaRef,
     table_schema: SchemaRef,
-) -> Result<(), LakeError> {
+) -> Result<Arc<dyn datafusion::catalog::TableProvider>, LakeError> {
     let err = |source| LakeError::Register { table: name, source };
     let url = ListingTableUrl::parse(storage.folder_url(folder)).map_err(err)?;
     let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
@@ -88,6 +96,7 @@ fn register_day_table(
         .and_then(|b| b.project(columns))
         .and_then(LogicalPlanBuilder::build)
         .map_err(err)?;
-    ctx.register_table(name, Arc::new(ViewTable::new(plan, None))).map_err(err)?;
-    Ok(())
+    let table: Arc<dyn datafusion::catalog::TableProvider> = Arc::new(ViewTable::new(plan, None));
+    ctx.register_table(name, Arc::clone(&table)).map_err(err)?;
+    Ok(table)
 }

@@ -165,3 +165,18 @@ pub async fn write_stream_by_year(
     }
     Ok(out)
 }
+
+/// One batch as the bytes of a Parquet file with the common settings, rows sorted by column
+/// `sorted_by` when given (small tables written whole: a day, a reference file).
+pub fn batch_bytes(
+    batch: &datafusion::arrow::array::RecordBatch,
+    sorted_by: Option<usize>,
+) -> Result<bytes::Bytes, LakeError> {
+    let props = writer_properties(sorted_by, None);
+    let mut buf = Vec::with_capacity(64 * 1024);
+    let mut w = datafusion::parquet::arrow::ArrowWriter::try_new(&mut buf, batch.schema(), Some(props))
+        .map_err(|e| LakeError::Write(e.to_string()))?;
+    w.write(batch).map_err(|e| LakeError::Write(e.to_string()))?;
+    w.close().map_err(|e| LakeError::Write(e.to_string()))?;
+    Ok(bytes::Bytes::from(buf))
+}

@@ -139,6 +139,17 @@ impl Materializer {
                 })
                 .collect::<Result<_, _>>()?
         };
+        // Views on adjusted prices follow the newest reconciliation: bring it up to date with
+        // the data first, once for all of them. A failure leaves the previous one in force.
+        if selected.iter().any(|pv| pv.basis.is_some_and(bhavstore_lake::adjust::PriceBasis::uses_actions)) {
+            match bhavstore_lake::adjust::reconcile(&self.storage).await {
+                Ok(r) if r.changed => tracing::info!("{}", r.describe()),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "reconciling corporate actions failed; using the previous reconciliation")
+                }
+            }
+        }
         let runs = selected.into_iter().map(|pv| async move {
             let name = pv.view.spec.name.clone();
             let result = run::run_view(self, pv, full).await;

@@ -49,6 +49,8 @@ struct DecideInputs<'a> {
     /// For a view over intraday bars: the intraday log position now. Such a view follows the
     /// intraday log, not the bhavcopy change log.
     intraday_seq: Option<u64>,
+    /// For a view on adjusted prices: the reconciliation digest per ex-session now.
+    adjustments: Option<&'a BTreeMap<NaiveDate, String>>,
 }
 
 /// A published state a revision could restart from.
@@ -70,10 +72,19 @@ impl DecideInputs<'_> {
         }
         let last = latest.max_trade_date;
         // The map is ordered by date: the first match is the earliest revised day.
-        self.changes
+        let loaded = self
+            .changes
             .iter()
             .find(|(d, sha)| last.is_some_and(|l| **d <= l) && latest.inputs.get(*d) != Some(*sha))
-            .map(|(d, _)| *d)
+            .map(|(d, _)| *d);
+        // An action added, removed or changed on a computed ex-session revises that session.
+        let adjusted = self.adjustments.and_then(|now| {
+            let computed = |d: &NaiveDate| last.is_some_and(|l| *d <= l);
+            let changed_now = now.iter().find(|(d, h)| computed(d) && latest.adjustments.get(*d) != Some(*h));
+            let gone = latest.adjustments.keys().find(|d| !now.contains_key(*d));
+            changed_now.map(|(d, _)| *d).into_iter().chain(gone.copied()).min()
+        });
+        loaded.into_iter().chain(adjusted).min()
     }
 }
 
@@ -177,7 +188,14 @@ async fn execute(
     } else {
         None
     };
-    let inputs = gather(storage, pv, full, latest.as_ref(), &changes, intraday_seq).await?;
+    // Read before the input: actions reconciled meanwhile make the next run recompute.
+    let adjustments = match pv.basis {
+        Some(b) if b.uses_actions() => {
+            Some(bhavstore_lake::adjust::manifest::latest(storage).await?.map(|a| a.digest).unwrap_or_default())
+        }
+        _ => None,
+    };
+    let inputs = gather(storage, pv, full, latest.as_ref(), &changes, intraday_seq, adjustments.as_ref()).await?;
     let decision = decide(&inputs);
     let base = match decision {
         Decision::UpToDate => {
@@ -206,7 +224,7 @@ async fn execute(
     let ctx = bhavstore_lake::session(storage)?;
     if let Some(b) = &base {
         let tail = b.tail.as_ref().ok_or_else(|| MaterializeError::Corrupt("base manifest has no tail".into()))?;
-        narrow_input(&ctx, storage, &tail.file, after, &pv.input_columns).await?;
+        narrow_input(&ctx, storage, pv.input_table, &tail.file, after, &pv.input_columns).await?;
     }
     // An incremental input holds only this view's columns (and incremental views read only
     // bhavcopy), so only this view is planned on it; a full run may read other views.
@@ -275,6 +293,9 @@ async fn execute(
         loads_watermark: changes.watermark.clone(),
         referenced_runs: referenced,
         intraday_seq,
+        adjustments: adjustments
+            .map(|a| a.into_iter().filter(|(d, _)| max_date.is_some_and(|m| *d <= m)).collect())
+            .unwrap_or_default(),
     };
     manifest::publish(storage, &published).await?;
     record.manifest_seq = Some(seq);
@@ -323,6 +344,7 @@ async fn gather<'a>(
     latest: Option<&'a Manifest>,
     changes: &'a Changes,
     intraday_seq: Option<u64>,
+    adjustments: Option<&'a BTreeMap<NaiveDate, String>>,
 ) -> Result<DecideInputs<'a>, MaterializeError> {
     let mut inputs = DecideInputs {
         latest,
@@ -332,6 +354,7 @@ async fn gather<'a>(
         incremental: &pv.analysis.incremental,
         earlier: Vec::new(),
         intraday_seq,
+        adjustments,
     };
     if let (Some(latest), Some(revised), None) = (latest, inputs.first_revised(), intraday_seq) {
         inputs.earlier = earlier_states(storage, &pv.view.spec.name, &latest.version, revised).await?;
@@ -376,6 +399,15 @@ fn decide(inputs: &DecideInputs<'_>) -> Decision {
         };
     }
     if inputs.lookback_rows.is_none() {
+        let last = latest.max_trade_date;
+        let actions_changed = inputs.adjustments.is_some_and(|now| {
+            let computed: BTreeMap<&NaiveDate, &String> =
+                now.iter().filter(|(d, _)| last.is_some_and(|l| **d <= l)).collect();
+            computed != latest.adjustments.iter().collect::<BTreeMap<_, _>>()
+        });
+        if actions_changed && inputs.changes.is_empty() {
+            return Decision::Full { why: "the corporate actions of computed days changed".into() };
+        }
         return if inputs.changes.is_empty() {
             Decision::UpToDate
         } else {
@@ -409,20 +441,22 @@ fn decide(inputs: &DecideInputs<'_>) -> Decision {
     Decision::Full { why: format!("{first_revised} was revised and no kept state predates it") }
 }
 
-/// Name of the whole `bhavcopy` in a run whose `bhavcopy` is narrowed to tail + new days.
+/// Name of the whole input table in a run whose input (`bhavcopy` or an adjusted table) is
+/// narrowed to tail + new days.
 pub(super) const FULL_INPUT: &str = "__bhavcopy_all";
 
-/// Replaces `bhavcopy` in `ctx` by the tail plus the days after `after`, both with only the
-/// columns the view reads.
+/// Replaces the view's input table `input` in `ctx` by the tail plus the days after `after`,
+/// both with only the columns the view reads.
 async fn narrow_input(
     ctx: &SessionContext,
     storage: &Storage,
+    input: &str,
     tail: &FileRef,
     after: Option<NaiveDate>,
     columns: &[String],
 ) -> Result<(), MaterializeError> {
-    let all = ctx.table(bhavstore_lake::BHAVCOPY).await?;
-    ctx.deregister_table(bhavstore_lake::BHAVCOPY)?;
+    let all = ctx.table(input).await?;
+    ctx.deregister_table(input)?;
     ctx.register_table(FULL_INPUT, all.into_view())?;
     let cols: Vec<&str> = columns.iter().map(String::as_str).collect();
     let newer = ctx.table(FULL_INPUT).await?;
@@ -433,8 +467,8 @@ async fn narrow_input(
     .select_columns(&cols)?;
     let schema: SchemaRef = Arc::new(newer.schema().as_arrow().clone());
     ctx.register_table("__tail", Arc::new(ParquetFilesTable::new(storage, schema, std::slice::from_ref(tail))?))?;
-    let input = ctx.table("__tail").await?.union(newer)?;
-    ctx.register_table(bhavstore_lake::BHAVCOPY, input.into_view())?;
+    let narrowed = ctx.table("__tail").await?.union(newer)?;
+    ctx.register_table(input, narrowed.into_view())?;
     Ok(())
 }
 
@@ -488,7 +522,7 @@ async fn write_tail(
     rows: usize,
 ) -> Result<TailRef, MaterializeError> {
     let spec = &pv.view.spec;
-    let input = ctx.table(bhavstore_lake::BHAVCOPY).await?;
+    let input = ctx.table(pv.input_table).await?;
     let present: Vec<String> = input.schema().fields().iter().map(|f| f.name().clone()).collect();
     let select =
         pv.input_columns.iter().filter(|c| present.contains(c)).map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ");
@@ -497,7 +531,7 @@ async fn write_tail(
          FROM {b}) WHERE __rn <= {rows}",
         e = quote_ident(&spec.entity),
         t = quote_ident(&spec.event_time),
-        b = quote_ident(bhavstore_lake::BHAVCOPY),
+        b = quote_ident(pv.input_table),
     );
     let df = ctx.sql(&sql).await?;
     let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
@@ -668,6 +702,7 @@ mod tests {
             loads_watermark: None,
             referenced_runs: Vec::new(),
             intraday_seq: None,
+            adjustments: BTreeMap::new(),
         }
     }
 
@@ -686,6 +721,7 @@ mod tests {
             incremental: &INCREMENTAL,
             earlier: Vec::new(),
             intraday_seq: None,
+            adjustments: None,
         }
     }
 

@@ -13,6 +13,9 @@ pub struct OnlineConfig {
     pub market_close: String,
     /// IANA time zone of `market_close`.
     pub timezone: String,
+    /// Local time by which BSE has published a day's bhavcopy: a day whose file was not
+    /// downloaded within 3 days of it (an import, an old backfill) counts as available then.
+    pub publish_time: String,
 }
 
 impl Default for OnlineConfig {
@@ -21,6 +24,7 @@ impl Default for OnlineConfig {
             history_days: 400,
             market_close: bhavstore_lake::MarketClock::DEFAULT_CLOSE.into(),
             timezone: bhavstore_lake::MarketClock::DEFAULT_TIMEZONE.into(),
+            publish_time: bhavstore_lake::MarketClock::DEFAULT_PUBLISH_TIME.into(),
         }
     }
 }
@@ -28,6 +32,6 @@ impl Default for OnlineConfig {
 impl OnlineConfig {
     /// The market clock of `market_close` in `timezone`.
     pub fn clock(&self) -> Result<bhavstore_lake::MarketClock, bhavstore_lake::ClockError> {
-        bhavstore_lake::MarketClock::new(&self.market_close, &self.timezone)
+        bhavstore_lake::MarketClock::new(&self.market_close, &self.timezone)?.with_publish_time(&self.publish_time)
     }
 }

@@ -23,7 +23,7 @@ use bhavstore_lake::{ClockError, LakeError, Published};
 
 pub use config::OnlineConfig;
 pub use entity::EntityIndex;
-pub use view::{LookupError, OnlineView, Value, ValueAt};
+pub use view::{AsOf, LookupError, OnlineView, Value, ValueAt};
 
 use bhavstore_storage::Storage;
 
@@ -55,6 +55,7 @@ pub enum OnlineError {
 pub struct OnlineViews {
     views: HashMap<String, Arc<OnlineView>>,
     entities: Arc<EntityIndex>,
+    availability: Arc<bhavstore_lake::Availability>,
 }
 
 /// Reads the online store from the publisher's snapshots: every call sees one publication,
@@ -116,6 +117,7 @@ impl OnlineStore {
             out.views.insert(name.clone(), v);
         }
         out.entities = Arc::new(EntityIndex::load(storage).await?);
+        out.availability = Arc::new(bhavstore_lake::Availability::load(storage, &clock).await?);
         next.insert_extension(out);
         Ok(())
     }
@@ -144,6 +146,25 @@ impl OnlineSnapshot {
         let mut v: Vec<String> = self.online().map(|o| o.views.keys().cloned().collect()).unwrap_or_default();
         v.sort();
         v
+    }
+
+    /// The read at `at` under `rule`: the newest trade date known then.
+    #[must_use]
+    pub fn as_of(&self, at: chrono::DateTime<chrono::Utc>, rule: bhavstore_lake::AsOfRule) -> AsOf {
+        let cutoff = match self.online() {
+            Some(o) => o.availability.last_known_date(at, rule),
+            None => bhavstore_lake::Availability::default().last_known_date(at, rule),
+        };
+        AsOf { at, cutoff }
+    }
+
+    /// When the values of trade date `d` became available.
+    #[must_use]
+    pub fn available_at(&self, d: chrono::NaiveDate) -> chrono::DateTime<chrono::Utc> {
+        match self.online() {
+            Some(o) => o.availability.available_at(d),
+            None => bhavstore_lake::Availability::default().available_at(d),
+        }
     }
 
     /// Resolves a scrip code, symbol or ISIN to the entity key.
@@ -262,6 +283,7 @@ mod tests {
             loads_watermark: None,
             referenced_runs: Vec::new(),
             intraday_seq: None,
+            adjustments: Default::default(),
         };
         manifest::publish(storage, &m).await.unwrap();
     }

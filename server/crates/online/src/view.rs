@@ -90,6 +90,16 @@ pub struct ValueAt {
     pub trade_date: NaiveDate,
 }
 
+/// A point-in-time read: the instant asked for and the newest trade date known then under the
+/// request's rule ([`bhavstore_lake::AsOfRule`]), computed once per request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AsOf {
+    /// The instant.
+    pub at: DateTime<Utc>,
+    /// The newest trade date whose values are known at `at`.
+    pub cutoff: NaiveDate,
+}
+
 /// One view's recent rows.
 #[derive(Debug)]
 pub struct OnlineView {
@@ -215,27 +225,33 @@ impl OnlineView {
         self.index.contains_key(&entity)
     }
 
-    /// The value of `feature` for `entity` as of `at`.
+    /// The value of `feature` for `entity` as of `at`, known at the close (see [`AsOf`]).
     pub fn lookup(&self, entity: i64, feature: &str, at: DateTime<Utc>) -> Result<ValueAt, LookupError> {
+        self.lookup_as_of(entity, feature, AsOf { at, cutoff: self.clock.last_known_date(at) })
+    }
+
+    /// The value of `feature` for `entity` at `as_of`.
+    pub fn lookup_as_of(&self, entity: i64, feature: &str, as_of: AsOf) -> Result<ValueAt, LookupError> {
         let column = self
             .features
             .get(feature)
             .ok_or_else(|| LookupError::UnknownFeature { view: self.name.clone(), feature: feature.to_string() })?;
-        let (row, date) = self.row_as_of(entity, at)?;
+        let (row, date) = self.row_as_of(entity, as_of)?;
         Ok(ValueAt { value: value_of(column, row), event_time: self.clock.event_time(date), trade_date: date })
     }
 
-    /// Every feature of `entity` as of `at`, in feature-name order.
-    pub fn lookup_all(&self, entity: i64, at: DateTime<Utc>) -> Result<(NaiveDate, Vec<(String, Value)>), LookupError> {
-        let (row, date) = self.row_as_of(entity, at)?;
+    /// Every feature of `entity` at `as_of`, in feature-name order.
+    pub fn lookup_all(&self, entity: i64, as_of: AsOf) -> Result<(NaiveDate, Vec<(String, Value)>), LookupError> {
+        let (row, date) = self.row_as_of(entity, as_of)?;
         let mut out: Vec<(String, Value)> = self.features.iter().map(|(n, c)| (n.clone(), value_of(c, row))).collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
         Ok((date, out))
     }
 
-    fn row_as_of(&self, entity: i64, at: DateTime<Utc>) -> Result<(usize, NaiveDate), LookupError> {
+    fn row_as_of(&self, entity: i64, as_of: AsOf) -> Result<(usize, NaiveDate), LookupError> {
+        let at = as_of.at;
         let &(lo, hi) = self.index.get(&entity).ok_or_else(|| LookupError::UnknownEntity(entity.to_string()))?;
-        let cutoff = to_days(self.clock.last_known_date(at));
+        let cutoff = to_days(as_of.cutoff);
         // Rows of the entity with date <= cutoff: the last of them is the answer.
         let n = self.dates[lo..hi].partition_point(|d| *d <= cutoff);
         if n == 0 {

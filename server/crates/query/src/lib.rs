@@ -3,9 +3,10 @@
 //! A feature view's name reads the published state of its current definition from the
 //! publisher's snapshot in force when the query is planned; until one is published it is
 //! computed live from `bhavcopy`. Other states are reached with `view@selector` names
-//! ([`versioned`]). Training sets come from `features_asof` ([`training`]); client SQL is
-//! bounded and kept read-only by [`sqlguard`].
+//! ([`versioned`]). Training sets come from `features_asof` ([`training`]), the origin of a
+//! value from `lineage` ([`lineage`]); client SQL is bounded and kept read-only by [`sqlguard`].
 
+pub mod lineage;
 pub mod sqlguard;
 pub mod system;
 pub mod training;
@@ -117,7 +118,22 @@ impl Catalog {
             }
             current.push((name.to_string(), pv.version.id.clone()));
         }
-        ctx.register_udtf(training::FUNCTION, Arc::new(training::AsofFunction::new(asof, clock)));
+        // The calendar's availability follows the configured publish time.
+        ctx.deregister_table(bhavstore_lake::adjust::TRADING_CALENDAR)
+            .map_err(|source| CatalogError::Register { table: bhavstore_lake::adjust::TRADING_CALENDAR, source })?;
+        ctx.register_table(
+            bhavstore_lake::adjust::TRADING_CALENDAR,
+            Arc::new(bhavstore_lake::adjust::calendar_table(storage.clone(), clock.clone())),
+        )
+        .map_err(|source| CatalogError::Register { table: bhavstore_lake::adjust::TRADING_CALENDAR, source })?;
+        ctx.register_udtf(
+            training::FUNCTION,
+            Arc::new(training::AsofFunction::new(asof, clock).with_storage(storage.clone())),
+        );
+        ctx.register_udtf(
+            lineage::FUNCTION,
+            Arc::new(lineage::LineageFunction::new(storage.clone(), &prepared, published.clone())),
+        );
         for (kind, table) in [
             (system::Kind::Runs, system::RUNS),
             (system::Kind::Quality, system::QUALITY),

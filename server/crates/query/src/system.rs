@@ -299,6 +299,7 @@ mod tests {
             loads_watermark: None,
             referenced_runs: vec![run_id.into()],
             intraday_seq: None,
+            adjustments: Default::default(),
         }
     }
 

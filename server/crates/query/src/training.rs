@@ -64,18 +64,27 @@ pub struct AsofView {
     pub bars: Option<Duration>,
 }
 
-/// `features_asof(view, spine_query)`.
+/// `features_asof(view, spine_query [, rule])`.
 #[derive(Debug)]
 pub struct AsofFunction {
     views: HashMap<String, AsofView>,
     clock: MarketClock,
+    storage: Option<bhavstore_storage::Storage>,
 }
 
 impl AsofFunction {
-    /// Over `views`, with event times from `clock`.
+    /// Over `views`, with event times from `clock`; without storage every day counts as
+    /// available at the clock's publish time.
     #[must_use]
     pub fn new(views: HashMap<String, AsofView>, clock: MarketClock) -> Self {
-        Self { views, clock }
+        Self { views, clock, storage: None }
+    }
+
+    /// The same function reading each day's availability from `storage` when it executes.
+    #[must_use]
+    pub fn with_storage(mut self, storage: bhavstore_storage::Storage) -> Self {
+        self.storage = Some(storage);
+        self
     }
 }
 
@@ -91,8 +100,19 @@ fn string_arg(e: &Expr, what: &str) -> Result<String> {
 
 impl TableFunctionImpl for AsofFunction {
     fn call(&self, args: &[Expr]) -> Result<Arc<dyn TableProvider>> {
-        let [view, spine] = args else {
-            return plan_err!("{FUNCTION}(view, spine_query) takes two arguments, got {}", args.len());
+        let (view, spine, rule) = match args {
+            [view, spine] => (view, spine, bhavstore_lake::AsOfRule::default()),
+            [view, spine, rule] => {
+                let r = string_arg(rule, "the rule")?;
+                let rule = bhavstore_lake::AsOfRule::parse(&r).or_else(|m| plan_err!("{FUNCTION}: {m}"))?;
+                (view, spine, rule)
+            }
+            _ => {
+                return plan_err!(
+                    "{FUNCTION}(view, spine_query [, rule]) takes two or three arguments, got {}",
+                    args.len()
+                );
+            }
         };
         let view = string_arg(view, "the view name")?;
         let spine = string_arg(spine, "the spine query")?;
@@ -101,8 +121,15 @@ impl TableFunctionImpl for AsofFunction {
             known.sort();
             return plan_err!("{FUNCTION}: no feature view {view:?} (views: {})", known.join(", "));
         };
-        let call =
-            AsofCall { view, spine_sql: spine, def: v.clone(), clock: self.clock.clone(), schema: output_schema(v) };
+        let call = AsofCall {
+            view,
+            spine_sql: spine,
+            def: v.clone(),
+            clock: self.clock.clone(),
+            storage: self.storage.clone(),
+            rule,
+            schema: output_schema(v),
+        };
         Ok(Arc::new(AsofTable { call: Arc::new(call) }))
     }
 }
@@ -187,6 +214,10 @@ pub(crate) struct AsofCall {
     spine_sql: String,
     pub(crate) def: AsofView,
     clock: MarketClock,
+    /// Where each day's availability is read when the call executes.
+    storage: Option<bhavstore_storage::Storage>,
+    /// Which instant makes a daily row known.
+    rule: bhavstore_lake::AsOfRule,
     /// The full output schema (before projection).
     pub(crate) schema: SchemaRef,
 }
@@ -343,15 +374,21 @@ impl AsofCall {
     async fn merge(&self, ctx: &SessionContext, spine: LogicalPlan) -> Result<Merged> {
         let (entities, stamps) = self.spine(ctx, spine).await?;
         let n = entities.len();
-        // The trade date known at each spine instant. It only changes at a close, which is on
-        // a whole minute, so it is computed once per minute of the spine.
-        let mut by_minute: HashMap<i64, i32> = HashMap::new();
+        let availability = match &self.storage {
+            Some(s) => bhavstore_lake::Availability::load(s, &self.clock)
+                .await
+                .map_err(|e| DataFusionError::External(Box::new(e)))?,
+            None => bhavstore_lake::Availability::from_loads(self.clock.clone(), []),
+        };
+        // The trade date known at each spine instant under the call's rule. It changes at a
+        // close, a publish time or a first download, so it is computed once per second.
+        let mut by_second: HashMap<i64, i32> = HashMap::new();
         let mut cutoffs: Vec<Option<i32>> = Vec::with_capacity(n);
         for t in &stamps {
             cutoffs.push(t.and_then(|t| {
-                let minute = t.div_euclid(60_000_000);
+                let second = t.div_euclid(1_000_000);
                 let at = DateTime::from_timestamp_micros(t)?;
-                Some(*by_minute.entry(minute).or_insert_with(|| to_days(self.clock.last_known_date(at))))
+                Some(*by_second.entry(second).or_insert_with(|| to_days(availability.last_known_date(at, self.rule))))
             }));
         }
         let wanted: HashSet<i64> = entities.iter().flatten().copied().collect();
@@ -588,13 +625,22 @@ mod tests {
                 )
                 .build(),
         );
-        let batches = ctx
-            .sql("SELECT entity, feature_trade_date, f FROM features_asof('v', 'SELECT scrip_code, ts FROM spine')")
-            .await
-            .unwrap()
-            .collect()
-            .await
-            .unwrap();
+        let read = |rule: &'static str| {
+            let ctx = ctx.clone();
+            async move {
+                let sql = format!(
+                    "SELECT entity, feature_trade_date, f FROM features_asof('v', 'SELECT scrip_code, ts FROM spine'{rule})"
+                );
+                ctx.sql(&sql).await.unwrap().collect().await.unwrap()
+            }
+        };
+        // The default rule, available: without a store every day counts as published at 18:00
+        // IST, so at 16:00 IST day 2 is not known yet and day 1 answers.
+        let available = read("").await;
+        let got = concat_batches(&available[0].schema(), &available).unwrap();
+        let dates: Vec<Option<i32>> = got.column(1).as_primitive::<Date32Type>().iter().collect();
+        assert_eq!(dates, [Some(DAY + 1), Some(DAY + 1), None, Some(DAY + 1), None]);
+        let batches = read(", 'close'").await;
         // Streamed in batch_size chunks, not one concatenated batch.
         assert!(batches.len() >= 3, "{} batches", batches.len());
         let got = concat_batches(&batches[0].schema(), &batches).unwrap();

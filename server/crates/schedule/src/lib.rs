@@ -63,8 +63,11 @@ pub enum IngestAttempt {
     Loaded,
     /// The day was loaded before; nothing to do.
     AlreadyLoaded,
-    /// BSE has no file for the day (yet): a holiday, or not published so far.
+    /// BSE has no file for the day (yet): not published so far, or a holiday no list names.
     NotPublished,
+    /// The trading calendar says the day is an exchange holiday: no file will come, so the
+    /// scheduler stops retrying and materializes nothing.
+    Holiday,
 }
 
 /// What the scheduler asks the rest of bhavstore to do; implemented by the server.

@@ -156,6 +156,10 @@ async fn ingest_with_retries(
                 info!(job = name, %date, attempt, "bhavcopy not published yet");
                 None
             }
+            Ok(IngestAttempt::Holiday) => {
+                info!(job = name, %date, "an exchange holiday on the trading calendar: no bhavcopy to wait for");
+                return false;
+            }
             // Usually the network or BSE's firewall, both of which tend to pass; so retry.
             Err(e) => {
                 warn!(job = name, %date, attempt, error = %e, "ingest failed");

@@ -327,6 +327,23 @@ async fn ingest_errors_are_retried() {
 }
 
 #[tokio::test]
+async fn a_holiday_is_not_retried_and_not_materialized() {
+    let tz = zone_where_it_is_about_noon();
+    let (stop, shutdown) = watch::channel(false);
+    let fake = Arc::new(FakeRunner::new(vec![], IngestAttempt::Holiday));
+    // An hour between retries: two ingest calls within the test's patience come from two fires,
+    // never from a retry of one.
+    let job = JobConfig { retry_every: "1h".into(), ..JobConfig::default() };
+    let handle = start(every_second(&tz, job), &fake, shutdown);
+    fake.wait_for_calls(2).await;
+    stop.send_replace(true);
+    finishes(handle).await;
+    let calls = fake.calls();
+    assert!(calls.iter().all(|c| matches!(c, Call::Ingest(_))), "a holiday materialized: {calls:?}");
+    assert!(calls.len() >= 2, "{calls:?}");
+}
+
+#[tokio::test]
 async fn past_cutoff_gives_up_without_materializing() {
     let tz = zone_where_it_is_about_noon();
     let (stop, shutdown) = watch::channel(false);

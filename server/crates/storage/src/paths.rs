@@ -24,6 +24,12 @@
 //! intraday/snapshots/{seq:020}.json                                   snapshot manifest: bars and quarantine through WAL seq, create-only
 //! intraday/bars/trade_date={YYYY-MM-DD}/bars-{seq:020}.parquet        every bar of a day as of snapshot seq
 //! intraday/quarantine/quarantine-{seq:020}.parquet                    refused bars first made durable before snapshot seq
+//! raw/reference/{kind}/{revision}/{original file name}               corporate-action exports and holiday lists, immutable
+//! raw/reference/{kind}/{revision}/_meta.json                          provenance of those bytes
+//! parquet/reference/{kind}/{revision}.parquet                         their canonical rows, one file per raw revision
+//! parquet/reference/{kind}/{revision}.coverage.json                   the date range a downloaded list was asked for
+//! derived/adjustments/manifests/{seq:010}.json                        one reconciliation of actions and prices, create-only
+//! derived/adjustments/{seq:010}/{table}.parquet                       its actions, checks and adjustment epochs
 //! ```
 //!
 //! Intraday bars are durable once their WAL segment exists; a snapshot manifest names the day
@@ -68,6 +74,12 @@ pub const INTRADAY_SNAPSHOTS: &str = "intraday/snapshots";
 pub const INTRADAY_BARS: &str = "intraday/bars";
 /// Root of the snapshotted intraday quarantine files.
 pub const INTRADAY_QUARANTINE: &str = "intraday/quarantine";
+/// Prefix of raw reference files (corporate-action exports, holiday lists).
+pub const RAW_REFERENCE: &str = "raw/reference";
+/// Root of the canonical rows of reference files.
+pub const REFERENCE_TABLE: &str = "parquet/reference";
+/// Root of the reconciliations of corporate actions with the prices.
+pub const ADJUSTMENTS: &str = "derived/adjustments";
 /// Name of the provenance record beside each raw revision.
 pub const META_FILE: &str = "_meta.json";
 
@@ -316,6 +328,61 @@ pub fn intraday_quarantine_file(seq: u64) -> String {
 pub fn seq_of_intraday_key(key: &str) -> Option<u64> {
     let name = key.rsplit('/').next()?;
     name.split('.').next()?.parse().ok()
+}
+
+/// Folder of every raw revision of one kind of reference file (`corporate_actions`, `holidays`).
+#[must_use]
+pub fn raw_reference_dir(kind: &str) -> String {
+    format!("{RAW_REFERENCE}/{kind}")
+}
+
+/// Key of a raw reference file within its revision.
+#[must_use]
+pub fn raw_reference_object(kind: &str, revision: &str, file_name: &str) -> String {
+    format!("{RAW_REFERENCE}/{kind}/{revision}/{}", file_segment(file_name))
+}
+
+/// Key of the provenance record of a raw reference revision.
+#[must_use]
+pub fn raw_reference_meta(kind: &str, revision: &str) -> String {
+    format!("{RAW_REFERENCE}/{kind}/{revision}/{META_FILE}")
+}
+
+/// Folder of the canonical rows of one kind of reference file.
+#[must_use]
+pub fn reference_table_dir(kind: &str) -> String {
+    format!("{REFERENCE_TABLE}/{kind}")
+}
+
+/// Key of the canonical rows of one raw reference revision.
+#[must_use]
+pub fn reference_rows(kind: &str, revision: &str) -> String {
+    format!("{REFERENCE_TABLE}/{kind}/{revision}.parquet")
+}
+
+/// Key of the date range a downloaded reference revision covers (an action list asked for a
+/// range covers all of it, even the days without an action).
+#[must_use]
+pub fn reference_coverage(kind: &str, revision: &str) -> String {
+    format!("{REFERENCE_TABLE}/{kind}/{revision}.coverage.json")
+}
+
+/// Folder of the reconciliation manifests.
+#[must_use]
+pub fn adjustments_manifests() -> String {
+    format!("{ADJUSTMENTS}/manifests")
+}
+
+/// Key of reconciliation manifest `seq`.
+#[must_use]
+pub fn adjustments_manifest(seq: u64) -> String {
+    format!("{ADJUSTMENTS}/manifests/{seq:010}.json")
+}
+
+/// Key of one table (`actions`, `checks`, `epochs`) of reconciliation `seq`.
+#[must_use]
+pub fn adjustments_file(seq: u64, table: &str) -> String {
+    format!("{ADJUSTMENTS}/{seq:010}/{table}.parquet")
 }
 
 #[cfg(test)]

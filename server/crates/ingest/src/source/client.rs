@@ -159,6 +159,17 @@ impl BseClient {
         Ok(FetchOutcome::NoFile { urls: tried })
     }
 
+    /// Fetches `path_and_query` (starting with `/`) from BSE's API host ([`SourceConfig::api_base`]),
+    /// with the same browser headers, rate limit and retries as bhavcopies. The body is not
+    /// classified: the caller knows what it asked for.
+    pub async fn fetch_api(&self, path_and_query: &str, file_name: &str) -> Result<Fetched, FetchError> {
+        let api = self.cfg.api_base();
+        let base = Url::parse(&api).map_err(|e| FetchError::Client(format!("API base URL {api}: {e}")))?;
+        let url = Url::parse(&format!("{}{path_and_query}", base.as_str().trim_end_matches('/')))
+            .map_err(|e| FetchError::Client(e.to_string()))?;
+        self.get_url(url, file_name).await
+    }
+
     async fn get(&self, cand: &Candidate) -> Result<Fetched, FetchError> {
         let url = self.base.join(cand.path.trim_start_matches('/')).map_err(|e| FetchError::Client(e.to_string()))?;
         let url = if self.base.path().ends_with('/') || self.base.path().is_empty() {
@@ -168,6 +179,10 @@ impl BseClient {
             Url::parse(&format!("{}{}", self.base.as_str().trim_end_matches('/'), cand.path))
                 .map_err(|e| FetchError::Client(e.to_string()))?
         };
+        self.get_url(url, &cand.file_name).await
+    }
+
+    async fn get_url(&self, url: Url, file_name: &str) -> Result<Fetched, FetchError> {
         let attempts = self.cfg.retries + 1;
         let mut last = String::new();
         for attempt in 0..attempts {
@@ -177,7 +192,7 @@ impl BseClient {
                 tokio::time::sleep(delay).await;
             }
             self.limiter.acquire().await;
-            match self.attempt(&url, &cand.file_name).await {
+            match self.attempt(&url, file_name).await {
                 Ok(f) => {
                     debug!(url = %f.url, status = f.status, bytes = f.bytes.len(), "fetched");
                     return Ok(f);

@@ -306,19 +306,21 @@ async fn load_location(state: &AppState, location: &Confined) -> Result<String, 
     if report.files.is_empty() {
         return Err(IngestRunError::NoFiles { url: url.to_string(), skipped });
     }
-    let (mut loaded, mut unchanged, mut problems) = (0u64, 0usize, Vec::new());
+    let (mut loaded, mut unchanged, mut problems, mut references) = (0u64, 0usize, Vec::new(), Vec::new());
     for f in &report.files {
         match &f.result {
             Ok(Ingested::Loaded { report, .. }) => loaded += report.rows_loaded,
             Ok(Ingested::Unchanged { .. }) => unchanged += 1,
             Ok(Ingested::Held(held)) => problems.push(format!("{}: {}", f.source, held.warning())),
+            Ok(Ingested::Reference(r)) => references.push(format!("{}: {}", f.source, r.describe())),
             Err(e) => problems.push(format!("{}: {}", f.source, e.client_message())),
         }
     }
     let summary = format!(
-        "{} files from {url}: {loaded} rows loaded, {unchanged} unchanged, {} failed or held{skipped}",
+        "{} files from {url}: {loaded} rows loaded, {unchanged} unchanged, {} failed or held{skipped}{}",
         report.files.len(),
-        problems.len()
+        problems.len(),
+        if references.is_empty() { String::new() } else { format!("; {}", references.join("; ")) }
     );
     if problems.is_empty() { Ok(summary) } else { Err(IngestRunError::Files { summary, problems }) }
 }

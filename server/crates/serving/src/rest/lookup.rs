@@ -33,6 +33,19 @@ pub(super) struct LookupRequest {
     pub timestamp: Option<String>,
     /// The view; needed only when two views have a feature of that name.
     pub feature_view: Option<String>,
+    /// `available` (default: a day's values once its bhavcopy was available) or `close` (at
+    /// the market close of the day). Streaming views know a bar when it ends, under both.
+    pub rule: Option<String>,
+}
+
+/// Parses the as-of rule; `None` means `available`.
+pub(super) fn parse_rule(rule: Option<&str>) -> Result<bhavstore_lake::AsOfRule, ApiError> {
+    match rule.map(str::trim) {
+        None | Some("") => Ok(bhavstore_lake::AsOfRule::default()),
+        Some(r) => {
+            bhavstore_lake::AsOfRule::parse(r).map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, "bad_rule", m))
+        }
+    }
 }
 
 /// Parses an RFC 3339 timestamp; `None` means now.
@@ -232,6 +245,7 @@ fn lookup_inner(
     let entity_id = entity_text(entity_raw)?;
     let feature = req.feature_name.as_deref().ok_or_else(|| ApiError::bad_request("feature_name is required"))?;
     let at = parse_time(req.timestamp.as_deref())?;
+    let rule = parse_rule(req.rule.as_deref())?;
     // One publication for the whole answer, the one SQL clients see at this moment.
     let snap = state.online.snapshot();
     if let Some(live) = live_view_for(state, &snap, req.feature_view.as_deref(), feature, &entity_id)? {
@@ -240,13 +254,15 @@ fn lookup_inner(
     let view = view_for(&snap, req.feature_view.as_deref(), feature)?;
     let entity =
         snap.resolve(&entity_id).ok_or_else(|| bhavstore_online::LookupError::UnknownEntity(entity_id.clone()))?;
-    let v = view.lookup(entity, feature, at)?;
+    let v = view.lookup_as_of(entity, feature, snap.as_of(at, rule))?;
     Ok(json!({
         "entity_id": entity_id,
         "feature_name": feature,
         "value": v.value,
         "timestamp": rfc3339(v.event_time),
         "trade_date": v.trade_date.to_string(),
+        "available_at": rfc3339(snap.available_at(v.trade_date)),
+        "rule": rule.as_str(),
         "feature_view": view.name(),
         "version": view.version(),
     }))
@@ -264,6 +280,8 @@ pub(super) struct BatchRequest {
     pub timestamp: Option<String>,
     /// The view.
     pub feature_view: Option<String>,
+    /// `available` (default) or `close`, as for one lookup.
+    pub rule: Option<String>,
 }
 
 /// `POST /feature-store/lookup/batch`: every requested feature of every entity as of one time.
@@ -280,7 +298,9 @@ pub(super) async fn batch(
         return Err(ApiError::bad_request(format!("at most {MAX_BATCH_VALUES} entity × feature values per request")));
     }
     let at = parse_time(req.timestamp.as_deref())?;
+    let rule = parse_rule(req.rule.as_deref())?;
     let snap = state.online.snapshot();
+    let as_of = snap.as_of(at, rule);
     let first = req.entity_ids.first().map(entity_text).transpose()?.unwrap_or_default();
     if let Some(live) = live_view_for(&state, &snap, req.feature_view.as_deref(), &req.feature_names[0], &first)? {
         return live_batch(&state, &live, &req, at).map(Json);
@@ -302,7 +322,7 @@ pub(super) async fn batch(
                 let mut features = serde_json::Map::new();
                 let mut error = None;
                 for f in &req.feature_names {
-                    match view.lookup(entity, f, at) {
+                    match view.lookup_as_of(entity, f, as_of) {
                         Ok(v) => {
                             features.insert(f.clone(), json!({"value": v.value, "timestamp": rfc3339(v.event_time)}));
                         }
@@ -325,6 +345,7 @@ pub(super) async fn batch(
         "feature_view": view.name(),
         "version": view.version(),
         "timestamp": rfc3339(at),
+        "rule": rule.as_str(),
         "results": results,
     })))
 }

@@ -101,7 +101,10 @@ pub fn document() -> Value {
                     "entity_id": {"type": "string"}, "feature_name": {"type": "string"},
                     "value": {"description": "number, string, boolean or null (warm-up)"},
                     "timestamp": {"type": "string", "format": "date-time", "description": "event time of the value"},
-                    "trade_date": {"type": "string", "format": "date"}, "feature_view": {"type": "string"}, "version": {"type": "string"}}}
+                    "trade_date": {"type": "string", "format": "date"},
+                    "available_at": {"type": "string", "format": "date-time", "description": "when that trade date's values became available"},
+                    "rule": {"type": "string", "enum": ["available", "close"]},
+                    "feature_view": {"type": "string"}, "version": {"type": "string"}}}
             }
         },
         "security": [{"bearer": []}],
@@ -112,17 +115,26 @@ pub fn document() -> Value {
                     {"name": "entity_id", "in": "query", "required": true, "schema": {"type": "string"}, "description": "BSE scrip code, or symbol / ISIN where the data has them"},
                     {"name": "feature_name", "in": "query", "required": true, "schema": {"type": "string"}},
                     {"name": "timestamp", "in": "query", "schema": ts},
-                    {"name": "feature_view", "in": "query", "schema": {"type": "string"}, "description": "needed only when two views share the feature name"}],
+                    {"name": "feature_view", "in": "query", "schema": {"type": "string"}, "description": "needed only when two views share the feature name"},
+                    {"name": "rule", "in": "query", "schema": {"type": "string", "enum": ["available", "close"], "default": "available"}, "description": "available: a day's values once its bhavcopy was available (first download within 3 days, else online.publish_time); close: at the market close. The view's ttl applies to both; streaming views know a bar when it ends under both"}],
                 "responses": {"200": {"description": "the value", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Lookup"}}}},
-                              "400": error_response("bad_request, bad_timestamp, ambiguous_feature"),
+                              "400": error_response("bad_request, bad_timestamp, bad_rule, ambiguous_feature"),
                               "404": error_response("unknown_view, unknown_feature, unknown_entity, no_value, stale_value, before_online_history")}}},
             "/feature-store/lookup/batch": {"post": {
                 "summary": "Many features of many entities as of one time",
                 "requestBody": {"content": {"application/json": {"schema": {"type": "object", "required": ["entity_ids", "feature_names"], "properties": {
                     "entity_ids": {"type": "array", "items": {"type": "string"}}, "feature_names": {"type": "array", "items": {"type": "string"}},
-                    "timestamp": ts, "feature_view": {"type": "string"}}}}}},
+                    "timestamp": ts, "feature_view": {"type": "string"}, "rule": {"type": "string", "enum": ["available", "close"], "default": "available"}}}}}},
                 "responses": {"200": {"description": "one entry per entity: features with value and timestamp, or an error code"},
                               "400": error_response("bad_request, bad_timestamp"), "404": error_response("unknown_view, unknown_feature")}}},
+            "/feature-store/lineage": {"get": {
+                "summary": "Where a daily feature value comes from: view version, definition hash, manifest and run, the raw object and sha256 of every trade date in the window behind the value, and the corporate actions applied",
+                "parameters": [
+                    {"name": "feature_view", "in": "query", "required": true, "schema": {"type": "string"}},
+                    {"name": "entity_id", "in": "query", "required": true, "schema": {"type": "string"}, "description": "BSE scrip code, or symbol / ISIN"},
+                    {"name": "date", "in": "query", "required": true, "schema": {"type": "string", "format": "date"}}],
+                "responses": {"200": {"description": "{feature_view, version, definition_hash, manifest_seq, run_id, prices, entity_id, scrip_code, date, inputs: [{trade_date, raw_key, raw_sha256, source_line, adj_factor}], corporate_actions: [{ex_session, actions}]}"},
+                              "400": error_response("bad_request"), "404": error_response("unknown_view, unknown_entity, no_value")}}},
             "/feature-store/ingest": {"post": {
                 "summary": "Load a trade date from BSE or files from s3:// or file://, then materialize the view",
                 "requestBody": {"content": {"application/json": {"schema": {"type": "object", "required": ["feature_view", "data_source"], "properties": {

@@ -4,6 +4,7 @@
 
 mod error;
 mod ingest;
+mod lineage;
 mod lookup;
 mod meta;
 mod push;
@@ -51,6 +52,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     let guarded = Router::new()
         .route("/feature-store/lookup", get(lookup::lookup))
         .route("/feature-store/lookup/batch", post(lookup::batch))
+        .route("/feature-store/lineage", get(lineage::lineage))
         .route("/feature-store/ingest", post(ingest::ingest))
         .route(
             "/feature-store/push",

@@ -1,0 +1,909 @@
+//! Reconciling the corporate actions with the prices: every reported action is aligned to the
+//! scrip's first session on or after its ex-date and compared with the bhavcopy's `TDCLOINDI`
+//! flags and with the observed jump (previous close against the ex-session's open). Flags no
+//! action list covers become `inferred` actions when the jump snaps to a usual ratio. The result
+//! is three small tables (actions, checks, epochs) and a manifest naming them.
+//!
+//! Only actions whose ex-session is a session in the data take effect, and an action never
+//! changes a row before its ex-session: the factors are cumulative from the start of the data,
+//! so a price on day t is adjusted by what was effective on or before t and nothing later.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use chrono::{NaiveDate, Utc};
+use datafusion::arrow::array::{
+    Array, AsArray, BooleanBuilder, Date32Builder, Float64Builder, Int32Builder, RecordBatch, StringBuilder,
+    UInt64Builder,
+};
+use datafusion::arrow::datatypes::{
+    DataType, Date32Type, Field, Float64Type, Int32Type, Schema, SchemaRef, UInt64Type,
+};
+use datafusion::prelude::SessionContext;
+use tracing::{info, warn};
+
+use super::manifest::{self, AdjustmentsManifest};
+use super::ratios::{self, Family};
+use crate::LakeError;
+use crate::clock::{from_days, to_days};
+use crate::manifest::FileRef;
+use bhavstore_storage::{Storage, paths, sha256_hex};
+
+/// Reference kind of corporate-action files (see [`paths::raw_reference_dir`]).
+pub const ACTIONS_KIND: &str = "corporate_actions";
+
+/// What one reconciliation found.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReconcileReport {
+    /// The manifest published, or the current one when nothing changed.
+    pub seq: Option<u64>,
+    /// Whether a new manifest was published.
+    pub changed: bool,
+    /// Figures (see [`AdjustmentsManifest::counts`]).
+    pub counts: BTreeMap<String, u64>,
+}
+
+impl ReconcileReport {
+    /// One line for people.
+    #[must_use]
+    pub fn describe(&self) -> String {
+        let c = |k: &str| self.counts.get(k).copied().unwrap_or(0);
+        format!(
+            "corporate actions: {} reported ({} applied, {} not matched to a BSE scrip), {} inferred from flags and jumps, {} checks{}",
+            c("reported"),
+            c("applied_reported"),
+            c("unresolved"),
+            c("inferred"),
+            c("checks"),
+            if self.changed { "" } else { " (unchanged)" }
+        )
+    }
+}
+
+/// One reported action as stored by ingest (one purpose of one row of an export).
+#[derive(Debug, Clone)]
+struct Action {
+    exchange: String,
+    scrip_code: Option<i32>,
+    isin: Option<String>,
+    symbol: Option<String>,
+    company: Option<String>,
+    ex_date: NaiveDate,
+    kind: String,
+    price_factor: Option<f64>,
+    amount: Option<f64>,
+    purpose_text: String,
+    purpose: String,
+    origin: String,
+    source_format: String,
+    source_name: String,
+    raw_sha256: String,
+    source_line: u64,
+    // Filled here.
+    ex_session: Option<NaiveDate>,
+    applied: bool,
+    note: Option<String>,
+    duplicate: bool,
+}
+
+/// One session of one scrip.
+#[derive(Debug, Clone)]
+struct Session {
+    date: NaiveDate,
+    open: Option<f64>,
+    close: Option<f64>,
+    prev_close: Option<f64>,
+    flag: Option<String>,
+    raw_sha256: String,
+    source_line: u64,
+    has_flags: bool,
+}
+
+/// A check: a disagreement between an action list, the flags and the prices.
+#[derive(Debug, Clone)]
+struct Check {
+    scrip_code: i32,
+    trade_date: NaiveDate,
+    check: &'static str,
+    flag: Option<String>,
+    kinds: Option<String>,
+    factor: Option<f64>,
+    observed: Option<f64>,
+    detail: String,
+}
+
+/// The factor steps of one scrip on one ex-session.
+#[derive(Debug, Clone, Default)]
+struct Step {
+    price: f64,
+    dividends: f64,
+    kinds: BTreeSet<String>,
+}
+
+/// The `corporate_actions` table.
+#[must_use]
+pub fn actions_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("exchange", DataType::Utf8, false),
+        Field::new("scrip_code", DataType::Int32, true),
+        Field::new("isin", DataType::Utf8, true),
+        Field::new("symbol", DataType::Utf8, true),
+        Field::new("company", DataType::Utf8, true),
+        Field::new("ex_date", DataType::Date32, false),
+        Field::new("ex_session", DataType::Date32, true),
+        Field::new("kind", DataType::Utf8, false),
+        Field::new("price_factor", DataType::Float64, true),
+        Field::new("amount", DataType::Float64, true),
+        Field::new("purpose_text", DataType::Utf8, false),
+        Field::new("purpose", DataType::Utf8, false),
+        Field::new("origin", DataType::Utf8, false),
+        Field::new("applied", DataType::Boolean, false),
+        Field::new("note", DataType::Utf8, true),
+        Field::new("source_format", DataType::Utf8, false),
+        Field::new("source_name", DataType::Utf8, false),
+        Field::new("raw_sha256", DataType::Utf8, false),
+        Field::new("source_line", DataType::UInt64, false),
+    ]))
+}
+
+/// The `corporate_action_checks` table.
+#[must_use]
+pub fn checks_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("scrip_code", DataType::Int32, false),
+        Field::new("trade_date", DataType::Date32, false),
+        Field::new("check", DataType::Utf8, false),
+        Field::new("flag", DataType::Utf8, true),
+        Field::new("kinds", DataType::Utf8, true),
+        Field::new("factor", DataType::Float64, true),
+        Field::new("observed_ratio", DataType::Float64, true),
+        Field::new("detail", DataType::Utf8, false),
+    ]))
+}
+
+/// The `adjustment_epochs` table: from `valid_from` (an ex-session) until the day before
+/// `valid_to`, the scrip's prices are multiplied by `adj_factor` (splits, bonuses) or
+/// `tr_factor` (dividends too) to be on one basis with its earlier rows.
+#[must_use]
+pub fn epochs_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("scrip_code", DataType::Int32, false),
+        Field::new("valid_from", DataType::Date32, false),
+        Field::new("valid_to", DataType::Date32, false),
+        Field::new("adj_factor", DataType::Float64, false),
+        Field::new("tr_factor", DataType::Float64, false),
+        Field::new("step_adj", DataType::Float64, false),
+        Field::new("step_tr", DataType::Float64, false),
+    ]))
+}
+
+/// The end of an open epoch.
+fn open_end() -> NaiveDate {
+    NaiveDate::from_ymd_opt(9999, 12, 31).unwrap_or(NaiveDate::MAX)
+}
+
+/// Flags that announce a change of share basis.
+fn price_family(flag: &str) -> Option<Family> {
+    match flag {
+        "SS" => Some(Family::Split),
+        "XB" => Some(Family::Bonus),
+        "CS" => Some(Family::Consolidation),
+        _ => None,
+    }
+}
+
+/// Reconciles every stored action file with the bhavcopy and publishes the result if it
+/// differs from the newest reconciliation.
+pub async fn reconcile(storage: &Storage) -> Result<ReconcileReport, LakeError> {
+    let (mut actions, sources, asked) = read_reported(storage).await?;
+    let ctx = crate::session(storage)?;
+    let ids = identifiers(&ctx).await?;
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    counts.insert("reported".into(), actions.len() as u64);
+    resolve(&mut actions, &ids, &mut counts);
+    let actions = dedup(actions, &mut counts);
+    let mut coverage = coverage(&actions);
+    coverage.extend(asked);
+
+    let flagged = flagged_scrips(&ctx).await?;
+    let mut scrips: BTreeSet<i32> = flagged;
+    scrips.extend(actions.iter().filter(|a| affects_prices(a)).filter_map(|a| a.scrip_code));
+    let sessions = sessions(&ctx, &scrips).await?;
+
+    let mut by_scrip: BTreeMap<i32, Vec<Action>> = BTreeMap::new();
+    let mut unresolved = Vec::new();
+    for a in actions {
+        match a.scrip_code {
+            Some(s) => by_scrip.entry(s).or_default().push(a),
+            None => unresolved.push(a),
+        }
+    }
+    let mut out_actions: Vec<Action> = Vec::new();
+    let mut checks: Vec<Check> = Vec::new();
+    let mut epochs: Vec<(i32, NaiveDate, NaiveDate, f64, f64, f64, f64)> = Vec::new();
+    let mut digest_parts: BTreeMap<NaiveDate, Vec<String>> = BTreeMap::new();
+    let empty = Vec::new();
+    for scrip in &scrips {
+        let days = sessions.get(scrip).unwrap_or(&empty);
+        let acts = by_scrip.remove(scrip).unwrap_or_default();
+        let steps = scrip_steps(*scrip, days, acts, &coverage, &mut out_actions, &mut checks);
+        let (mut adj, mut tr) = (1.0_f64, 1.0_f64);
+        let list: Vec<(usize, f64, f64, String)> = steps
+            .iter()
+            .map(|(idx, step)| {
+                let tr_step = dividend_step(*scrip, days, *idx, step, &mut checks);
+                (*idx, step.price, step.price * tr_step, step.kinds.iter().cloned().collect::<Vec<_>>().join("+"))
+            })
+            .filter(|(_, p, t, _)| *p != 1.0 || *t != 1.0)
+            .collect();
+        for (n, (idx, p, t, _)) in list.iter().enumerate() {
+            adj *= p;
+            tr *= t;
+            let from = days[*idx].date;
+            let to = list.get(n + 1).map_or_else(open_end, |next| days[next.0].date);
+            epochs.push((*scrip, from, to, adj, tr, *p, *t));
+            digest_parts.entry(from).or_default().push(format!("{scrip}:{p:e}:{t:e}"));
+        }
+    }
+    // Actions of scrips that have no session at all, and those not matched to a scrip.
+    for (_, acts) in by_scrip {
+        for mut a in acts {
+            a.note = Some("no session of this scrip in the data".into());
+            out_actions.push(a);
+        }
+    }
+    for mut a in unresolved {
+        a.note = Some("not matched to a BSE scrip (no ISIN or symbol in the bhavcopies)".into());
+        out_actions.push(a);
+    }
+    out_actions.sort_by(|a, b| {
+        (a.scrip_code, a.ex_date, &a.kind, &a.origin, &a.source_name, a.source_line).cmp(&(
+            b.scrip_code,
+            b.ex_date,
+            &b.kind,
+            &b.origin,
+            &b.source_name,
+            b.source_line,
+        ))
+    });
+    checks.sort_by(|a, b| (a.trade_date, a.scrip_code, a.check).cmp(&(b.trade_date, b.scrip_code, b.check)));
+
+    let count = |c: &mut BTreeMap<String, u64>, k: &str, n: usize| {
+        c.insert(k.into(), n as u64);
+    };
+    count(&mut counts, "inferred", out_actions.iter().filter(|a| a.origin == "inferred").count());
+    count(&mut counts, "applied_reported", out_actions.iter().filter(|a| a.applied && a.origin == "reported").count());
+    count(&mut counts, "checks", checks.len());
+    count(&mut counts, "epochs", epochs.len());
+    for c in &checks {
+        *counts.entry(format!("check:{}", c.check)).or_default() += 1;
+    }
+    let digest: BTreeMap<NaiveDate, String> =
+        digest_parts.into_iter().map(|(d, mut parts)| (d, hash_parts(&mut parts))).collect();
+
+    let actions_batch = actions_batch(&out_actions)?;
+    let checks_batch = checks_batch(&checks)?;
+    let epochs_batch = epochs_batch(&epochs)?;
+    let content_hash = {
+        let mut text = String::new();
+        for b in [&actions_batch, &checks_batch, &epochs_batch] {
+            text.push_str(&format!("{:?}\n", b.columns()));
+        }
+        text.push_str(&sources.join("\n"));
+        sha256_hex(text.as_bytes())
+    };
+    let latest = manifest::latest(storage).await?;
+    if let Some(l) = &latest
+        && l.content_hash == content_hash
+    {
+        return Ok(ReconcileReport { seq: Some(l.seq), changed: false, counts: l.counts.clone() });
+    }
+    let seq = latest.as_ref().map_or(1, |l| l.seq + 1);
+    let write = |table: &'static str, batch: RecordBatch| async move {
+        let key = paths::adjustments_file(seq, table);
+        let bytes = crate::writer::batch_bytes(&batch, None)?;
+        let size = bytes.len() as u64;
+        storage.put(&key, bytes).await?;
+        Ok::<_, LakeError>(FileRef { key, size, rows: batch.num_rows() as u64 })
+    };
+    let m = AdjustmentsManifest {
+        format: manifest::FORMAT,
+        seq,
+        computed_at: Utc::now(),
+        content_hash,
+        actions: write("actions", actions_batch).await?,
+        checks: write("checks", checks_batch).await?,
+        epochs: write("epochs", epochs_batch).await?,
+        sources,
+        digest,
+        counts: counts.clone(),
+    };
+    manifest::publish(storage, &m).await?;
+    let report = ReconcileReport { seq: Some(seq), changed: true, counts };
+    info!(seq, "{}", report.describe());
+    Ok(report)
+}
+
+fn hash_parts(parts: &mut [String]) -> String {
+    parts.sort_unstable();
+    sha256_hex(parts.join("\n").as_bytes())[..24].to_string()
+}
+
+fn affects_prices(a: &Action) -> bool {
+    matches!(a.kind.as_str(), "split" | "consolidation" | "bonus" | "dividend")
+}
+
+/// Walks one scrip's sessions: aligns its actions, compares them with flags and jumps, infers
+/// from uncovered flags. Returns the factor steps by session index.
+fn scrip_steps(
+    scrip: i32,
+    days: &[Session],
+    acts: Vec<Action>,
+    coverage: &[(NaiveDate, NaiveDate)],
+    out: &mut Vec<Action>,
+    checks: &mut Vec<Check>,
+) -> BTreeMap<usize, Step> {
+    let mut steps: BTreeMap<usize, Step> = BTreeMap::new();
+    for mut a in acts {
+        let idx = days.partition_point(|s| s.date < a.ex_date);
+        let Some(day) = days.get(idx) else {
+            a.note = Some("no session of this scrip on or after the ex-date yet".into());
+            out.push(a);
+            continue;
+        };
+        a.ex_session = Some(day.date);
+        if a.duplicate {
+            out.push(a);
+            continue;
+        }
+        match (a.kind.as_str(), a.price_factor, a.amount) {
+            ("split" | "consolidation" | "bonus", Some(f), _) if f > 0.0 && f.is_finite() => {
+                let step = steps.entry(idx).or_insert_with(|| Step { price: 1.0, ..Step::default() });
+                step.price *= f;
+                step.kinds.insert(a.kind.clone());
+                a.applied = true;
+            }
+            ("split" | "consolidation" | "bonus", _, _) => {
+                a.note = Some("the ratio could not be read from the purpose text; not applied".into());
+                checks.push(Check {
+                    scrip_code: scrip,
+                    trade_date: day.date,
+                    check: "unreadable_ratio",
+                    flag: day.flag.clone(),
+                    kinds: Some(a.kind.clone()),
+                    factor: None,
+                    observed: jump(days, idx),
+                    detail: format!("{:?}: no ratio could be read; the action is listed but not applied", a.purpose),
+                });
+            }
+            ("dividend", _, Some(amount)) if amount > 0.0 => {
+                let step = steps.entry(idx).or_insert_with(|| Step { price: 1.0, ..Step::default() });
+                step.dividends += amount;
+                step.kinds.insert("dividend".into());
+                a.applied = true;
+                a.note = Some("total_return only".into());
+            }
+            _ => {}
+        }
+        out.push(a);
+    }
+    // Reported price steps against flags and jumps.
+    for (idx, step) in &steps {
+        if step.price == 1.0 {
+            continue;
+        }
+        let day = &days[*idx];
+        let kinds = step.kinds.iter().filter(|k| *k != "dividend").cloned().collect::<Vec<_>>().join("+");
+        let observed = jump(days, *idx);
+        if observed.is_none_or(|r| !ratios::agrees(r, step.price)) {
+            checks.push(Check {
+                scrip_code: scrip,
+                trade_date: day.date,
+                check: "action_without_move",
+                flag: day.flag.clone(),
+                kinds: Some(kinds.clone()),
+                factor: Some(step.price),
+                observed,
+                detail: format!(
+                    "the action divides earlier prices by {} but the previous close / open ratio is {}",
+                    step.price,
+                    observed.map_or_else(|| "unknown".to_string(), |r| format!("{r:.4}"))
+                ),
+            });
+        }
+        let flags: Vec<&str> =
+            [Some(day), days.get(idx + 1)].into_iter().flatten().filter_map(|s| s.flag.as_deref()).collect();
+        if day.has_flags && !flags.iter().any(|f| price_family(f).is_some()) {
+            checks.push(Check {
+                scrip_code: scrip,
+                trade_date: day.date,
+                check: "action_without_flag",
+                flag: day.flag.clone(),
+                kinds: Some(kinds.clone()),
+                factor: Some(step.price),
+                observed,
+                detail: "no SS, XB or CS flag on the ex-session or the next one".into(),
+            });
+        }
+        if step.kinds.contains("split") && flags.contains(&"XB") && !flags.contains(&"SS") {
+            checks.push(Check {
+                scrip_code: scrip,
+                trade_date: day.date,
+                check: "split_flagged_as_bonus",
+                flag: Some("XB".into()),
+                kinds: Some(kinds),
+                factor: Some(step.price),
+                observed,
+                detail: "a split (with a bonus) on this ex-session is flagged only XB; the combined factor is applied"
+                    .into(),
+            });
+        }
+    }
+    // Flags against the actions.
+    for (idx, day) in days.iter().enumerate() {
+        let Some(flag) = day.flag.as_deref() else { continue };
+        let near = |i: usize| steps.contains_key(&i) || (i > 0 && steps.contains_key(&(i - 1)));
+        let near_price = (idx > 0 && steps.get(&(idx - 1)).is_some_and(|s| s.price != 1.0))
+            || steps.get(&idx).is_some_and(|s| s.price != 1.0);
+        let covered = coverage.iter().any(|(a, b)| *a <= day.date && day.date <= *b);
+        let family = price_family(flag);
+        if let Some(family) = family {
+            if near_price {
+                continue;
+            }
+            if covered {
+                checks.push(Check {
+                    scrip_code: scrip,
+                    trade_date: day.date,
+                    check: "flag_without_action",
+                    flag: Some(flag.into()),
+                    kinds: None,
+                    factor: None,
+                    observed: jump(days, idx),
+                    detail: format!("flag {flag} but the action lists covering this date have no split or bonus"),
+                });
+                continue;
+            }
+            let observed = jump(days, idx);
+            match observed.and_then(|r| ratios::snap(r, family)) {
+                Some(f) => {
+                    let kind = match family {
+                        Family::Split => "split",
+                        Family::Bonus => "bonus",
+                        Family::Consolidation => "consolidation",
+                    };
+                    let step = steps.entry(idx).or_insert_with(|| Step { price: 1.0, ..Step::default() });
+                    step.price *= f;
+                    step.kinds.insert(kind.into());
+                    let r = observed.unwrap_or(f64::NAN);
+                    out.push(Action {
+                        exchange: "BSE".into(),
+                        scrip_code: Some(scrip),
+                        isin: None,
+                        symbol: None,
+                        company: None,
+                        ex_date: day.date,
+                        kind: kind.into(),
+                        price_factor: Some(f),
+                        amount: None,
+                        purpose_text: format!(
+                            "inferred: flag {flag}, previous close / open = {r:.4}, snapped to {f}"
+                        ),
+                        purpose: format!("TDCLOINDI {flag}"),
+                        origin: "inferred".into(),
+                        source_format: "bhavcopy".into(),
+                        source_name: "bhavcopy".into(),
+                        raw_sha256: day.raw_sha256.clone(),
+                        source_line: day.source_line,
+                        ex_session: Some(day.date),
+                        applied: true,
+                        note: Some("no action list covers this date".into()),
+                        duplicate: false,
+                    });
+                }
+                None => checks.push(Check {
+                    scrip_code: scrip,
+                    trade_date: day.date,
+                    check: "flag_without_move",
+                    flag: Some(flag.into()),
+                    kinds: None,
+                    factor: None,
+                    observed,
+                    detail: format!(
+                        "flag {flag}, no action list covers the date, and the previous close / open ratio {} is no usual split or bonus ratio; nothing inferred",
+                        observed.map_or_else(|| "(unknown)".to_string(), |r| format!("{r:.4}"))
+                    ),
+                }),
+            }
+        } else if covered && matches!(flag, "XD" | "XR") && !near(idx) {
+            let has_rights = flag == "XR";
+            if !has_rights {
+                checks.push(Check {
+                    scrip_code: scrip,
+                    trade_date: day.date,
+                    check: "flag_without_action",
+                    flag: Some(flag.into()),
+                    kinds: None,
+                    factor: None,
+                    observed: jump(days, idx),
+                    detail: format!("flag {flag} but the action lists covering this date have no dividend"),
+                });
+            }
+        }
+    }
+    steps
+}
+
+/// The total-return step of a session: a dividend D against the previous close P (on the new
+/// basis) makes earlier prices worth P / (P - D) more.
+fn dividend_step(scrip: i32, days: &[Session], idx: usize, step: &Step, checks: &mut Vec<Check>) -> f64 {
+    if step.dividends <= 0.0 {
+        return 1.0;
+    }
+    let Some(before) = before_close(days, idx) else { return 1.0 };
+    let p = before / step.price;
+    if p > step.dividends {
+        p / (p - step.dividends)
+    } else {
+        checks.push(Check {
+            scrip_code: scrip,
+            trade_date: days[idx].date,
+            check: "dividend_exceeds_price",
+            flag: days[idx].flag.clone(),
+            kinds: Some("dividend".into()),
+            factor: None,
+            observed: None,
+            detail: format!("dividends of {} against a previous close of {p}; not applied", step.dividends),
+        });
+        1.0
+    }
+}
+
+/// The close before session `idx`: the scrip's previous row, else BSE's previous close.
+fn before_close(days: &[Session], idx: usize) -> Option<f64> {
+    let prior = idx.checked_sub(1).and_then(|i| days[i].close);
+    prior.or(days[idx].prev_close).filter(|p| *p > 0.0)
+}
+
+/// Previous close / the ex-session's open (its close when it has no open).
+fn jump(days: &[Session], idx: usize) -> Option<f64> {
+    let before = before_close(days, idx)?;
+    let day = &days[idx];
+    let at = day.open.filter(|o| *o > 0.0).or(day.close.filter(|c| *c > 0.0))?;
+    Some(before / at)
+}
+
+/// BSE rows carry a scrip code; NSE rows are matched by ISIN, then by symbol, against the
+/// identifiers the bhavcopies carry.
+fn resolve(actions: &mut [Action], ids: &Identifiers, counts: &mut BTreeMap<String, u64>) {
+    let mut unresolved = 0u64;
+    for a in actions.iter_mut() {
+        if a.scrip_code.is_some() {
+            continue;
+        }
+        a.scrip_code = a
+            .isin
+            .as_deref()
+            .and_then(|i| ids.by_isin.get(i))
+            .or_else(|| a.symbol.as_deref().and_then(|s| ids.by_symbol.get(s)))
+            .copied();
+        if a.scrip_code.is_none() {
+            unresolved += 1;
+        }
+    }
+    counts.insert("unresolved".into(), unresolved);
+}
+
+/// The same action from several exports (BSE and NSE, overlapping months) is applied once: the
+/// first by exchange (BSE first), file and line is kept, the others are listed as duplicates.
+fn dedup(mut actions: Vec<Action>, counts: &mut BTreeMap<String, u64>) -> Vec<Action> {
+    actions.sort_by(|a, b| {
+        (&a.exchange, &a.source_name, a.source_line).cmp(&(&b.exchange, &b.source_name, b.source_line))
+    });
+    let mut seen: BTreeSet<(i32, NaiveDate, String, String)> = BTreeSet::new();
+    let mut dups = 0u64;
+    for a in &mut actions {
+        let Some(scrip) = a.scrip_code else { continue };
+        let value = format!("{:?}/{:?}", a.price_factor, a.amount);
+        if !seen.insert((scrip, a.ex_date, a.kind.clone(), value)) && affects_prices(a) {
+            a.note = Some("the same action from another export; applied once".into());
+            a.duplicate = true;
+            dups += 1;
+        }
+    }
+    counts.insert("duplicates".into(), dups);
+    actions
+}
+
+/// The date ranges the action lists cover: each file from its first to its last ex-date.
+fn coverage(actions: &[Action]) -> Vec<(NaiveDate, NaiveDate)> {
+    let mut by_file: HashMap<&str, (NaiveDate, NaiveDate)> = HashMap::new();
+    for a in actions.iter().filter(|a| a.origin == "reported") {
+        let e = by_file.entry(a.raw_sha256.as_str()).or_insert((a.ex_date, a.ex_date));
+        e.0 = e.0.min(a.ex_date);
+        e.1 = e.1.max(a.ex_date);
+    }
+    by_file.into_values().collect()
+}
+
+#[derive(Default)]
+struct Identifiers {
+    by_isin: HashMap<String, i32>,
+    by_symbol: HashMap<String, i32>,
+}
+
+async fn identifiers(ctx: &SessionContext) -> Result<Identifiers, LakeError> {
+    let batches = ctx
+        .sql(
+            "SELECT scrip_code, max(isin) AS isin, max(symbol) AS symbol FROM bhavcopy \
+             WHERE isin IS NOT NULL OR symbol IS NOT NULL GROUP BY scrip_code",
+        )
+        .await?
+        .collect()
+        .await?;
+    let mut ids = Identifiers::default();
+    for b in &batches {
+        let scrip = b.column(0).as_primitive::<Int32Type>();
+        let isin = b.column(1).as_string::<i32>();
+        let symbol = b.column(2).as_string::<i32>();
+        for i in 0..b.num_rows() {
+            if isin.is_valid(i) {
+                ids.by_isin.insert(isin.value(i).trim().to_string(), scrip.value(i));
+            }
+            if symbol.is_valid(i) {
+                ids.by_symbol.insert(symbol.value(i).trim().to_string(), scrip.value(i));
+            }
+        }
+    }
+    Ok(ids)
+}
+
+async fn flagged_scrips(ctx: &SessionContext) -> Result<BTreeSet<i32>, LakeError> {
+    let batches = ctx
+        .sql("SELECT DISTINCT scrip_code FROM bhavcopy WHERE ex_flag IS NOT NULL AND trim(ex_flag) <> ''")
+        .await?
+        .collect()
+        .await?;
+    Ok(batches
+        .iter()
+        .flat_map(|b| b.column(0).as_primitive::<Int32Type>().iter().flatten().collect::<Vec<_>>())
+        .collect())
+}
+
+async fn sessions(ctx: &SessionContext, scrips: &BTreeSet<i32>) -> Result<HashMap<i32, Vec<Session>>, LakeError> {
+    let mut out: HashMap<i32, Vec<Session>> = HashMap::new();
+    if scrips.is_empty() {
+        return Ok(out);
+    }
+    let list = scrips.iter().map(i32::to_string).collect::<Vec<_>>().join(",");
+    let sql = format!(
+        "SELECT scrip_code, trade_date, open, close, prev_close, trim(ex_flag), raw_sha256, source_line, \
+         source_format IN ('bse_eq_legacy14', 'bse_eq_isincode18') FROM bhavcopy WHERE scrip_code IN ({list}) \
+         ORDER BY scrip_code, trade_date"
+    );
+    for b in ctx.sql(&sql).await?.collect().await? {
+        let scrip = b.column(0).as_primitive::<Int32Type>();
+        let date = b.column(1).as_primitive::<Date32Type>();
+        let f = |i: usize| b.column(i).as_primitive::<Float64Type>().clone();
+        let (open, close, prev) = (f(2), f(3), f(4));
+        let flag = b.column(5).as_string::<i32>();
+        let sha = b.column(6).as_string::<i32>();
+        let line = b.column(7).as_primitive::<UInt64Type>();
+        let has_flags = b.column(8).as_boolean();
+        for i in 0..b.num_rows() {
+            let opt = |a: &datafusion::arrow::array::Float64Array| a.is_valid(i).then(|| a.value(i));
+            out.entry(scrip.value(i)).or_default().push(Session {
+                date: from_days(date.value(i)),
+                open: opt(&open),
+                close: opt(&close),
+                prev_close: opt(&prev),
+                flag: (flag.is_valid(i) && !flag.value(i).is_empty()).then(|| flag.value(i).to_string()),
+                raw_sha256: sha.value(i).to_string(),
+                source_line: line.value(i),
+                has_flags: has_flags.is_valid(i) && has_flags.value(i),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Every stored action row (see `bhavstore_formats::actions::actions_schema`) and the sha256 of
+/// each raw file behind them.
+async fn read_reported(
+    storage: &Storage,
+) -> Result<(Vec<Action>, Vec<String>, Vec<(NaiveDate, NaiveDate)>), LakeError> {
+    let mut keys = storage.list(&paths::reference_table_dir(ACTIONS_KIND)).await?;
+    let mut asked = Vec::new();
+    for key in keys.iter().filter(|k| k.ends_with(".coverage.json")) {
+        #[derive(serde::Deserialize)]
+        struct Range {
+            from: NaiveDate,
+            to: NaiveDate,
+        }
+        let Some(bytes) = storage.get(key).await? else { continue };
+        let r: Range = serde_json::from_slice(&bytes).map_err(|e| LakeError::Corrupt(format!("{key}: {e}")))?;
+        asked.push((r.from, r.to));
+    }
+    keys.retain(|k| k.ends_with(".parquet"));
+    keys.sort();
+    let mut out = Vec::new();
+    let mut sources = BTreeSet::new();
+    for key in keys {
+        for b in super::tables::read_file(storage, &key).await? {
+            let col = |name: &str| {
+                b.column_by_name(name).ok_or_else(|| LakeError::Corrupt(format!("{key}: no column {name}")))
+            };
+            let s = |name: &str| col(name).map(|c| c.as_string::<i32>().clone());
+            let (exchange, isin, symbol, company, kind) =
+                (s("exchange")?, s("isin")?, s("symbol")?, s("company")?, s("kind")?);
+            let (ptext, purpose, origin, fmt, name, sha) = (
+                s("purpose_text")?,
+                s("purpose")?,
+                s("origin")?,
+                s("source_format")?,
+                s("source_name")?,
+                s("raw_sha256")?,
+            );
+            let scrip = col("scrip_code")?.as_primitive::<Int32Type>().clone();
+            let ex = col("ex_date")?.as_primitive::<Date32Type>().clone();
+            let factor = col("price_factor")?.as_primitive::<Float64Type>().clone();
+            let amount = col("amount")?.as_primitive::<Float64Type>().clone();
+            let line = col("source_line")?.as_primitive::<UInt64Type>().clone();
+            let opt = |a: &datafusion::arrow::array::StringArray, i: usize| {
+                a.is_valid(i).then(|| a.value(i).trim().to_string()).filter(|v| !v.is_empty())
+            };
+            for i in 0..b.num_rows() {
+                sources.insert(sha.value(i).to_string());
+                out.push(Action {
+                    exchange: exchange.value(i).to_string(),
+                    scrip_code: scrip.is_valid(i).then(|| scrip.value(i)),
+                    isin: opt(&isin, i),
+                    symbol: opt(&symbol, i),
+                    company: opt(&company, i),
+                    ex_date: from_days(ex.value(i)),
+                    kind: kind.value(i).to_string(),
+                    price_factor: factor.is_valid(i).then(|| factor.value(i)),
+                    amount: amount.is_valid(i).then(|| amount.value(i)),
+                    purpose_text: ptext.value(i).to_string(),
+                    purpose: purpose.value(i).to_string(),
+                    origin: origin.value(i).to_string(),
+                    source_format: fmt.value(i).to_string(),
+                    source_name: name.value(i).to_string(),
+                    raw_sha256: sha.value(i).to_string(),
+                    source_line: line.value(i),
+                    ex_session: None,
+                    applied: false,
+                    note: None,
+                    duplicate: false,
+                });
+            }
+        }
+    }
+    if out.is_empty() {
+        warn!(
+            "no corporate-action list is stored: only flags and price jumps can adjust prices (bhavstore corporate-actions --from --to, or bhavstore import of an export)"
+        );
+    }
+    Ok((out, sources.into_iter().collect(), asked))
+}
+
+fn actions_batch(rows: &[Action]) -> Result<RecordBatch, LakeError> {
+    let mut exchange = StringBuilder::new();
+    let mut scrip = Int32Builder::new();
+    let mut isin = StringBuilder::new();
+    let mut symbol = StringBuilder::new();
+    let mut company = StringBuilder::new();
+    let mut ex = Date32Builder::new();
+    let mut session = Date32Builder::new();
+    let mut kind = StringBuilder::new();
+    let mut factor = Float64Builder::new();
+    let mut amount = Float64Builder::new();
+    let mut ptext = StringBuilder::new();
+    let mut purpose = StringBuilder::new();
+    let mut origin = StringBuilder::new();
+    let mut applied = BooleanBuilder::new();
+    let mut note = StringBuilder::new();
+    let mut fmt = StringBuilder::new();
+    let mut name = StringBuilder::new();
+    let mut sha = StringBuilder::new();
+    let mut line = UInt64Builder::new();
+    for a in rows {
+        exchange.append_value(&a.exchange);
+        scrip.append_option(a.scrip_code);
+        isin.append_option(a.isin.as_deref());
+        symbol.append_option(a.symbol.as_deref());
+        company.append_option(a.company.as_deref());
+        ex.append_value(to_days(a.ex_date));
+        session.append_option(a.ex_session.map(to_days));
+        kind.append_value(&a.kind);
+        factor.append_option(a.price_factor);
+        amount.append_option(a.amount);
+        ptext.append_value(&a.purpose_text);
+        purpose.append_value(&a.purpose);
+        origin.append_value(&a.origin);
+        applied.append_value(a.applied);
+        note.append_option(a.note.as_deref());
+        fmt.append_value(&a.source_format);
+        name.append_value(&a.source_name);
+        sha.append_value(&a.raw_sha256);
+        line.append_value(a.source_line);
+    }
+    RecordBatch::try_new(
+        actions_schema(),
+        vec![
+            Arc::new(exchange.finish()),
+            Arc::new(scrip.finish()),
+            Arc::new(isin.finish()),
+            Arc::new(symbol.finish()),
+            Arc::new(company.finish()),
+            Arc::new(ex.finish()),
+            Arc::new(session.finish()),
+            Arc::new(kind.finish()),
+            Arc::new(factor.finish()),
+            Arc::new(amount.finish()),
+            Arc::new(ptext.finish()),
+            Arc::new(purpose.finish()),
+            Arc::new(origin.finish()),
+            Arc::new(applied.finish()),
+            Arc::new(note.finish()),
+            Arc::new(fmt.finish()),
+            Arc::new(name.finish()),
+            Arc::new(sha.finish()),
+            Arc::new(line.finish()),
+        ],
+    )
+    .map_err(|e| LakeError::Write(e.to_string()))
+}
+
+fn checks_batch(rows: &[Check]) -> Result<RecordBatch, LakeError> {
+    let mut scrip = Int32Builder::new();
+    let mut date = Date32Builder::new();
+    let mut check = StringBuilder::new();
+    let mut flag = StringBuilder::new();
+    let mut kinds = StringBuilder::new();
+    let mut factor = Float64Builder::new();
+    let mut observed = Float64Builder::new();
+    let mut detail = StringBuilder::new();
+    for c in rows {
+        scrip.append_value(c.scrip_code);
+        date.append_value(to_days(c.trade_date));
+        check.append_value(c.check);
+        flag.append_option(c.flag.as_deref());
+        kinds.append_option(c.kinds.as_deref());
+        factor.append_option(c.factor);
+        observed.append_option(c.observed);
+        detail.append_value(&c.detail);
+    }
+    RecordBatch::try_new(
+        checks_schema(),
+        vec![
+            Arc::new(scrip.finish()),
+            Arc::new(date.finish()),
+            Arc::new(check.finish()),
+            Arc::new(flag.finish()),
+            Arc::new(kinds.finish()),
+            Arc::new(factor.finish()),
+            Arc::new(observed.finish()),
+            Arc::new(detail.finish()),
+        ],
+    )
+    .map_err(|e| LakeError::Write(e.to_string()))
+}
+
+fn epochs_batch(rows: &[(i32, NaiveDate, NaiveDate, f64, f64, f64, f64)]) -> Result<RecordBatch, LakeError> {
+    let mut scrip = Int32Builder::new();
+    let mut from = Date32Builder::new();
+    let mut to = Date32Builder::new();
+    let mut fs: [Float64Builder; 4] = std::array::from_fn(|_| Float64Builder::new());
+    for (s, f, t, adj, tr, sa, st) in rows {
+        scrip.append_value(*s);
+        from.append_value(to_days(*f));
+        to.append_value(to_days(*t));
+        for (b, v) in fs.iter_mut().zip([adj, tr, sa, st]) {
+            b.append_value(*v);
+        }
+    }
+    let mut cols: Vec<Arc<dyn Array>> = vec![Arc::new(scrip.finish()), Arc::new(from.finish()), Arc::new(to.finish())];
+    cols.extend(fs.iter_mut().map(|b| Arc::new(b.finish()) as Arc<dyn Array>));
+    RecordBatch::try_new(epochs_schema(), cols).map_err(|e| LakeError::Write(e.to_string()))
+}
