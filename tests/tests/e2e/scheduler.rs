@@ -10,7 +10,7 @@ use bhavstore_e2e::bin::{bhavstore, run, stderr, stdout};
 use bhavstore_e2e::fake_bse::{FakeBse, Route};
 use bhavstore_e2e::storage_roots::Root;
 use bhavstore_e2e::synthetic::Market;
-use chrono::{Days, FixedOffset, Utc};
+use chrono::{Datelike, Days, FixedOffset, Utc};
 
 #[test]
 fn serve_ingests_and_materializes_on_schedule_and_stops_on_sigterm() {
@@ -25,6 +25,36 @@ fn serve_ingests_and_materializes_on_schedule_and_stops_on_sigterm() {
     for d in [today, today + Days::new(1)] {
         bse.set(&format!("BhavCopy_BSE_CM_0_0_0_{}_F_0000.CSV", d.format("%Y%m%d")), Route::File(csv.clone()));
     }
+    // After each new session the schedule downloads the corporate actions of the 30 days around
+    // it, a month at a time, from BSE's API (the fake answers every month with one dividend of
+    // the synthetic scrip 500000, ex today).
+    let actions = format!(
+        "Security Code,Security Name,Company Name,Ex Date,Purpose,Record Date,BC Start Date, BC End Date\t,ND Start Date,ND End Date,Actual Payment Date\n\
+         500000,SYNTH,Synthetic Ltd,{ex},Final Dividend - Rs. - 2.5000,{ex},-,-,-,-,-\n",
+        ex = today.format("%d %b %Y")
+    );
+    let mut months = 0;
+    for fire in [today, today + Days::new(1)] {
+        let (from, to) = (fire - Days::new(30), fire + Days::new(30));
+        let mut start = from;
+        while start <= to {
+            let next_month = chrono::NaiveDate::from_ymd_opt(start.year(), start.month(), 1)
+                .and_then(|d| d.checked_add_months(chrono::Months::new(1)))
+                .expect("month");
+            let end = (next_month - Days::new(1)).min(to);
+            bse.set(
+                &format!(
+                    "/BseIndiaAPI/api/CorpactCSVDownload/w?scripcode=&Fdate={}&TDate={}&Purposecode=&strSearch=S&ddlindustrys=&ddlcategorys=E&segment=0",
+                    start.format("%Y%m%d"),
+                    end.format("%Y%m%d")
+                ),
+                Route::File(actions.clone().into_bytes()),
+            );
+            months += 1;
+            start = end + Days::new(1);
+        }
+    }
+    assert!(months >= 4);
 
     let root = Root::local();
     let dir = tempfile::tempdir().expect("tempdir");
@@ -85,4 +115,7 @@ fn serve_ingests_and_materializes_on_schedule_and_stops_on_sigterm() {
     assert!(ingests.lines().nth(1).is_some_and(|l| l.starts_with("loaded,") && !l.ends_with(",0")), "{ingests}");
     let rows = query("select count(*) from price_features");
     assert_ne!(rows.lines().nth(1), Some("0"), "{rows}");
+    // The actions came in with the day, stored once whatever the number of months asked.
+    let dividends = query("select count(*) from corporate_actions where scrip_code = 500000 and kind = 'dividend'");
+    assert_eq!(dividends.lines().nth(1), Some("1"), "{dividends}\n{log}");
 }

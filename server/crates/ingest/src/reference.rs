@@ -162,7 +162,7 @@ pub async fn store(
     }
     if let Some((from, to)) = covers {
         let body = serde_json::json!({ "from": from, "to": to }).to_string();
-        storage.put(&paths::reference_coverage(kind.as_str(), &meta.revision), Bytes::from(body)).await?;
+        storage.put(&paths::reference_coverage(kind.as_str(), &meta.revision, from, to), Bytes::from(body)).await?;
     }
     Ok(loaded)
 }

@@ -191,4 +191,20 @@ mod tests {
         assert_eq!(AsOfRule::parse("CLOSE"), Ok(AsOfRule::Close));
         assert!(AsOfRule::parse("open").is_err());
     }
+
+    #[tokio::test]
+    async fn the_change_log_tells_when_a_day_was_first_loaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = bhavstore_storage::StorageConfig { url: dir.path().display().to_string(), ..Default::default() };
+        let storage = Storage::open(&cfg).unwrap();
+        let evening = t("2026-07-14T20:04:10.123456+05:30");
+        let later = t("2026-07-20T09:00:00+05:30");
+        for (day, at) in [("2026-07-14", evening), ("2026-07-14", later), ("2015-03-10", later)] {
+            storage.put(&paths::load_entry(at, d(day), "abc"), bytes::Bytes::from_static(b"{}")).await.unwrap();
+        }
+        let a = Availability::load(&storage, &MarketClock::default()).await.unwrap();
+        assert_eq!(a.first_load(d("2026-07-14")), Some(evening));
+        assert_eq!(a.available_at(d("2026-07-14")), evening, "downloaded the same evening");
+        assert_eq!(a.available_at(d("2015-03-10")), t("2015-03-10T18:00:00+05:30"), "imported years later");
+    }
 }

@@ -764,6 +764,39 @@ mod tests {
     }
 
     #[test]
+    fn a_changed_corporate_action_on_a_computed_day_revises_from_its_ex_session() {
+        let mut older = state(1, &["2024-03-01"], true);
+        older.adjustments = [(day("2024-03-01"), "x".to_string())].into();
+        let mut latest = state(2, &["2024-03-01", "2024-03-04", "2024-03-05"], true);
+        latest.adjustments = [(day("2024-03-01"), "x".to_string())].into();
+        let none = changes(&[]);
+        let same = latest.adjustments.clone();
+        let mut i = inputs(Some(&latest), &none);
+        i.adjustments = Some(&same);
+        assert_eq!(decide(&i), Decision::UpToDate, "the same actions: nothing to do");
+        // An action reported late for 2024-03-04 (a computed day).
+        let late: BTreeMap<NaiveDate, String> =
+            [(day("2024-03-01"), "x".to_string()), (day("2024-03-04"), "y".to_string())].into();
+        i.adjustments = Some(&late);
+        assert_eq!(i.first_revised(), Some(day("2024-03-04")));
+        i.earlier = vec![kept(older.clone())];
+        assert_eq!(decide(&i), from(&older, Some("2024-03-04")));
+        // One whose ex-session is not computed yet changes nothing now.
+        let ahead: BTreeMap<NaiveDate, String> =
+            [(day("2024-03-01"), "x".to_string()), (day("2024-03-06"), "z".to_string())].into();
+        i.adjustments = Some(&ahead);
+        assert_eq!(i.first_revised(), None);
+        // An action withdrawn (a list now covers the date and has none) revises too.
+        let gone: BTreeMap<NaiveDate, String> = BTreeMap::new();
+        i.adjustments = Some(&gone);
+        assert_eq!(i.first_revised(), Some(day("2024-03-01")));
+        // A view that runs only in full recomputes when a computed day's actions changed.
+        i.lookback_rows = None;
+        i.adjustments = Some(&late);
+        assert_eq!(decide(&i), full("the corporate actions of computed days changed"));
+    }
+
+    #[test]
     fn no_change_log_entries_is_nothing_new() {
         let latest = state(1, &["2024-03-01", "2024-03-04"], true);
         let none = changes(&[]);

@@ -27,7 +27,7 @@
 //! raw/reference/{kind}/{revision}/{original file name}               corporate-action exports and holiday lists, immutable
 //! raw/reference/{kind}/{revision}/_meta.json                          provenance of those bytes
 //! parquet/reference/{kind}/{revision}.parquet                         their canonical rows, one file per raw revision
-//! parquet/reference/{kind}/{revision}.coverage.json                   the date range a downloaded list was asked for
+//! parquet/reference/{kind}/{revision}.{from}_{to}.coverage.json       a date range a downloaded list was asked for
 //! derived/adjustments/manifests/{seq:010}.json                        one reconciliation of actions and prices, create-only
 //! derived/adjustments/{seq:010}/{table}.parquet                       its actions, checks and adjustment epochs
 //! ```
@@ -360,11 +360,12 @@ pub fn reference_rows(kind: &str, revision: &str) -> String {
     format!("{REFERENCE_TABLE}/{kind}/{revision}.parquet")
 }
 
-/// Key of the date range a downloaded reference revision covers (an action list asked for a
-/// range covers all of it, even the days without an action).
+/// Key of one date range a downloaded reference revision covers (an action list asked for a
+/// range covers all of it, even the days without an action). Identical answers for different
+/// ranges (months without an action) are one revision with several ranges.
 #[must_use]
-pub fn reference_coverage(kind: &str, revision: &str) -> String {
-    format!("{REFERENCE_TABLE}/{kind}/{revision}.coverage.json")
+pub fn reference_coverage(kind: &str, revision: &str, from: NaiveDate, to: NaiveDate) -> String {
+    format!("{REFERENCE_TABLE}/{kind}/{revision}.{}_{}.coverage.json", from.format("%Y%m%d"), to.format("%Y%m%d"))
 }
 
 /// Folder of the reconciliation manifests.

@@ -69,9 +69,12 @@ struct Action {
     symbol: Option<String>,
     company: Option<String>,
     ex_date: NaiveDate,
+    record_date: Option<NaiveDate>,
     kind: String,
     price_factor: Option<f64>,
+    ratio: Option<(i32, i32)>,
     amount: Option<f64>,
+    rights_price: Option<f64>,
     purpose_text: String,
     purpose: String,
     origin: String,
@@ -131,9 +134,13 @@ pub fn actions_schema() -> SchemaRef {
         Field::new("company", DataType::Utf8, true),
         Field::new("ex_date", DataType::Date32, false),
         Field::new("ex_session", DataType::Date32, true),
+        Field::new("record_date", DataType::Date32, true),
         Field::new("kind", DataType::Utf8, false),
         Field::new("price_factor", DataType::Float64, true),
+        Field::new("ratio_new", DataType::Int32, true),
+        Field::new("ratio_old", DataType::Int32, true),
         Field::new("amount", DataType::Float64, true),
+        Field::new("rights_price", DataType::Float64, true),
         Field::new("purpose_text", DataType::Utf8, false),
         Field::new("purpose", DataType::Utf8, false),
         Field::new("origin", DataType::Utf8, false),
@@ -483,9 +490,12 @@ fn scrip_steps(
                         symbol: None,
                         company: None,
                         ex_date: day.date,
+                        record_date: None,
                         kind: kind.into(),
                         price_factor: Some(f),
+                        ratio: None,
                         amount: None,
+                        rights_price: None,
                         purpose_text: format!(
                             "inferred: flag {flag}, previous close / open = {r:.4}, snapped to {f}"
                         ),
@@ -748,6 +758,10 @@ async fn read_reported(
             let ex = col("ex_date")?.as_primitive::<Date32Type>().clone();
             let factor = col("price_factor")?.as_primitive::<Float64Type>().clone();
             let amount = col("amount")?.as_primitive::<Float64Type>().clone();
+            let rights = col("rights_price")?.as_primitive::<Float64Type>().clone();
+            let record = col("record_date")?.as_primitive::<Date32Type>().clone();
+            let ratio_new = col("ratio_new")?.as_primitive::<Int32Type>().clone();
+            let ratio_old = col("ratio_old")?.as_primitive::<Int32Type>().clone();
             let line = col("source_line")?.as_primitive::<UInt64Type>().clone();
             let opt = |a: &datafusion::arrow::array::StringArray, i: usize| {
                 a.is_valid(i).then(|| a.value(i).trim().to_string()).filter(|v| !v.is_empty())
@@ -761,9 +775,13 @@ async fn read_reported(
                     symbol: opt(&symbol, i),
                     company: opt(&company, i),
                     ex_date: from_days(ex.value(i)),
+                    record_date: record.is_valid(i).then(|| from_days(record.value(i))),
                     kind: kind.value(i).to_string(),
                     price_factor: factor.is_valid(i).then(|| factor.value(i)),
+                    ratio: (ratio_new.is_valid(i) && ratio_old.is_valid(i))
+                        .then(|| (ratio_new.value(i), ratio_old.value(i))),
                     amount: amount.is_valid(i).then(|| amount.value(i)),
+                    rights_price: rights.is_valid(i).then(|| rights.value(i)),
                     purpose_text: ptext.value(i).to_string(),
                     purpose: purpose.value(i).to_string(),
                     origin: origin.value(i).to_string(),
@@ -795,9 +813,13 @@ fn actions_batch(rows: &[Action]) -> Result<RecordBatch, LakeError> {
     let mut company = StringBuilder::new();
     let mut ex = Date32Builder::new();
     let mut session = Date32Builder::new();
+    let mut record = Date32Builder::new();
     let mut kind = StringBuilder::new();
     let mut factor = Float64Builder::new();
+    let mut ratio_new = Int32Builder::new();
+    let mut ratio_old = Int32Builder::new();
     let mut amount = Float64Builder::new();
+    let mut rights = Float64Builder::new();
     let mut ptext = StringBuilder::new();
     let mut purpose = StringBuilder::new();
     let mut origin = StringBuilder::new();
@@ -815,9 +837,13 @@ fn actions_batch(rows: &[Action]) -> Result<RecordBatch, LakeError> {
         company.append_option(a.company.as_deref());
         ex.append_value(to_days(a.ex_date));
         session.append_option(a.ex_session.map(to_days));
+        record.append_option(a.record_date.map(to_days));
         kind.append_value(&a.kind);
         factor.append_option(a.price_factor);
+        ratio_new.append_option(a.ratio.map(|r| r.0));
+        ratio_old.append_option(a.ratio.map(|r| r.1));
         amount.append_option(a.amount);
+        rights.append_option(a.rights_price);
         ptext.append_value(&a.purpose_text);
         purpose.append_value(&a.purpose);
         origin.append_value(&a.origin);
@@ -838,9 +864,13 @@ fn actions_batch(rows: &[Action]) -> Result<RecordBatch, LakeError> {
             Arc::new(company.finish()),
             Arc::new(ex.finish()),
             Arc::new(session.finish()),
+            Arc::new(record.finish()),
             Arc::new(kind.finish()),
             Arc::new(factor.finish()),
+            Arc::new(ratio_new.finish()),
+            Arc::new(ratio_old.finish()),
             Arc::new(amount.finish()),
+            Arc::new(rights.finish()),
             Arc::new(ptext.finish()),
             Arc::new(purpose.finish()),
             Arc::new(origin.finish()),
@@ -906,4 +936,179 @@ fn epochs_batch(rows: &[(i32, NaiveDate, NaiveDate, f64, f64, f64, f64)]) -> Res
     let mut cols: Vec<Arc<dyn Array>> = vec![Arc::new(scrip.finish()), Arc::new(from.finish()), Arc::new(to.finish())];
     cols.extend(fs.iter_mut().map(|b| Arc::new(b.finish()) as Arc<dyn Array>));
     RecordBatch::try_new(epochs_schema(), cols).map_err(|e| LakeError::Write(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    fn sess(date: &str, open: f64, close: f64, flag: Option<&str>) -> Session {
+        Session {
+            date: d(date),
+            open: Some(open),
+            close: Some(close),
+            prev_close: None,
+            flag: flag.map(str::to_string),
+            raw_sha256: format!("sha-{date}"),
+            source_line: 2,
+            has_flags: true,
+        }
+    }
+
+    fn act(ex: &str, kind: &str, factor: Option<f64>, amount: Option<f64>) -> Action {
+        Action {
+            exchange: "BSE".into(),
+            scrip_code: Some(532755),
+            isin: None,
+            symbol: None,
+            company: None,
+            ex_date: d(ex),
+            record_date: None,
+            kind: kind.into(),
+            price_factor: factor,
+            ratio: None,
+            amount,
+            rights_price: None,
+            purpose_text: kind.into(),
+            purpose: kind.into(),
+            origin: "reported".into(),
+            source_format: "bse_ca_csv".into(),
+            source_name: "list.csv".into(),
+            raw_sha256: "list".into(),
+            source_line: 2,
+            ex_session: None,
+            applied: false,
+            note: None,
+            duplicate: false,
+        }
+    }
+
+    fn march() -> Vec<(NaiveDate, NaiveDate)> {
+        vec![(d("2015-03-01"), d("2015-03-31"))]
+    }
+
+    fn kinds(checks: &[Check]) -> Vec<&'static str> {
+        checks.iter().map(|c| c.check).collect()
+    }
+
+    #[test]
+    fn a_split_with_a_bonus_flagged_only_xb_is_one_factor_and_a_check() {
+        // TECHM 2015-03-19: Rs 10 -> 5 split and a 1:1 bonus, 2800.15 -> 685.80, flagged XB.
+        let days = [sess("2015-03-18", 2790.0, 2800.15, None), sess("2015-03-19", 690.0, 685.80, Some("XB"))];
+        let acts = vec![act("2015-03-19", "split", Some(2.0), None), act("2015-03-19", "bonus", Some(2.0), None)];
+        let (mut out, mut checks) = (Vec::new(), Vec::new());
+        let steps = scrip_steps(532755, &days, acts, &march(), &mut out, &mut checks);
+        assert_eq!(steps[&1].price, 4.0);
+        assert_eq!(kinds(&checks), ["split_flagged_as_bonus"]);
+        assert!(out.iter().all(|a| a.applied && a.ex_session == Some(d("2015-03-19"))));
+    }
+
+    #[test]
+    fn an_uncovered_flag_is_inferred_and_a_covered_one_without_an_action_is_a_check() {
+        // 511064 on 2015-03-11: 478.30 -> 48.60, flagged SS.
+        let days = [sess("2015-03-10", 480.0, 478.30, None), sess("2015-03-11", 48.0, 48.60, Some("SS"))];
+        let (mut out, mut checks) = (Vec::new(), Vec::new());
+        let steps = scrip_steps(511064, &days, Vec::new(), &[], &mut out, &mut checks);
+        assert_eq!(steps[&1].price, 10.0);
+        assert_eq!((out.len(), out[0].origin.as_str(), out[0].kind.as_str()), (1, "inferred", "split"));
+        assert_eq!(out[0].raw_sha256, "sha-2015-03-11", "traceable to the flagged row's file");
+        assert!(checks.is_empty());
+
+        let (mut out, mut checks) = (Vec::new(), Vec::new());
+        let steps = scrip_steps(511064, &days, Vec::new(), &march(), &mut out, &mut checks);
+        assert!(steps.is_empty() && out.is_empty(), "a list covering the date says there was no split");
+        assert_eq!(kinds(&checks), ["flag_without_action"]);
+    }
+
+    #[test]
+    fn a_flag_whose_jump_is_no_usual_ratio_is_a_check_not_a_guess() {
+        let days = [sess("2015-03-10", 100.0, 100.0, None), sess("2015-03-11", 97.0, 96.0, Some("SS"))];
+        let (mut out, mut checks) = (Vec::new(), Vec::new());
+        let steps = scrip_steps(1, &days, Vec::new(), &[], &mut out, &mut checks);
+        assert!(steps.is_empty() && out.is_empty());
+        assert_eq!(kinds(&checks), ["flag_without_move"]);
+    }
+
+    #[test]
+    fn a_reported_action_without_a_move_is_applied_and_checked() {
+        let days = [sess("2015-04-07", 100.0, 100.0, None), sess("2015-04-08", 100.0, 101.0, None)];
+        let (mut out, mut checks) = (Vec::new(), Vec::new());
+        let steps =
+            scrip_steps(1, &days, vec![act("2015-04-08", "bonus", Some(2.0), None)], &march(), &mut out, &mut checks);
+        assert_eq!(steps[&1].price, 2.0, "the exchange's list wins over the prices");
+        assert_eq!(kinds(&checks), ["action_without_move", "action_without_flag"]);
+    }
+
+    #[test]
+    fn an_ex_date_without_a_session_moves_to_the_next_traded_session_with_its_flag() {
+        // Ex-date 2015-03-11, the scrip's next trade (and BSE's flag) on 2015-03-13.
+        let days = [sess("2015-03-09", 480.0, 478.30, None), sess("2015-03-13", 48.0, 48.60, Some("SS"))];
+        let (mut out, mut checks) = (Vec::new(), Vec::new());
+        let steps =
+            scrip_steps(1, &days, vec![act("2015-03-11", "split", Some(10.0), None)], &march(), &mut out, &mut checks);
+        assert_eq!(steps[&1].price, 10.0);
+        assert_eq!(out[0].ex_session, Some(d("2015-03-13")));
+        assert!(checks.is_empty(), "{:?}", kinds(&checks));
+    }
+
+    #[test]
+    fn a_dividend_is_a_total_return_step_only() {
+        let days = [sess("2015-03-10", 110.0, 110.0, None), sess("2015-03-11", 100.0, 100.0, Some("XD"))];
+        let (mut out, mut checks) = (Vec::new(), Vec::new());
+        let steps = scrip_steps(
+            1,
+            &days,
+            vec![act("2015-03-11", "dividend", None, Some(10.0))],
+            &march(),
+            &mut out,
+            &mut checks,
+        );
+        let step = &steps[&1];
+        assert_eq!(step.price, 1.0);
+        let tr = dividend_step(1, &days, 1, step, &mut checks);
+        assert!((tr - 1.1).abs() < 1e-15, "P / (P - D) = 110 / 100: {tr}");
+        assert!(checks.is_empty());
+    }
+
+    #[test]
+    fn inference_on_a_day_never_depends_on_later_days() {
+        // Point in time: the steps found on a prefix of the sessions are the steps of the whole
+        // history on that prefix, so incremental materialization equals full.
+        let mut days = Vec::new();
+        let mut price = 500.0;
+        for (i, day) in (1..=28).map(|n| format!("2015-02-{n:02}")).enumerate() {
+            let flag = match i {
+                7 => Some("SS"),
+                13 => Some("XB"),
+                20 => Some("SS"),
+                _ => None,
+            };
+            let factor = match i {
+                7 => 5.0,
+                13 => 2.0,
+                _ => 1.0,
+            };
+            price = price / factor * (1.0 + 0.01 * ((i % 5) as f64 - 2.0));
+            days.push(sess(&day, price, price, flag));
+        }
+        let (mut o, mut c) = (Vec::new(), Vec::new());
+        let whole = scrip_steps(1, &days, Vec::new(), &[], &mut o, &mut c);
+        for n in 1..=days.len() {
+            let (mut o, mut c) = (Vec::new(), Vec::new());
+            let part = scrip_steps(1, &days[..n], Vec::new(), &[], &mut o, &mut c);
+            let expected: Vec<(usize, f64)> =
+                whole.iter().filter(|(i, _)| **i < n).map(|(i, s)| (*i, s.price)).collect();
+            let got: Vec<(usize, f64)> = part.iter().map(|(i, s)| (*i, s.price)).collect();
+            assert_eq!(got, expected, "first {n} sessions");
+        }
+        assert_eq!(
+            whole.values().map(|s| s.price).collect::<Vec<_>>(),
+            [5.0, 2.0],
+            "day 20's SS without a jump is no step"
+        );
+    }
 }
