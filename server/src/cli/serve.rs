@@ -80,10 +80,9 @@ impl JobRunner for Runner {
             record.min_trade_date = Some(date);
             record.max_trade_date = Some(date);
             let started = std::time::Instant::now();
-            if let Some(what) = self.holiday(date).await {
-                info!(%date, holiday = %what, "an exchange holiday on the trading calendar");
-                return Ok(IngestAttempt::Holiday);
-            }
+            // A listed holiday gets one attempt: BSE holds sessions on some of them (Muhurat
+            // trading on Diwali), and a list can be wrong.
+            let holiday = self.holiday(date).await;
             let result = match state.configured_ingestor().fetch_day(&state.client, date).await {
                 Ok(DayOutcome::Fetched { report, .. }) => {
                     info!(%date, rows = report.rows_loaded, quarantined = report.rows_quarantined, "bhavcopy loaded");
@@ -96,10 +95,17 @@ impl JobRunner for Runner {
                     record.mode = Some("unchanged".into());
                     Ok(IngestAttempt::AlreadyLoaded)
                 }
-                Ok(DayOutcome::NoFilePublished | DayOutcome::NoFileKnown) => {
-                    record.mode = Some("not published".into());
-                    Ok(IngestAttempt::NotPublished)
-                }
+                Ok(DayOutcome::NoFilePublished | DayOutcome::NoFileKnown) => match &holiday {
+                    Some(what) => {
+                        info!(%date, holiday = %what, "no bhavcopy on an exchange holiday of the trading calendar; not retrying");
+                        record.mode = Some("holiday".into());
+                        Ok(IngestAttempt::Holiday)
+                    }
+                    None => {
+                        record.mode = Some("not published".into());
+                        Ok(IngestAttempt::NotPublished)
+                    }
+                },
                 // Stored but not loaded: a failure to retry (BSE may correct its file), and a
                 // warning in bhavstore_runs rather than a success with nothing loaded.
                 Ok(DayOutcome::Held(held)) => {

@@ -33,6 +33,12 @@ pub struct Analysis {
 }
 
 impl Analysis {
+    /// Whether any table the view reads depends on the reconciliation of corporate actions.
+    #[must_use]
+    pub fn uses_actions(&self) -> bool {
+        self.tables.iter().any(|t| bhavstore_lake::adjust::depends_on_actions(t))
+    }
+
     /// The price basis and window unit of a view that reads exactly one daily price table.
     #[must_use]
     pub fn daily_input(&self) -> Option<(bhavstore_lake::adjust::PriceBasis, bhavstore_lake::adjust::WindowUnit)> {

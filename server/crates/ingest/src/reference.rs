@@ -77,7 +77,8 @@ pub struct ReferenceLoaded {
     pub refused: Vec<RefusedLine>,
     /// Actions per kind (`split`, `bonus`, `dividend`, ..., `other`).
     pub kinds: std::collections::BTreeMap<String, u64>,
-    /// Split, consolidation and bonus texts whose ratio could not be read.
+    /// Split, consolidation and bonus texts whose ratio, and dividends whose amount, could not
+    /// be read.
     pub unreadable: Vec<String>,
 }
 
@@ -96,7 +97,14 @@ impl ReferenceLoaded {
             if self.unreadable.is_empty() {
                 String::new()
             } else {
-                format!(", {} ratios unreadable: {}", self.unreadable.len(), self.unreadable.join(" | "))
+                let shown: Vec<&str> = self.unreadable.iter().take(10).map(String::as_str).collect();
+                let more = self.unreadable.len().saturating_sub(shown.len());
+                format!(
+                    ", {} ratios or amounts unreadable: {}{}",
+                    self.unreadable.len(),
+                    shown.join(" | "),
+                    if more > 0 { format!(" and {more} more") } else { String::new() }
+                )
             },
             if self.is_new { "" } else { " (identical bytes already stored)" }
         )
@@ -143,6 +151,9 @@ pub async fn store(
                     );
                     if ratio_kind && p.price_factor.is_none() {
                         loaded.unreadable.push(p.text.clone());
+                    }
+                    if p.kind == actions::ActionKind::Dividend && p.amount.is_none() {
+                        loaded.unreadable.push(format!("{} (no amount)", p.text));
                     }
                 }
             }

@@ -141,7 +141,7 @@ impl Materializer {
         };
         // Views on adjusted prices follow the newest reconciliation: bring it up to date with
         // the data first, once for all of them. A failure leaves the previous one in force.
-        if selected.iter().any(|pv| pv.basis.is_some_and(bhavstore_lake::adjust::PriceBasis::uses_actions)) {
+        if selected.iter().any(|pv| pv.analysis.uses_actions()) {
             match bhavstore_lake::adjust::reconcile(&self.storage).await {
                 Ok(r) if r.changed => tracing::info!("{}", r.describe()),
                 Ok(_) => {}

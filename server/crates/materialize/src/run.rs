@@ -189,11 +189,10 @@ async fn execute(
         None
     };
     // Read before the input: actions reconciled meanwhile make the next run recompute.
-    let adjustments = match pv.basis {
-        Some(b) if b.uses_actions() => {
-            Some(bhavstore_lake::adjust::manifest::latest(storage).await?.map(|a| a.digest).unwrap_or_default())
-        }
-        _ => None,
+    let adjustments = if pv.analysis.uses_actions() {
+        Some(bhavstore_lake::adjust::manifest::latest(storage).await?.map(|a| a.digest).unwrap_or_default())
+    } else {
+        None
     };
     let inputs = gather(storage, pv, full, latest.as_ref(), &changes, intraday_seq, adjustments.as_ref()).await?;
     let decision = decide(&inputs);

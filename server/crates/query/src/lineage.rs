@@ -143,12 +143,16 @@ impl LineageTable {
         let ext = |e: bhavstore_lake::LakeError| DataFusionError::External(Box::new(e));
         let ctx = bhavstore_lake::session(&self.storage).map_err(ext)?;
         let input = self.pv.input_table;
-        let adjusted = input != bhavstore_lake::BHAVCOPY;
+        let adjusted = self.pv.basis.is_some_and(bhavstore_lake::adjust::PriceBasis::uses_actions);
         let limit = self.pv.lookback_rows.map_or_else(String::new, |n| format!("LIMIT {n}"));
         let factor = if adjusted { "adj_factor" } else { "CAST(NULL AS DOUBLE)" };
+        // A session-unit window counts sessions the scrip missed too; only traded ones have a file.
+        let sessions = self.pv.window_unit == Some(bhavstore_lake::adjust::WindowUnit::Session);
+        let traded = if sessions { "traded" } else { "true" };
         let sql = format!(
-            "SELECT trade_date, raw_sha256, source_line, {factor} FROM {input} WHERE scrip_code = {e} \
-             AND trade_date <= DATE '{d}' ORDER BY trade_date DESC {limit}",
+            "SELECT trade_date, raw_sha256, source_line, f FROM (SELECT trade_date, raw_sha256, source_line, \
+             {factor} AS f, {traded} AS t FROM {input} WHERE scrip_code = {e} AND trade_date <= DATE '{d}' \
+             ORDER BY trade_date DESC {limit}) WHERE t",
             e = self.entity,
             d = self.date,
         );
@@ -169,8 +173,9 @@ impl LineageTable {
         }
         window.reverse();
         let keys = raw_keys(&self.storage, &window).await.map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let dividends = self.pv.basis == Some(bhavstore_lake::adjust::PriceBasis::TotalReturn);
         let actions = if adjusted && let Some(first) = window.first() {
-            applied_actions(&ctx, self.entity, first.0, self.date).await?
+            applied_actions(&ctx, self.entity, first.0, self.date, dividends).await?
         } else {
             HashMap::new()
         };
@@ -274,10 +279,13 @@ async fn applied_actions(
     entity: i64,
     first: NaiveDate,
     last: NaiveDate,
+    dividends: bool,
 ) -> Result<HashMap<NaiveDate, String>> {
+    // Views on split-adjusted prices apply no dividend.
+    let kinds = if dividends { "" } else { "AND kind <> 'dividend'" };
     let sql = format!(
         "SELECT ex_session, kind, price_factor, amount, origin, purpose_text, source_name, raw_sha256 \
-         FROM corporate_actions WHERE scrip_code = {entity} AND applied \
+         FROM corporate_actions WHERE scrip_code = {entity} AND applied {kinds} \
          AND ex_session > DATE '{first}' AND ex_session <= DATE '{last}' ORDER BY ex_session, kind"
     );
     let mut out: HashMap<NaiveDate, String> = HashMap::new();

@@ -380,17 +380,15 @@ impl AsofCall {
                 .map_err(|e| DataFusionError::External(Box::new(e)))?,
             None => bhavstore_lake::Availability::from_loads(self.clock.clone(), []),
         };
-        // The trade date known at each spine instant under the call's rule. It changes at a
-        // close, a publish time or a first download, so it is computed once per second.
-        let mut by_second: HashMap<i64, i32> = HashMap::new();
-        let mut cutoffs: Vec<Option<i32>> = Vec::with_capacity(n);
-        for t in &stamps {
-            cutoffs.push(t.and_then(|t| {
-                let second = t.div_euclid(1_000_000);
-                let at = DateTime::from_timestamp_micros(t)?;
-                Some(*by_second.entry(second).or_insert_with(|| to_days(availability.last_known_date(at, self.rule))))
-            }));
-        }
+        // The trade date known at each spine instant under the call's rule: a binary search
+        // over the sessions' availability, exact to the microsecond.
+        let cutoffs: Vec<Option<i32>> = stamps
+            .iter()
+            .map(|t| {
+                t.and_then(DateTime::from_timestamp_micros)
+                    .map(|at| to_days(availability.last_known_date(at, self.rule)))
+            })
+            .collect();
         let wanted: HashSet<i64> = entities.iter().flatten().copied().collect();
         let (Some(&lo), Some(&hi)) = (cutoffs.iter().flatten().min(), cutoffs.iter().flatten().max()) else {
             return Ok(Merged::without_values(entities, stamps));

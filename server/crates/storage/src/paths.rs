@@ -29,7 +29,7 @@
 //! parquet/reference/{kind}/{revision}.parquet                         their canonical rows, one file per raw revision
 //! parquet/reference/{kind}/{revision}.{from}_{to}.coverage.json       a date range a downloaded list was asked for
 //! derived/adjustments/manifests/{seq:010}.json                        one reconciliation of actions and prices, create-only
-//! derived/adjustments/{seq:010}/{table}.parquet                       its actions, checks and adjustment epochs
+//! derived/adjustments/{seq:010}-{hash16}/{table}.parquet              its actions, checks and adjustment epochs, create-only
 //! ```
 //!
 //! Intraday bars are durable once their WAL segment exists; a snapshot manifest names the day
@@ -380,10 +380,11 @@ pub fn adjustments_manifest(seq: u64) -> String {
     format!("{ADJUSTMENTS}/manifests/{seq:010}.json")
 }
 
-/// Key of one table (`actions`, `checks`, `epochs`) of reconciliation `seq`.
+/// Key of one table (`actions`, `checks`, `epochs`) of reconciliation `seq` with content hash
+/// `hash`: unique per content, so racing reconciliations never overwrite each other's files.
 #[must_use]
-pub fn adjustments_file(seq: u64, table: &str) -> String {
-    format!("{ADJUSTMENTS}/{seq:010}/{table}.parquet")
+pub fn adjustments_file(seq: u64, hash: &str, table: &str) -> String {
+    format!("{ADJUSTMENTS}/{seq:010}-{hash}/{table}.parquet")
 }
 
 #[cfg(test)]

@@ -17,3 +17,11 @@ pub use basis::{PriceBasis, WindowUnit};
 pub use manifest::AdjustmentsManifest;
 pub use reconcile::{ACTIONS_KIND, ReconcileReport, reconcile};
 pub use tables::{DayStatus, HOLIDAYS_KIND, TRADING_CALENDAR, calendar, calendar_table};
+
+/// Whether a table's rows depend on the reconciliation of corporate actions (a view reading it
+/// is recomputed when the actions of its computed days change).
+#[must_use]
+pub fn depends_on_actions(table: &str) -> bool {
+    matches!(table, tables::CORPORATE_ACTIONS | tables::CORPORATE_ACTION_CHECKS | tables::ADJUSTMENT_EPOCHS)
+        || PriceBasis::of_table(table).is_some_and(PriceBasis::uses_actions)
+}

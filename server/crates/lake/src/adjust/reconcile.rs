@@ -86,7 +86,7 @@ struct Action {
     ex_session: Option<NaiveDate>,
     applied: bool,
     note: Option<String>,
-    duplicate: bool,
+    superseded: bool,
 }
 
 /// One session of one scrip.
@@ -208,15 +208,14 @@ pub async fn reconcile(storage: &Storage) -> Result<ReconcileReport, LakeError> 
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
     counts.insert("reported".into(), actions.len() as u64);
     resolve(&mut actions, &ids, &mut counts);
+    supersede(&mut actions, &asked, &mut counts);
     let actions = dedup(actions, &mut counts);
-    let mut coverage = coverage(&actions);
-    coverage.extend(asked);
+    let coverage = coverage(&actions, &asked);
 
     let flagged = flagged_scrips(&ctx).await?;
     let mut scrips: BTreeSet<i32> = flagged;
-    scrips.extend(actions.iter().filter(|a| affects_prices(a)).filter_map(|a| a.scrip_code));
-    let sessions = sessions(&ctx, &scrips).await?;
-
+    // Every resolved scrip's actions are aligned to its sessions, rights and others included.
+    scrips.extend(actions.iter().filter_map(|a| a.scrip_code));
     let mut by_scrip: BTreeMap<i32, Vec<Action>> = BTreeMap::new();
     let mut unresolved = Vec::new();
     for a in actions {
@@ -230,26 +229,30 @@ pub async fn reconcile(storage: &Storage) -> Result<ReconcileReport, LakeError> 
     let mut epochs: Vec<(i32, NaiveDate, NaiveDate, f64, f64, f64, f64)> = Vec::new();
     let mut digest_parts: BTreeMap<NaiveDate, Vec<String>> = BTreeMap::new();
     let empty = Vec::new();
-    for scrip in &scrips {
-        let days = sessions.get(scrip).unwrap_or(&empty);
-        let acts = by_scrip.remove(scrip).unwrap_or_default();
-        let steps = scrip_steps(*scrip, days, acts, &coverage, &mut out_actions, &mut checks);
-        let (mut adj, mut tr) = (1.0_f64, 1.0_f64);
-        let list: Vec<(usize, f64, f64, String)> = steps
-            .iter()
-            .map(|(idx, step)| {
-                let tr_step = dividend_step(*scrip, days, *idx, step, &mut checks);
-                (*idx, step.price, step.price * tr_step, step.kinds.iter().cloned().collect::<Vec<_>>().join("+"))
-            })
-            .filter(|(_, p, t, _)| *p != 1.0 || *t != 1.0)
-            .collect();
-        for (n, (idx, p, t, _)) in list.iter().enumerate() {
-            adj *= p;
-            tr *= t;
-            let from = days[*idx].date;
-            let to = list.get(n + 1).map_or_else(open_end, |next| days[next.0].date);
-            epochs.push((*scrip, from, to, adj, tr, *p, *t));
-            digest_parts.entry(from).or_default().push(format!("{scrip}:{p:e}:{t:e}"));
+    // A bounded number of scrips' sessions in memory at a time, whatever the history's length.
+    let scrips: Vec<i32> = scrips.into_iter().collect();
+    for chunk in scrips.chunks(SCRIPS_PER_READ) {
+        let sessions = sessions(&ctx, chunk).await?;
+        for scrip in chunk {
+            let days = sessions.get(scrip).unwrap_or(&empty);
+            let acts = by_scrip.remove(scrip).unwrap_or_default();
+            let steps = scrip_steps(*scrip, days, acts, &coverage, &mut out_actions, &mut checks);
+            let (mut adj, mut tr) = (1.0_f64, 1.0_f64);
+            let list: Vec<(usize, f64, f64)> = steps
+                .iter()
+                .map(|(idx, step)| {
+                    (*idx, step.price, step.price * dividend_step(*scrip, days, *idx, step, &mut checks))
+                })
+                .filter(|(_, p, t)| *p != 1.0 || *t != 1.0)
+                .collect();
+            for (n, (idx, p, t)) in list.iter().enumerate() {
+                adj *= p;
+                tr *= t;
+                let from = days[*idx].date;
+                let to = list.get(n + 1).map_or_else(open_end, |next| days[next.0].date);
+                epochs.push((*scrip, from, to, adj, tr, *p, *t));
+                digest_parts.entry(from).or_default().push(format!("{scrip}:{p:e}:{t:e}"));
+            }
         }
     }
     // Actions of scrips that have no session at all, and those not matched to a scrip.
@@ -288,13 +291,20 @@ pub async fn reconcile(storage: &Storage) -> Result<ReconcileReport, LakeError> 
     let digest: BTreeMap<NaiveDate, String> =
         digest_parts.into_iter().map(|(d, mut parts)| (d, hash_parts(&mut parts))).collect();
 
-    let actions_batch = actions_batch(&out_actions)?;
-    let checks_batch = checks_batch(&checks)?;
-    let epochs_batch = epochs_batch(&epochs)?;
+    // The files' bytes are the content: Parquet of equal batches is equal, and every value of
+    // every row counts (a moved ex-session in the middle of a table changes the hash).
+    let files = [
+        ("actions", crate::writer::batch_bytes(&actions_batch(&out_actions)?, None)?, out_actions.len()),
+        ("checks", crate::writer::batch_bytes(&checks_batch(&checks)?, None)?, checks.len()),
+        ("epochs", crate::writer::batch_bytes(&epochs_batch(&epochs)?, None)?, epochs.len()),
+    ];
     let content_hash = {
         let mut text = String::new();
-        for b in [&actions_batch, &checks_batch, &epochs_batch] {
-            text.push_str(&format!("{:?}\n", b.columns()));
+        for (name, bytes, _) in &files {
+            text.push_str(&format!("{name} {}\n", sha256_hex(bytes)));
+        }
+        for (d, h) in &digest {
+            text.push_str(&format!("{d} {h}\n"));
         }
         text.push_str(&sources.join("\n"));
         sha256_hex(text.as_bytes())
@@ -306,21 +316,28 @@ pub async fn reconcile(storage: &Storage) -> Result<ReconcileReport, LakeError> 
         return Ok(ReconcileReport { seq: Some(l.seq), changed: false, counts: l.counts.clone() });
     }
     let seq = latest.as_ref().map_or(1, |l| l.seq + 1);
-    let write = |table: &'static str, batch: RecordBatch| async move {
-        let key = paths::adjustments_file(seq, table);
-        let bytes = crate::writer::batch_bytes(&batch, None)?;
+    // Each process writes under keys of its own content, create-only: two reconciliations
+    // racing for one seq never mix files, and the loser's manifest put fails.
+    let mut refs = Vec::new();
+    for (table, bytes, rows) in files {
+        let key = paths::adjustments_file(seq, &content_hash[..16], table);
         let size = bytes.len() as u64;
-        storage.put(&key, bytes).await?;
-        Ok::<_, LakeError>(FileRef { key, size, rows: batch.num_rows() as u64 })
-    };
+        if storage.put_create(&key, bytes).await? == bhavstore_storage::Created::AlreadyExisted {
+            // The same content under the same seq: another process wrote these very bytes.
+            tracing::debug!(%key, "reconciliation file already written with this content");
+        }
+        refs.push(FileRef { key, size, rows: rows as u64 });
+    }
+    let [actions_ref, checks_ref, epochs_ref]: [FileRef; 3] =
+        refs.try_into().map_err(|_| LakeError::Write("three reconciliation files".into()))?;
     let m = AdjustmentsManifest {
         format: manifest::FORMAT,
         seq,
         computed_at: Utc::now(),
         content_hash,
-        actions: write("actions", actions_batch).await?,
-        checks: write("checks", checks_batch).await?,
-        epochs: write("epochs", epochs_batch).await?,
+        actions: actions_ref,
+        checks: checks_ref,
+        epochs: epochs_ref,
         sources,
         digest,
         counts: counts.clone(),
@@ -346,7 +363,7 @@ fn scrip_steps(
     scrip: i32,
     days: &[Session],
     acts: Vec<Action>,
-    coverage: &[(NaiveDate, NaiveDate)],
+    coverage: &[Coverage],
     out: &mut Vec<Action>,
     checks: &mut Vec<Check>,
 ) -> BTreeMap<usize, Step> {
@@ -359,7 +376,15 @@ fn scrip_steps(
             continue;
         };
         a.ex_session = Some(day.date);
-        if a.duplicate {
+        if a.superseded {
+            out.push(a);
+            continue;
+        }
+        if idx == 0 && a.ex_date < day.date {
+            // Before the data: there is no earlier row of the scrip to adjust, and applying it
+            // to the first row would turn its prev_close into a fake move.
+            a.ex_session = None;
+            a.note = Some("ex-date before the scrip's first session in the data; not applied".into());
             out.push(a);
             continue;
         }
@@ -389,6 +414,19 @@ fn scrip_steps(
                 step.kinds.insert("dividend".into());
                 a.applied = true;
                 a.note = Some("total_return only".into());
+            }
+            ("dividend", _, _) => {
+                a.note = Some("no amount could be read from the purpose text; not in total_return".into());
+                checks.push(Check {
+                    scrip_code: scrip,
+                    trade_date: day.date,
+                    check: "unreadable_amount",
+                    flag: day.flag.clone(),
+                    kinds: Some("dividend".into()),
+                    factor: None,
+                    observed: None,
+                    detail: format!("{:?}: no amount could be read; total_return leaves it out", a.purpose),
+                });
             }
             _ => {}
         }
@@ -452,7 +490,7 @@ fn scrip_steps(
         let near = |i: usize| steps.contains_key(&i) || (i > 0 && steps.contains_key(&(i - 1)));
         let near_price = (idx > 0 && steps.get(&(idx - 1)).is_some_and(|s| s.price != 1.0))
             || steps.get(&idx).is_some_and(|s| s.price != 1.0);
-        let covered = coverage.iter().any(|(a, b)| *a <= day.date && day.date <= *b);
+        let covered = coverage.iter().any(|c| c.covers(scrip, day.date));
         let family = price_family(flag);
         if let Some(family) = family {
             if near_price {
@@ -508,7 +546,7 @@ fn scrip_steps(
                         ex_session: Some(day.date),
                         applied: true,
                         note: Some("no action list covers this date".into()),
-                        duplicate: false,
+                        superseded: false,
                     });
                 }
                 None => checks.push(Check {
@@ -545,7 +583,7 @@ fn scrip_steps(
 }
 
 /// The total-return step of a session: a dividend D against the previous close P (on the new
-/// basis) makes earlier prices worth P / (P - D) more.
+/// basis) is a step of P / (P - D): earlier prices are divided by it, i.e. scaled by (P - D) / P.
 fn dividend_step(scrip: i32, days: &[Session], idx: usize, step: &Step, checks: &mut Vec<Check>) -> f64 {
     if step.dividends <= 0.0 {
         return 1.0;
@@ -584,19 +622,19 @@ fn jump(days: &[Session], idx: usize) -> Option<f64> {
 }
 
 /// BSE rows carry a scrip code; NSE rows are matched by ISIN, then by symbol, against the
-/// identifiers the bhavcopies carry.
+/// identifiers the bhavcopies carry; an identifier two scrips share matches neither.
 fn resolve(actions: &mut [Action], ids: &Identifiers, counts: &mut BTreeMap<String, u64>) {
     let mut unresolved = 0u64;
     for a in actions.iter_mut() {
         if a.scrip_code.is_some() {
             continue;
         }
+        let unique = |m: &HashMap<String, Option<i32>>, k: &str| m.get(k).copied().flatten();
         a.scrip_code = a
             .isin
             .as_deref()
-            .and_then(|i| ids.by_isin.get(i))
-            .or_else(|| a.symbol.as_deref().and_then(|s| ids.by_symbol.get(s)))
-            .copied();
+            .and_then(|i| unique(&ids.by_isin, i))
+            .or_else(|| a.symbol.as_deref().and_then(|s| unique(&ids.by_symbol, s)));
         if a.scrip_code.is_none() {
             unresolved += 1;
         }
@@ -604,20 +642,48 @@ fn resolve(actions: &mut [Action], ids: &Identifiers, counts: &mut BTreeMap<Stri
     counts.insert("unresolved".into(), unresolved);
 }
 
+/// A downloaded range of one list, and which revision answered it.
+#[derive(Debug, Clone)]
+struct Asked {
+    revision: String,
+    from: NaiveDate,
+    to: NaiveDate,
+}
+
+/// Rows of a downloaded list that a newer download of the same dates no longer holds (BSE
+/// re-dated or withdrew the action) are superseded: listed, never applied.
+fn supersede(actions: &mut [Action], asked: &[Asked], counts: &mut BTreeMap<String, u64>) {
+    // A revision folder is `{stored_at}-{sha256[..16]}`: it sorts by the time it was stored.
+    let revision_of = |sha: &str| asked.iter().map(|a| &a.revision).find(|r| r.ends_with(&sha[..16.min(sha.len())]));
+    let mut n = 0u64;
+    for a in actions.iter_mut().filter(|a| a.origin == "reported") {
+        let Some(own) = revision_of(&a.raw_sha256) else { continue };
+        if let Some(newer) = asked.iter().find(|r| r.revision > *own && r.from <= a.ex_date && a.ex_date <= r.to) {
+            a.superseded = true;
+            a.note = Some(format!("superseded by a newer download of {} .. {}", newer.from, newer.to));
+            n += 1;
+        }
+    }
+    counts.insert("superseded".into(), n);
+}
+
 /// The same action from several exports (BSE and NSE, overlapping months) is applied once: the
 /// first by exchange (BSE first), file and line is kept, the others are listed as duplicates.
+/// Two equal purposes of one export (an interim and a special dividend of the same amount) are
+/// two actions.
 fn dedup(mut actions: Vec<Action>, counts: &mut BTreeMap<String, u64>) -> Vec<Action> {
     actions.sort_by(|a, b| {
         (&a.exchange, &a.source_name, a.source_line).cmp(&(&b.exchange, &b.source_name, b.source_line))
     });
-    let mut seen: BTreeSet<(i32, NaiveDate, String, String)> = BTreeSet::new();
+    let mut seen: HashMap<(i32, NaiveDate, String, String), String> = HashMap::new();
     let mut dups = 0u64;
-    for a in &mut actions {
+    for a in actions.iter_mut().filter(|a| !a.superseded) {
         let Some(scrip) = a.scrip_code else { continue };
         let value = format!("{:?}/{:?}", a.price_factor, a.amount);
-        if !seen.insert((scrip, a.ex_date, a.kind.clone(), value)) && affects_prices(a) {
+        let first = seen.entry((scrip, a.ex_date, a.kind.clone(), value)).or_insert_with(|| a.raw_sha256.clone());
+        if *first != a.raw_sha256 && affects_prices(a) {
             a.note = Some("the same action from another export; applied once".into());
-            a.duplicate = true;
+            a.superseded = true;
             dups += 1;
         }
     }
@@ -625,43 +691,79 @@ fn dedup(mut actions: Vec<Action>, counts: &mut BTreeMap<String, u64>) -> Vec<Ac
     actions
 }
 
-/// The date ranges the action lists cover: each file from its first to its last ex-date.
-fn coverage(actions: &[Action]) -> Vec<(NaiveDate, NaiveDate)> {
-    let mut by_file: HashMap<&str, (NaiveDate, NaiveDate)> = HashMap::new();
+/// Dates (and scrips) an action list speaks for: a flag there without an action in it is a
+/// check, not a reason to infer.
+#[derive(Debug, Clone)]
+struct Coverage {
+    from: NaiveDate,
+    to: NaiveDate,
+    /// `None`: every scrip (a BSE download or a market-wide BSE export).
+    scrips: Option<BTreeSet<i32>>,
+}
+
+impl Coverage {
+    fn covers(&self, scrip: i32, date: NaiveDate) -> bool {
+        self.from <= date && date <= self.to && self.scrips.as_ref().is_none_or(|s| s.contains(&scrip))
+    }
+}
+
+/// A BSE export of at least this many scrips is taken for the whole market of its dates.
+const MARKET_WIDE_SCRIPS: usize = 10;
+
+/// What the lists cover: each downloaded range (BSE's whole market); each imported BSE export
+/// of many scrips from its first to its last ex-date; any other file (an NSE list, a one-company
+/// export) only for its own scrips.
+fn coverage(actions: &[Action], asked: &[Asked]) -> Vec<Coverage> {
+    let mut out: Vec<Coverage> = asked.iter().map(|a| Coverage { from: a.from, to: a.to, scrips: None }).collect();
+    let mut by_file: HashMap<&str, (NaiveDate, NaiveDate, BTreeSet<i32>, bool)> = HashMap::new();
     for a in actions.iter().filter(|a| a.origin == "reported") {
-        let e = by_file.entry(a.raw_sha256.as_str()).or_insert((a.ex_date, a.ex_date));
+        let e = by_file.entry(a.raw_sha256.as_str()).or_insert((a.ex_date, a.ex_date, BTreeSet::new(), true));
         e.0 = e.0.min(a.ex_date);
         e.1 = e.1.max(a.ex_date);
+        e.2.extend(a.scrip_code);
+        e.3 &= a.exchange == "BSE";
     }
-    by_file.into_values().collect()
+    for (from, to, scrips, bse) in by_file.into_values() {
+        let market = bse && scrips.len() >= MARKET_WIDE_SCRIPS;
+        out.push(Coverage { from, to, scrips: (!market).then_some(scrips) });
+    }
+    out
 }
 
 #[derive(Default)]
 struct Identifiers {
-    by_isin: HashMap<String, i32>,
-    by_symbol: HashMap<String, i32>,
+    /// `None`: the identifier belongs to several scrips.
+    by_isin: HashMap<String, Option<i32>>,
+    by_symbol: HashMap<String, Option<i32>>,
 }
 
 async fn identifiers(ctx: &SessionContext) -> Result<Identifiers, LakeError> {
+    // Every pair: ISINs change at face-value splits, and a symbol may have been reused.
     let batches = ctx
         .sql(
-            "SELECT scrip_code, max(isin) AS isin, max(symbol) AS symbol FROM bhavcopy \
-             WHERE isin IS NOT NULL OR symbol IS NOT NULL GROUP BY scrip_code",
+            "SELECT DISTINCT scrip_code, trim(isin), trim(symbol) FROM bhavcopy \
+             WHERE isin IS NOT NULL OR symbol IS NOT NULL",
         )
         .await?
         .collect()
         .await?;
     let mut ids = Identifiers::default();
+    let add = |m: &mut HashMap<String, Option<i32>>, k: &str, scrip: i32| {
+        let e = m.entry(k.to_string()).or_insert(Some(scrip));
+        if *e != Some(scrip) {
+            *e = None;
+        }
+    };
     for b in &batches {
         let scrip = b.column(0).as_primitive::<Int32Type>();
         let isin = b.column(1).as_string::<i32>();
         let symbol = b.column(2).as_string::<i32>();
         for i in 0..b.num_rows() {
-            if isin.is_valid(i) {
-                ids.by_isin.insert(isin.value(i).trim().to_string(), scrip.value(i));
+            if isin.is_valid(i) && !isin.value(i).is_empty() {
+                add(&mut ids.by_isin, isin.value(i), scrip.value(i));
             }
-            if symbol.is_valid(i) {
-                ids.by_symbol.insert(symbol.value(i).trim().to_string(), scrip.value(i));
+            if symbol.is_valid(i) && !symbol.value(i).is_empty() {
+                add(&mut ids.by_symbol, symbol.value(i), scrip.value(i));
             }
         }
     }
@@ -680,7 +782,10 @@ async fn flagged_scrips(ctx: &SessionContext) -> Result<BTreeSet<i32>, LakeError
         .collect())
 }
 
-async fn sessions(ctx: &SessionContext, scrips: &BTreeSet<i32>) -> Result<HashMap<i32, Vec<Session>>, LakeError> {
+/// Scrips whose sessions one query reads: 500 scrips of 20 years is about 2.5 million rows.
+const SCRIPS_PER_READ: usize = 500;
+
+async fn sessions(ctx: &SessionContext, scrips: &[i32]) -> Result<HashMap<i32, Vec<Session>>, LakeError> {
     let mut out: HashMap<i32, Vec<Session>> = HashMap::new();
     if scrips.is_empty() {
         return Ok(out);
@@ -719,9 +824,7 @@ async fn sessions(ctx: &SessionContext, scrips: &BTreeSet<i32>) -> Result<HashMa
 
 /// Every stored action row (see `bhavstore_formats::actions::actions_schema`) and the sha256 of
 /// each raw file behind them.
-async fn read_reported(
-    storage: &Storage,
-) -> Result<(Vec<Action>, Vec<String>, Vec<(NaiveDate, NaiveDate)>), LakeError> {
+async fn read_reported(storage: &Storage) -> Result<(Vec<Action>, Vec<String>, Vec<Asked>), LakeError> {
     let mut keys = storage.list(&paths::reference_table_dir(ACTIONS_KIND)).await?;
     let mut asked = Vec::new();
     for key in keys.iter().filter(|k| k.ends_with(".coverage.json")) {
@@ -732,7 +835,9 @@ async fn read_reported(
         }
         let Some(bytes) = storage.get(key).await? else { continue };
         let r: Range = serde_json::from_slice(&bytes).map_err(|e| LakeError::Corrupt(format!("{key}: {e}")))?;
-        asked.push((r.from, r.to));
+        let name = key.rsplit('/').next().unwrap_or_default();
+        let revision = name.split('.').next().unwrap_or_default().to_string();
+        asked.push(Asked { revision, from: r.from, to: r.to });
     }
     keys.retain(|k| k.ends_with(".parquet"));
     keys.sort();
@@ -792,7 +897,7 @@ async fn read_reported(
                     ex_session: None,
                     applied: false,
                     note: None,
-                    duplicate: false,
+                    superseded: false,
                 });
             }
         }
@@ -983,12 +1088,19 @@ mod tests {
             ex_session: None,
             applied: false,
             note: None,
-            duplicate: false,
+            superseded: false,
         }
     }
 
-    fn march() -> Vec<(NaiveDate, NaiveDate)> {
-        vec![(d("2015-03-01"), d("2015-03-31"))]
+    fn march() -> Vec<Coverage> {
+        vec![Coverage { from: d("2015-03-01"), to: d("2015-03-31"), scrips: None }]
+    }
+
+    impl Action {
+        /// The second purpose of the same row.
+        fn part_of_row(&mut self) {
+            self.purpose_text = "Special Dividend".into();
+        }
     }
 
     fn kinds(checks: &[Check]) -> Vec<&'static str> {
@@ -1110,5 +1222,67 @@ mod tests {
             [5.0, 2.0],
             "day 20's SS without a jump is no step"
         );
+    }
+
+    #[test]
+    fn two_equal_purposes_of_one_export_are_two_actions_and_a_second_export_is_a_duplicate() {
+        let mut interim = act("2015-03-11", "dividend", None, Some(5.0));
+        let mut special = interim.clone();
+        special.part_of_row();
+        interim.raw_sha256 = "bse-file".into();
+        special.raw_sha256 = "bse-file".into();
+        let mut nse = act("2015-03-11", "dividend", None, Some(5.0));
+        nse.exchange = "NSE".into();
+        nse.raw_sha256 = "nse-file".into();
+        let mut counts = BTreeMap::new();
+        let out = dedup(vec![nse, interim, special], &mut counts);
+        let kept: Vec<(&str, bool)> = out.iter().map(|a| (a.exchange.as_str(), a.superseded)).collect();
+        assert_eq!(kept, [("BSE", false), ("BSE", false), ("NSE", true)]);
+        assert_eq!(counts["duplicates"], 1);
+    }
+
+    #[test]
+    fn a_newer_download_of_the_same_dates_supersedes_an_older_one() {
+        let asked = [
+            Asked {
+                revision: "20260701T000000.000Z-aaaaaaaaaaaaaaaa".into(),
+                from: d("2026-07-01"),
+                to: d("2026-07-31"),
+            },
+            Asked {
+                revision: "20260705T000000.000Z-bbbbbbbbbbbbbbbb".into(),
+                from: d("2026-07-01"),
+                to: d("2026-07-31"),
+            },
+        ];
+        let mut old = act("2026-07-10", "bonus", Some(2.0), None);
+        old.raw_sha256 = format!("{}{}", "a".repeat(16), "0".repeat(48));
+        let mut new = act("2026-07-17", "bonus", Some(2.0), None);
+        new.raw_sha256 = format!("{}{}", "b".repeat(16), "0".repeat(48));
+        let mut actions = vec![old, new];
+        let mut counts = BTreeMap::new();
+        supersede(&mut actions, &asked, &mut counts);
+        assert_eq!(actions.iter().map(|a| a.superseded).collect::<Vec<_>>(), [true, false], "BSE re-dated the bonus");
+        let cov = coverage(&actions, &asked);
+        assert!(cov.iter().any(|c| c.covers(1, d("2026-07-20"))), "a download speaks for every scrip");
+    }
+
+    #[test]
+    fn a_small_export_covers_only_its_own_scrips() {
+        let a = act("2015-04-08", "bonus", Some(2.0), None);
+        let cov = coverage(&[a], &[]);
+        assert!(cov[0].covers(532755, d("2015-04-08")));
+        assert!(!cov[0].covers(511064, d("2015-04-08")), "a one-company export says nothing of others");
+    }
+
+    #[test]
+    fn an_action_before_the_data_and_a_dividend_without_amount_are_listed_not_applied() {
+        let days = [sess("2015-03-10", 100.0, 100.0, None), sess("2015-03-11", 100.0, 100.0, None)];
+        let acts = vec![act("2015-01-02", "split", Some(10.0), None), act("2015-03-11", "dividend", None, None)];
+        let (mut out, mut checks) = (Vec::new(), Vec::new());
+        let steps = scrip_steps(1, &days, acts, &march(), &mut out, &mut checks);
+        assert!(steps.is_empty());
+        assert!(out.iter().all(|a| !a.applied && a.note.is_some()), "{out:?}");
+        assert_eq!(kinds(&checks), ["unreadable_amount"]);
     }
 }

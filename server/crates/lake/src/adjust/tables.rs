@@ -283,8 +283,10 @@ pub async fn calendar(storage: &Storage) -> Result<BTreeMap<NaiveDate, DayStatus
             last = last.max(Some(d));
         }
     }
+    // Weekdays after the last session with data (at most a month back), through a year from
+    // today, that no list names a holiday: sessions still to come, or not loaded yet.
     let today = Utc::now().date_naive();
-    let start = last.map_or(today, |l| l.max(today)) + Days::new(1);
+    let start = last.map_or(today, |l| (l + Days::new(1)).max(today - Days::new(30)));
     let end = today + Days::new(365);
     let mut d = start;
     while d <= end {
@@ -296,13 +298,18 @@ pub async fn calendar(storage: &Storage) -> Result<BTreeMap<NaiveDate, DayStatus
     Ok(out)
 }
 
-/// Every date of the stored holiday lists, with its description.
+/// Every date of the stored holiday lists, with its description. BSE revises its list (a
+/// holiday moved by a day): for each year the newest list holding that year is the one in force.
 pub async fn holidays(storage: &Storage) -> Result<Vec<(NaiveDate, Option<String>)>, LakeError> {
     let mut keys = storage.list(&paths::reference_table_dir(HOLIDAYS_KIND)).await?;
     keys.retain(|k| k.ends_with(".parquet"));
+    // Keys are named by revision, which sorts by the time stored: newest first.
     keys.sort();
+    keys.reverse();
+    let mut claimed: std::collections::BTreeSet<i32> = std::collections::BTreeSet::new();
     let mut out = Vec::new();
     for key in keys {
+        let mut days = Vec::new();
         for b in read_file(storage, &key).await? {
             let (Some(date), Some(desc)) = (b.column_by_name("date"), b.column_by_name("description")) else {
                 return Err(LakeError::Corrupt(format!("{key}: not a holiday list")));
@@ -310,13 +317,17 @@ pub async fn holidays(storage: &Storage) -> Result<Vec<(NaiveDate, Option<String
             let date: &Date32Array = date.as_primitive::<Date32Type>();
             let desc = desc.as_string::<i32>();
             for i in 0..b.num_rows() {
-                out.push((
+                days.push((
                     crate::clock::from_days(date.value(i)),
                     datafusion::arrow::array::Array::is_valid(desc, i).then(|| desc.value(i).to_string()),
                 ));
             }
         }
+        let years: std::collections::BTreeSet<i32> = days.iter().map(|(d, _)| d.year()).collect();
+        out.extend(days.into_iter().filter(|(d, _)| !claimed.contains(&d.year())));
+        claimed.extend(years);
     }
+    out.sort();
     Ok(out)
 }
 
