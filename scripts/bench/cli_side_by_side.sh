@@ -8,6 +8,9 @@
 #   asof     a features_asof training set of 100,000 (scrip, instant) rows: 1,000 scrip codes x 100 days
 # Usage: scripts/bench/cli_side_by_side.sh BIN_BEFORE BIN_AFTER [DATA_DIR]
 # Prints one line per step and binary: the median wall time in seconds.
+# DEFS_BEFORE / DEFS_AFTER (default: feature_defs/) give each side its own feature definitions:
+# the same binary twice with two definition folders compares two forms of the views (for
+# example the raw-price views against the split-adjusted ones).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
@@ -27,19 +30,20 @@ t() {
   s=$(date +%s.%N)
   if ! "$bin" "$@" >"$work/last.log" 2>&1; then
     echo "$label failed with $bin: $(tail -1 "$work/last.log")" >&2
-    echo -e "$label\t$bin\tnan" >> "$out"; return 0
+    echo -e "$label\t$side\tnan" >> "$out"; return 0
   fi
   e=$(date +%s.%N)
-  echo -e "$label\t$bin\t$(echo "$e - $s" | bc)" >> "$out"
+  echo -e "$label\t$side\t$(echo "$e - $s" | bc)" >> "$out"
 }
 # Before issue 11, `bhavstore query` could not run features_asof at all (it lost the catalog's
 # tables while planning: "No table named 'price_features'"): a binary that fails a step is
 # reported as failed for it instead of stopping the run.
 asof="select count(*), count(sma_5), sum(sma_5) from features_asof('price_features', 'select 500000 + value % 1000 as scrip_code, to_timestamp_seconds(1420454000 + (value / 1000) * 86400) from generate_series(0, 99999)')"
 for r in $(seq "$repeat"); do
-  for bin in "$a" "$b"; do
-    store="$work/store-$r-$(basename "$(dirname "$(dirname "$bin")")")-$RANDOM"
-    common=(--storage "file://$store" --feature-defs "$repo/feature_defs")
+  for side in before after; do
+    if [[ $side == before ]]; then bin="$a"; defs="${DEFS_BEFORE:-$repo/feature_defs}"; else bin="$b"; defs="${DEFS_AFTER:-$repo/feature_defs}"; fi
+    store="$work/store-$r-$side-$RANDOM"
+    common=(--storage "file://$store" --feature-defs "$defs")
     t import "$bin" "${common[@]}" import "${rest[@]}"
     t full "$bin" "${common[@]}" materialize
     "$bin" "${common[@]}" import "$last" >"$work/last.log" 2>&1 || { tail -5 "$work/last.log" >&2; exit 1; }
@@ -48,7 +52,7 @@ for r in $(seq "$repeat"); do
     t asof "$bin" "${common[@]}" query --format csv "$asof"
   done
 done
-python3 - "$out" "$a" "$b" <<'PY'
+python3 - "$out" before after <<'PY'
 import sys,statistics,collections
 rows=[l.rstrip('\n').split('\t') for l in open(sys.argv[1])]
 d=collections.defaultdict(list)

@@ -108,13 +108,9 @@ pub async fn prepare_in(
         }
         let version = version::version_of(view, &analysis.functions);
         let input_table = daily.map_or(bhavstore_lake::BHAVCOPY, |(b, u)| b.input_table(u));
-        let input_columns = if input_table == bhavstore_lake::BHAVCOPY {
-            input_columns(ctx, &plan, &view.spec)?
-        } else {
-            // The adjusted tables are views: the optimized plan scans what is under them, so
-            // their tails keep every column.
-            ctx.table(input_table).await?.schema().fields().iter().map(|f| f.name().clone()).collect()
-        };
+        let all_columns: Vec<String> =
+            ctx.table(input_table).await?.schema().fields().iter().map(|f| f.name().clone()).collect();
+        let input_columns = input_columns(ctx, &plan, &view.spec, input_table, all_columns)?;
         out.push(PreparedView {
             view: view.clone(),
             analysis,
@@ -129,12 +125,14 @@ pub async fn prepare_in(
     Ok(out)
 }
 
-/// Columns of `bhavcopy` the optimized plan reads (projection pushed into the scan), plus the
-/// entity and event-time columns; all columns when the plan does not say.
+/// Columns of the input table the optimized plan reads (projection pushed into the scan), plus
+/// the entity and event-time columns; all of `full` when the plan does not say.
 fn input_columns(
     ctx: &datafusion::prelude::SessionContext,
     plan: &datafusion::logical_expr::LogicalPlan,
     spec: &crate::ViewSpec,
+    input_table: &str,
+    full: Vec<String>,
 ) -> Result<Vec<String>, PrepareError> {
     use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
     let optimized = ctx.state().optimize(plan)?;
@@ -143,7 +141,7 @@ fn input_columns(
     optimized
         .apply(|node| {
             if let datafusion::logical_expr::LogicalPlan::TableScan(scan) = node
-                && scan.table_name.table() == bhavstore_lake::BHAVCOPY
+                && scan.table_name.table() == input_table
             {
                 match &scan.projection {
                     Some(_) => cols.extend(scan.projected_schema.fields().iter().map(|f| f.name().clone())),
@@ -153,8 +151,6 @@ fn input_columns(
             Ok(TreeNodeRecursion::Continue)
         })
         .map_err(PrepareError::Engine)?;
-    let full: Vec<String> =
-        bhavstore_formats::canonical::canonical_schema().fields().iter().map(|f| f.name().clone()).collect();
     if all || cols.is_empty() {
         return Ok(full);
     }

@@ -37,6 +37,12 @@ pub struct AdjustmentsManifest {
     pub digest: BTreeMap<NaiveDate, String>,
     /// Figures for people (`reported`, `inferred`, `applied`, `unresolved`, checks by kind ...).
     pub counts: BTreeMap<String, u64>,
+    /// The newest change-log key of the bhavcopy loads when it was computed.
+    #[serde(default)]
+    pub loads_watermark: Option<String>,
+    /// Every stored action-list object (rows and downloaded ranges) it read.
+    #[serde(default)]
+    pub reference_keys: Vec<String>,
 }
 
 /// Current layout version.

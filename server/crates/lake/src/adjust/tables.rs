@@ -230,7 +230,10 @@ impl datafusion::catalog::TableProvider for Opaque {
         &self,
         filters: &[&Expr],
     ) -> datafusion::error::Result<Vec<datafusion::logical_expr::TableProviderFilterPushDown>> {
-        self.0.supports_filters_pushdown(filters)
+        // Inexact: the view applies them (pruning day partitions), and the plan keeps them too,
+        // so the columns they read stay in the scan's projection: an incremental run narrows
+        // this table to the projected columns and plans the view again on them.
+        Ok(vec![datafusion::logical_expr::TableProviderFilterPushDown::Inexact; filters.len()])
     }
 
     async fn scan(
