@@ -117,6 +117,23 @@ impl Root {
         }
     }
 
+    /// `bhavstore --feature-defs DEFS ARGS...` on this root; panics with the command's output
+    /// unless it succeeds, and returns its standard output.
+    #[must_use]
+    pub fn run_ok(&self, defs: &std::path::Path, args: &[&str]) -> String {
+        let mut c = crate::bin::bhavstore();
+        self.apply(&mut c);
+        let o = crate::bin::run(c.arg("--feature-defs").arg(defs).args(args));
+        assert!(
+            o.status.success(),
+            "[{}] {args:?}: {}\n{}",
+            self.label(),
+            crate::bin::stdout(&o),
+            crate::bin::stderr(&o)
+        );
+        crate::bin::stdout(&o)
+    }
+
     /// `bhavstore import PATHS...` on this root; panics with the command's stderr unless it
     /// succeeds.
     pub fn import<I, S>(&self, paths: I)

@@ -550,12 +550,12 @@ async fn run_features(config: &Config, storage: &Storage) -> Result<ExitCode, Cl
             (Ok(_), None) => "full recompute only".to_string(),
         };
         println!("  version {} ({runs})", p.version.id);
-        if let Some(basis) = p.basis {
-            let unit = p.window_unit.unwrap_or_default();
+        if let Some(basis) = p.basis() {
+            let unit = p.window_unit().unwrap_or_default();
             println!(
                 "  prices: {} (reads {}), windows count {}",
                 basis.as_str(),
-                p.input_table,
+                p.input_table(),
                 if unit == bhavstore_lake::adjust::WindowUnit::Session { "exchange sessions" } else { "rows" }
             );
         }

@@ -34,9 +34,7 @@ fn cli(root: &Root, args: &[&str]) -> std::process::Output {
 }
 
 fn ok(root: &Root, args: &[&str]) -> String {
-    let o = cli(root, args);
-    assert!(o.status.success(), "{args:?}: {}\n{}", stdout(&o), stderr(&o));
-    stdout(&o)
+    root.run_ok(&repo().join("feature_defs"), args)
 }
 
 /// Rows of a query as maps of column to text (CSV output).
@@ -488,14 +486,7 @@ fn session_windows_count_exchange_sessions_for_a_scrip_that_trades_one_session_i
     let defs = tempfile::tempdir().unwrap();
     std::fs::write(defs.path().join("session_sma.sql"), SESSION_VIEW_SQL).unwrap();
     std::fs::write(defs.path().join("session_sma.yaml"), SESSION_VIEW_YAML).unwrap();
-    let with_defs = |root: &Root, args: &[&str]| {
-        let mut c = bhavstore();
-        root.apply(&mut c);
-        c.arg("--feature-defs").arg(defs.path());
-        let o = run(c.args(args));
-        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
-        stdout(&o)
-    };
+    let with_defs = |root: &Root, args: &[&str]| root.run_ok(defs.path(), args);
     let files = files_2015(&dir.join("legacy-eq-14col/2015"));
     let root = Root::local();
     root.import(&files);

@@ -61,7 +61,13 @@ fn views_over_real_2015_data_match_an_independent_computation() {
     let out = stdout(&o);
     assert!(o.status.success(), "independent reference disagrees:\n{out}\n{}", stderr(&o));
     assert!(out.contains("price_features: 198437 rows"), "{out}");
-    assert!(out.contains("adjusted as of each day: "), "{out}");
+    let adjusted: usize = out
+        .split("adjusted as of each day: ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(adjusted >= 20, "the 2015 splits and bonuses are cross-checked, not none: {out}");
     assert!(out.contains("OK: "), "{out}");
 }
 
@@ -159,4 +165,25 @@ fn broken_definitions_fail_with_file_and_line() {
         ("v.sql", &GOOD_SQL.replace("sma(close, 2)", "sma(close, 0)")),
     ]));
     assert!(e.contains("sma") && e.contains("v.sql"), "bad window argument: {e}");
+
+    // The YAML's price basis and window unit name the table the SQL must read.
+    for (yaml, table) in [
+        ("prices: adjusted", "bhavcopy_adjusted"),
+        ("window_unit: session", "bhavcopy_sessions"),
+        ("prices: total_return\nwindow_unit: session", "bhavcopy_total_return_sessions"),
+    ] {
+        let e = features_error(&with_defs(&[
+            ("v.yaml", &GOOD_YAML.replace("owner: me", &format!("owner: me\n{yaml}"))),
+            ("v.sql", GOOD_SQL),
+        ]));
+        assert!(e.contains("v.yaml") && e.contains(&format!("the SQL must read {table}, but it reads")), "{yaml}: {e}");
+    }
+    let ok = with_defs(&[
+        ("v.yaml", &GOOD_YAML.replace("owner: me", "owner: me\nprices: adjusted")),
+        ("v.sql", &GOOD_SQL.replace("FROM bhavcopy", "FROM bhavcopy_adjusted")),
+    ]);
+    let mut c = bhavstore();
+    root.apply(&mut c);
+    let o = run(c.arg("--feature-defs").arg(ok.path()).arg("features"));
+    assert!(stdout(&o).contains("prices: adjusted (reads bhavcopy_adjusted)"), "{}{}", stdout(&o), stderr(&o));
 }

@@ -226,14 +226,7 @@ fn a_new_definition_is_a_new_version_and_old_versions_and_runs_stay_readable() {
     for f in ["price_features.sql", "price_features.yaml"] {
         std::fs::copy(feature_defs().join(f), defs.path().join(f)).unwrap();
     }
-    let with_defs = |args: &[&str]| {
-        let mut c = bhavstore();
-        root.apply(&mut c);
-        c.arg("--feature-defs").arg(defs.path());
-        let o = run(c.args(args));
-        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
-        stdout(&o)
-    };
+    let with_defs = |args: &[&str]| root.run_ok(defs.path(), args);
     let first = with_defs(&["materialize"]);
     let v1 = first.split('@').nth(1).unwrap().split(':').next().unwrap().to_string();
     let run1 = first.split("run ").nth(1).unwrap().split(' ').next().unwrap().to_string();

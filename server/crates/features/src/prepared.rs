@@ -33,15 +33,29 @@ pub struct PreparedView {
     pub version: version::VersionId,
     /// Rows per entity carried between runs (None: full recompute only).
     pub lookback_rows: Option<usize>,
-    /// The daily table the view reads (`bhavcopy`, `bhavcopy_adjusted`, ...): the one an
-    /// incremental run narrows to tail plus new days.
-    pub input_table: &'static str,
-    /// Its price basis, when it reads a daily price table.
-    pub basis: Option<bhavstore_lake::adjust::PriceBasis>,
-    /// What its windows count, when it reads a daily price table.
-    pub window_unit: Option<bhavstore_lake::adjust::WindowUnit>,
     /// The input table's columns the view reads: the only ones its tail needs to keep.
     pub input_columns: Vec<String>,
+}
+
+impl PreparedView {
+    /// The price basis of a view that reads one daily price table.
+    #[must_use]
+    pub fn basis(&self) -> Option<bhavstore_lake::adjust::PriceBasis> {
+        self.analysis.daily_input().map(|d| d.0)
+    }
+
+    /// What the windows of a view that reads one daily price table count.
+    #[must_use]
+    pub fn window_unit(&self) -> Option<bhavstore_lake::adjust::WindowUnit> {
+        self.analysis.daily_input().map(|d| d.1)
+    }
+
+    /// The daily table the view reads (`bhavcopy`, `bhavcopy_adjusted`, ...): the one an
+    /// incremental run narrows to tail plus new days.
+    #[must_use]
+    pub fn input_table(&self) -> &'static str {
+        self.analysis.daily_input().map_or(bhavstore_lake::BHAVCOPY, |(b, u)| b.input_table(u))
+    }
 }
 
 /// Plans each view on a catalog session and derives what materialization needs.
@@ -80,47 +94,27 @@ pub async fn prepare_in(
             }
         };
         let daily = analysis.daily_input();
-        let basis = daily.map(|d| d.0);
-        if let Some(declared) = view.spec.prices
-            && basis != Some(declared)
-        {
-            return Err(PrepareError::Definition(format!(
-                "{}: prices: {} but the SQL reads {:?}; a view on {} prices reads {}",
-                view.yaml_path.display(),
-                declared.as_str(),
-                analysis.tables,
-                declared.as_str(),
-                declared.input_table(view.spec.window_unit.unwrap_or_default())
-            )));
-        }
-        if let Some(unit) = view.spec.window_unit
-            && daily.map(|d| d.1) != Some(unit)
-        {
-            let basis = basis.unwrap_or(bhavstore_lake::adjust::PriceBasis::Raw);
-            return Err(PrepareError::Definition(format!(
-                "{}: window_unit: {} but the SQL reads {:?}; a view counting {} reads {}",
-                view.yaml_path.display(),
-                unit.as_str(),
-                analysis.tables,
-                if unit == bhavstore_lake::adjust::WindowUnit::Session { "sessions" } else { "rows" },
-                basis.input_table(unit)
-            )));
+        if view.spec.prices.is_some() || view.spec.window_unit.is_some() {
+            // What the YAML declares, completed by what the SQL reads, names one table.
+            let (basis, unit) = daily.unwrap_or_default();
+            let declared = (view.spec.prices.unwrap_or(basis), view.spec.window_unit.unwrap_or(unit));
+            if daily != Some(declared) {
+                return Err(PrepareError::Definition(format!(
+                    "{}: prices: {}, window_unit: {}: the SQL must read {}, but it reads {:?}",
+                    view.yaml_path.display(),
+                    declared.0.as_str(),
+                    declared.1.as_str(),
+                    declared.0.input_table(declared.1),
+                    analysis.tables
+                )));
+            }
         }
         let version = version::version_of(view, &analysis.functions);
         let input_table = daily.map_or(bhavstore_lake::BHAVCOPY, |(b, u)| b.input_table(u));
         let all_columns: Vec<String> =
             ctx.table(input_table).await?.schema().fields().iter().map(|f| f.name().clone()).collect();
         let input_columns = input_columns(ctx, &plan, &view.spec, input_table, all_columns)?;
-        out.push(PreparedView {
-            view: view.clone(),
-            analysis,
-            version,
-            lookback_rows,
-            input_table,
-            basis,
-            window_unit: daily.map(|d| d.1),
-            input_columns,
-        });
+        out.push(PreparedView { view: view.clone(), analysis, version, lookback_rows, input_columns });
     }
     Ok(out)
 }

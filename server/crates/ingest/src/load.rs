@@ -4,7 +4,6 @@
 use bytes::Bytes;
 use chrono::{NaiveDate, Utc};
 use datafusion::arrow::array::RecordBatch;
-use datafusion::parquet::arrow::ArrowWriter;
 use serde::Serialize;
 
 use super::IngestError;
@@ -145,11 +144,5 @@ pub async fn record_load(storage: &Storage, date: NaiveDate, sha256: &str) -> Re
 
 /// Serialises a batch as zstd Parquet; `sorted_by` marks the column the rows are sorted on.
 fn parquet_bytes(batch: &RecordBatch, sorted_by: Option<usize>) -> Result<Bytes, IngestError> {
-    let props = bhavstore_lake::writer::writer_properties(sorted_by, None);
-    let mut buf = Vec::with_capacity(256 * 1024);
-    let mut w =
-        ArrowWriter::try_new(&mut buf, batch.schema(), Some(props)).map_err(|e| IngestError::Write(e.to_string()))?;
-    w.write(batch).map_err(|e| IngestError::Write(e.to_string()))?;
-    w.close().map_err(|e| IngestError::Write(e.to_string()))?;
-    Ok(Bytes::from(buf))
+    bhavstore_lake::writer::batch_bytes(batch, sorted_by).map_err(|e| IngestError::Write(e.to_string()))
 }

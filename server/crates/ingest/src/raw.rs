@@ -94,14 +94,60 @@ pub struct Stored {
     pub superseded: Option<RawMeta>,
 }
 
+/// Where a kind of raw file is kept: a trade date's bhavcopies, or one kind of reference file
+/// (corporate-action exports, holiday lists). Each revision is a folder of the bytes and their
+/// `_meta.json`.
+#[derive(Debug, Clone, Copy)]
+pub enum RawFolder<'a> {
+    /// The bhavcopies of a trade date.
+    Day(NaiveDate),
+    /// Reference files of one kind (`corporate_actions`, `holidays`).
+    Reference(&'a str),
+}
+
+impl RawFolder<'_> {
+    fn dir(self) -> String {
+        match self {
+            Self::Day(d) => paths::raw_day_dir(d),
+            Self::Reference(kind) => paths::raw_reference_dir(kind),
+        }
+    }
+
+    fn object(self, revision: &str, file_name: &str) -> String {
+        match self {
+            Self::Day(d) => paths::raw_object(d, revision, file_name),
+            Self::Reference(kind) => paths::raw_reference_object(kind, revision, file_name),
+        }
+    }
+
+    fn meta(self, revision: &str) -> String {
+        match self {
+            Self::Day(d) => paths::raw_meta(d, revision),
+            Self::Reference(kind) => paths::raw_reference_meta(kind, revision),
+        }
+    }
+
+    fn trade_date(self) -> Option<NaiveDate> {
+        match self {
+            Self::Day(d) => Some(d),
+            Self::Reference(_) => None,
+        }
+    }
+}
+
 /// Every complete revision of a day (bytes and meta both written), oldest first.
+pub async fn revisions(storage: &Storage, date: NaiveDate) -> Result<Vec<RawMeta>, IngestError> {
+    revisions_in(storage, RawFolder::Day(date)).await
+}
+
+/// Every complete revision in `folder`, oldest first.
 ///
 /// A meta key holding something that is not a meta record is skipped with a warning instead of
 /// failing every later import of the day: stores written before file names were kept off
 /// record keys may hold a user's file named `_meta.json` there. Such a revision never had a
 /// record, so it was never complete, and its bytes stay where they are.
-pub async fn revisions(storage: &Storage, date: NaiveDate) -> Result<Vec<RawMeta>, IngestError> {
-    let keys = storage.list(&paths::raw_day_dir(date)).await?;
+pub async fn revisions_in(storage: &Storage, folder: RawFolder<'_>) -> Result<Vec<RawMeta>, IngestError> {
+    let keys = storage.list(&folder.dir()).await?;
     let mut metas = Vec::new();
     for key in keys.iter().filter(|k| k.ends_with(&format!("/{}", paths::META_FILE))) {
         let Some(bytes) = storage.get(key).await? else { continue };
@@ -124,27 +170,38 @@ pub async fn store(
     bytes: &Bytes,
     provenance: Provenance,
 ) -> Result<Stored, IngestError> {
+    store_in(storage, RawFolder::Day(date), file_name, bytes, provenance).await
+}
+
+/// Stores bytes in `folder` unless identical bytes are already stored there.
+pub async fn store_in(
+    storage: &Storage,
+    folder: RawFolder<'_>,
+    file_name: &str,
+    bytes: &Bytes,
+    provenance: Provenance,
+) -> Result<Stored, IngestError> {
     let sha = sha256_hex(bytes);
-    let existing = revisions(storage, date).await?;
+    let existing = revisions_in(storage, folder).await?;
     if let Some(same) = existing.iter().find(|m| m.sha256 == sha) {
         let is_latest = existing.last().is_some_and(|l| l.sha256 == sha);
         return Ok(Stored { meta: same.clone(), is_new: false, is_latest, superseded: None });
     }
     let stored_at = Utc::now();
     let revision = paths::revision_name(stored_at, &sha);
-    let meta = RawMeta::new(Some(date), file_name, sha, bytes.len(), provenance, None, stored_at, revision, |rev| {
-        paths::raw_object(date, rev, file_name)
-    });
+    let meta =
+        RawMeta::new(folder.trade_date(), file_name, sha, bytes.len(), provenance, None, stored_at, revision, |rev| {
+            folder.object(rev, file_name)
+        });
     let (key, revision) = (meta.key.clone(), meta.revision.clone());
     // Bytes first, meta second: a revision without meta is invisible, so a crash in between
     // leaves an orphan, never a revision that points at missing bytes. Both must be created
     // here: an existing object at either key means another writer stored the same bytes in the
     // same millisecond, and its record is the one to use.
     let bytes_new = storage.put_create(&key, bytes.clone()).await? == Created::New;
-    let meta_new =
-        bytes_new && storage.put_create(&paths::raw_meta(date, &revision), meta_json(&meta)?).await? == Created::New;
+    let meta_new = bytes_new && storage.put_create(&folder.meta(&revision), meta_json(&meta)?).await? == Created::New;
     if !meta_new {
-        let now = revisions(storage, date).await?;
+        let now = revisions_in(storage, folder).await?;
         if let Some(same) = now.iter().find(|m| m.sha256 == meta.sha256) {
             let is_latest = now.last().is_some_and(|l| l.sha256 == meta.sha256);
             return Ok(Stored { meta: same.clone(), is_new: false, is_latest, superseded: None });

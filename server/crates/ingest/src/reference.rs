@@ -12,10 +12,10 @@ use crate::source::BseClient;
 use bhavstore_formats::{BodyKind, classify};
 
 use super::IngestError;
-use super::raw::{Provenance, RawMeta, sha256_hex};
+use super::raw::{self, Provenance, RawFolder};
 use bhavstore_formats::actions::{self, ActionsError};
 use bhavstore_lake::adjust::{ACTIONS_KIND, HOLIDAYS_KIND};
-use bhavstore_storage::{Created, Storage, paths};
+use bhavstore_storage::{Storage, paths};
 
 /// What a reference body is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,8 +122,8 @@ pub async fn store(
     covers: Option<(NaiveDate, NaiveDate)>,
 ) -> Result<ReferenceLoaded, IngestError> {
     let parse_err = |e: ActionsError| IngestError::Reference { name: name.into(), message: e.to_string() };
-    let sha = sha256_hex(bytes);
-    let (meta, is_new) = store_raw(storage, kind, name, bytes, provenance, &sha).await?;
+    let stored = raw::store_in(storage, RawFolder::Reference(kind.as_str()), name, bytes, provenance).await?;
+    let (meta, is_new, sha) = (stored.meta.clone(), stored.is_new, stored.meta.sha256.clone());
     let mut loaded = ReferenceLoaded {
         kind: kind.as_str(),
         format: String::new(),
@@ -285,65 +285,4 @@ async fn fetch_reference(
         content_type: f.content_type.clone(),
     };
     store(storage, kind, name, &f.bytes, prov, covers).await
-}
-
-/// Raw bytes first: a revision without its record is invisible; identical bytes are stored once.
-async fn store_raw(
-    storage: &Storage,
-    kind: ReferenceKind,
-    name: &str,
-    bytes: &Bytes,
-    provenance: Provenance,
-    sha: &str,
-) -> Result<(RawMeta, bool), IngestError> {
-    if let Some(existing) = find(storage, kind, sha).await? {
-        return Ok((existing, false));
-    }
-    let stored_at = Utc::now();
-    let revision = paths::revision_name(stored_at, sha);
-    let meta = RawMeta {
-        trade_date: None,
-        file_name: name.to_string(),
-        key: paths::raw_reference_object(kind.as_str(), &revision, name),
-        revision: revision.clone(),
-        sha256: sha.to_string(),
-        size: bytes.len() as u64,
-        stored_at,
-        provenance,
-        rejected_because: None,
-    };
-    let json = serde_json::to_vec_pretty(&meta)
-        .map_err(|e| IngestError::Corrupt { key: meta.key.clone(), message: e.to_string() })?;
-    if storage.put_create(&meta.key, bytes.clone()).await? == Created::AlreadyExisted
-        || storage.put_create(&paths::raw_reference_meta(kind.as_str(), &revision), Bytes::from(json)).await?
-            == Created::AlreadyExisted
-    {
-        // Another writer stored the same bytes in the same millisecond: use its record.
-        return find(storage, kind, sha).await?.map(|m| (m, false)).ok_or_else(|| IngestError::Corrupt {
-            key: meta.key,
-            message: "raw object already exists; refusing to overwrite".into(),
-        });
-    }
-    Ok((meta, true))
-}
-
-/// Every stored revision of one kind of reference file, oldest first.
-pub async fn revisions(storage: &Storage, kind: ReferenceKind) -> Result<Vec<RawMeta>, IngestError> {
-    let mut out = Vec::new();
-    for key in storage.list(&paths::raw_reference_dir(kind.as_str())).await? {
-        if !key.ends_with(&format!("/{}", paths::META_FILE)) {
-            continue;
-        }
-        let Some(bytes) = storage.get(&key).await? else { continue };
-        match serde_json::from_slice::<RawMeta>(&bytes) {
-            Ok(m) => out.push(m),
-            Err(e) => tracing::warn!(%key, error = %e, "not a revision record; skipped"),
-        }
-    }
-    out.sort_by(|a, b| a.revision.cmp(&b.revision));
-    Ok(out)
-}
-
-async fn find(storage: &Storage, kind: ReferenceKind, sha: &str) -> Result<Option<RawMeta>, IngestError> {
-    Ok(revisions(storage, kind).await?.into_iter().find(|m| m.sha256 == sha))
 }

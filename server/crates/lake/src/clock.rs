@@ -64,30 +64,37 @@ impl MarketClock {
     /// When the bhavcopy of `d` counts as published if nothing better is known.
     #[must_use]
     pub fn publish_time(&self, d: NaiveDate) -> DateTime<Utc> {
-        let local = d.and_time(self.publish);
-        self.tz.from_local_datetime(&local).earliest().map_or_else(|| local.and_utc(), |t| t.with_timezone(&Utc))
+        self.instant(d, self.publish)
     }
 
     /// The latest trade date whose publish time is at or before `at`.
     #[must_use]
     pub fn last_published_date(&self, at: DateTime<Utc>) -> NaiveDate {
-        let d = at.with_timezone(&self.tz).date_naive();
-        if self.publish_time(d) <= at { d } else { d - Days::new(1) }
+        self.last_date_by(at, self.publish)
     }
 
     /// Event time of a trade date.
     #[must_use]
     pub fn event_time(&self, d: NaiveDate) -> DateTime<Utc> {
-        let local = d.and_time(self.close);
-        self.tz.from_local_datetime(&local).earliest().map_or_else(|| local.and_utc(), |t| t.with_timezone(&Utc))
+        self.instant(d, self.close)
     }
 
     /// The latest trade date whose event time is at or before `at`.
     #[must_use]
     pub fn last_known_date(&self, at: DateTime<Utc>) -> NaiveDate {
-        let local = at.with_timezone(&self.tz);
-        let d = local.date_naive();
-        if self.event_time(d) <= at { d } else { d - Days::new(1) }
+        self.last_date_by(at, self.close)
+    }
+
+    /// Local time `t` of `d` in the clock's zone.
+    fn instant(&self, d: NaiveDate, t: NaiveTime) -> DateTime<Utc> {
+        let local = d.and_time(t);
+        self.tz.from_local_datetime(&local).earliest().map_or_else(|| local.and_utc(), |t| t.with_timezone(&Utc))
+    }
+
+    /// The latest date whose local time `t` is at or before `at`.
+    fn last_date_by(&self, at: DateTime<Utc>, t: NaiveTime) -> NaiveDate {
+        let d = at.with_timezone(&self.tz).date_naive();
+        if self.instant(d, t) <= at { d } else { d - Days::new(1) }
     }
 }
 

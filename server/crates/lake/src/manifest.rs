@@ -115,12 +115,12 @@ impl Manifest {
 /// Sequence numbers of a version's manifests, ascending. Listing the manifest folder is safe:
 /// each manifest is a single object that appears whole or not at all.
 pub async fn list_seqs(storage: &Storage, view: &str, version: &str) -> Result<Vec<u64>, LakeError> {
-    let mut seqs: Vec<u64> = storage
-        .list(&paths::manifests_dir(view, version))
-        .await?
-        .iter()
-        .filter_map(|k| paths::seq_of_manifest(k))
-        .collect();
+    seqs_in(storage, &paths::manifests_dir(view, version)).await
+}
+
+/// Sequence numbers of the `{seq}.json` manifests in `dir`, ascending.
+pub(crate) async fn seqs_in(storage: &Storage, dir: &str) -> Result<Vec<u64>, LakeError> {
+    let mut seqs: Vec<u64> = storage.list(dir).await?.iter().filter_map(|k| paths::seq_of_manifest(k)).collect();
     seqs.sort_unstable();
     Ok(seqs)
 }

@@ -157,7 +157,7 @@ pub async fn assess(
             b = if run_ctx.table_exist(super::run::FULL_INPUT).unwrap_or(false) {
                 super::run::FULL_INPUT
             } else {
-                pv.input_table
+                pv.input_table()
             }
         ),
     )

@@ -223,7 +223,7 @@ async fn execute(
     let ctx = bhavstore_lake::session(storage)?;
     if let Some(b) = &base {
         let tail = b.tail.as_ref().ok_or_else(|| MaterializeError::Corrupt("base manifest has no tail".into()))?;
-        narrow_input(&ctx, storage, pv.input_table, &tail.file, after, &pv.input_columns).await?;
+        narrow_input(&ctx, storage, pv.input_table(), &tail.file, after, &pv.input_columns).await?;
     }
     // An incremental input holds only this view's columns (and incremental views read only
     // bhavcopy), so only this view is planned on it; a full run may read other views.
@@ -521,7 +521,7 @@ async fn write_tail(
     rows: usize,
 ) -> Result<TailRef, MaterializeError> {
     let spec = &pv.view.spec;
-    let input = ctx.table(pv.input_table).await?;
+    let input = ctx.table(pv.input_table()).await?;
     let present: Vec<String> = input.schema().fields().iter().map(|f| f.name().clone()).collect();
     let select =
         pv.input_columns.iter().filter(|c| present.contains(c)).map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ");
@@ -530,7 +530,7 @@ async fn write_tail(
          FROM {b}) WHERE __rn <= {rows}",
         e = quote_ident(&spec.entity),
         t = quote_ident(&spec.event_time),
-        b = quote_ident(pv.input_table),
+        b = quote_ident(pv.input_table()),
     );
     let df = ctx.sql(&sql).await?;
     let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());

@@ -9,21 +9,19 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use chrono::NaiveDate;
 use datafusion::arrow::array::{
     Array, AsArray, Date32Builder, Float64Builder, Int64Builder, RecordBatch, StringBuilder, UInt64Builder,
 };
 use datafusion::arrow::datatypes::{DataType, Date32Type, Field, Float64Type, Schema, SchemaRef, UInt64Type};
-use datafusion::catalog::{Session, TableFunctionImpl, TableProvider};
+use datafusion::catalog::{TableFunctionImpl, TableProvider};
 use datafusion::common::{ScalarValue, plan_err};
-use datafusion::datasource::TableType;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::Expr;
-use datafusion::physical_plan::ExecutionPlan;
 
 use bhavstore_features::PreparedView;
 use bhavstore_lake::published::Receiver;
+use bhavstore_lake::table::ScanTimeTable;
 use bhavstore_lake::{Published, from_days, to_days};
 use bhavstore_storage::{Storage, paths};
 
@@ -43,7 +41,7 @@ impl LineageFunction {
     #[must_use]
     pub fn new(storage: Storage, views: &[PreparedView], published: Receiver<Arc<Published>>) -> Self {
         let views =
-            views.iter().filter(|pv| pv.basis.is_some()).map(|pv| (pv.view.spec.name.clone(), pv.clone())).collect();
+            views.iter().filter(|pv| pv.basis().is_some()).map(|pv| (pv.view.spec.name.clone(), pv.clone())).collect();
         Self { storage, views, published }
     }
 }
@@ -101,12 +99,22 @@ impl TableFunctionImpl for LineageFunction {
             return plan_err!("{FUNCTION}: date {date:?} is not YYYY-MM-DD");
         };
         let published = Arc::clone(&self.published.borrow());
-        Ok(Arc::new(LineageTable { storage: self.storage.clone(), pv: pv.clone(), entity, date, published }))
+        let trace = Arc::new(Trace { storage: self.storage.clone(), pv: pv.clone(), entity, date, published });
+        // Computed when scanned, like any table whose rows come from storage at that moment.
+        Ok(Arc::new(ScanTimeTable::new(
+            FUNCTION,
+            schema(),
+            Arc::new(move || {
+                let trace = Arc::clone(&trace);
+                Box::pin(async move { Ok(vec![trace.rows().await?]) })
+            }),
+        )))
     }
 }
 
+/// One call: the value whose origin is traced, and the publication it is traced in.
 #[derive(Debug)]
-struct LineageTable {
+struct Trace {
     storage: Storage,
     pv: PreparedView,
     entity: i64,
@@ -114,40 +122,16 @@ struct LineageTable {
     published: Arc<Published>,
 }
 
-#[async_trait]
-impl TableProvider for LineageTable {
-    fn schema(&self) -> SchemaRef {
-        schema()
-    }
-
-    fn table_type(&self) -> TableType {
-        TableType::Temporary
-    }
-
-    async fn scan(
-        &self,
-        state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        filters: &[Expr],
-        limit: Option<usize>,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        let batch = self.rows().await?;
-        datafusion::datasource::MemTable::try_new(schema(), vec![vec![batch]])?
-            .scan(state, projection, filters, limit)
-            .await
-    }
-}
-
-impl LineageTable {
+impl Trace {
     async fn rows(&self) -> Result<RecordBatch> {
         let ext = |e: bhavstore_lake::LakeError| DataFusionError::External(Box::new(e));
         let ctx = bhavstore_lake::session(&self.storage).map_err(ext)?;
-        let input = self.pv.input_table;
-        let adjusted = self.pv.basis.is_some_and(bhavstore_lake::adjust::PriceBasis::uses_actions);
+        let input = self.pv.input_table();
+        let adjusted = self.pv.basis().is_some_and(bhavstore_lake::adjust::PriceBasis::uses_actions);
         let limit = self.pv.lookback_rows.map_or_else(String::new, |n| format!("LIMIT {n}"));
         let factor = if adjusted { "adj_factor" } else { "CAST(NULL AS DOUBLE)" };
         // A session-unit window counts sessions the scrip missed too; only traded ones have a file.
-        let sessions = self.pv.window_unit == Some(bhavstore_lake::adjust::WindowUnit::Session);
+        let sessions = self.pv.window_unit() == Some(bhavstore_lake::adjust::WindowUnit::Session);
         let traded = if sessions { "traded" } else { "true" };
         let sql = format!(
             "SELECT trade_date, raw_sha256, source_line, f FROM (SELECT trade_date, raw_sha256, source_line, \
@@ -173,7 +157,7 @@ impl LineageTable {
         }
         window.reverse();
         let keys = raw_keys(&self.storage, &window).await.map_err(|e| DataFusionError::External(Box::new(e)))?;
-        let dividends = self.pv.basis == Some(bhavstore_lake::adjust::PriceBasis::TotalReturn);
+        let dividends = self.pv.basis() == Some(bhavstore_lake::adjust::PriceBasis::TotalReturn);
         let actions = if adjusted && let Some(first) = window.first() {
             applied_actions(&ctx, self.entity, first.0, self.date, dividends).await?
         } else {
@@ -217,7 +201,7 @@ impl LineageTable {
             factor.append_option(*f);
             acts.append_option(actions.get(d).map(String::as_str));
         }
-        let basis = self.pv.basis.map_or("raw", bhavstore_lake::adjust::PriceBasis::as_str);
+        let basis = self.pv.basis().map_or("raw", bhavstore_lake::adjust::PriceBasis::as_str);
         Ok(RecordBatch::try_new(
             schema(),
             vec![

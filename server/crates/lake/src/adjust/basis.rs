@@ -3,10 +3,11 @@
 use serde::{Deserialize, Serialize};
 
 /// The price basis of a daily view; each reads its own table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PriceBasis {
     /// Prices as BSE printed them (`bhavcopy`).
+    #[default]
     Raw,
     /// Adjusted for splits, consolidations and bonuses (`bhavcopy_adjusted`).
     Adjusted,

@@ -50,9 +50,7 @@ pub const FORMAT: u32 = 1;
 
 /// The newest reconciliation, if any.
 pub async fn latest(storage: &Storage) -> Result<Option<AdjustmentsManifest>, LakeError> {
-    let mut seqs: Vec<u64> =
-        storage.list(&paths::adjustments_manifests()).await?.iter().filter_map(|k| paths::seq_of_manifest(k)).collect();
-    seqs.sort_unstable();
+    let seqs = crate::manifest::seqs_in(storage, &paths::adjustments_manifests()).await?;
     let Some(seq) = seqs.last() else { return Ok(None) };
     let key = paths::adjustments_manifest(*seq);
     let bytes = storage.get(&key).await?.ok_or_else(|| LakeError::Corrupt(format!("{key} disappeared")))?;

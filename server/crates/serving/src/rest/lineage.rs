@@ -7,8 +7,7 @@ use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use chrono::NaiveDate;
-use datafusion::arrow::array::{Array, AsArray, RecordBatch};
-use datafusion::arrow::datatypes::{Date32Type, Float64Type, UInt64Type};
+use datafusion::arrow::array::RecordBatch;
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::Expr;
 use serde::Deserialize;
@@ -16,7 +15,6 @@ use serde_json::{Value as Json_, json};
 
 use super::error::ApiError;
 use crate::serve::AppState;
-use bhavstore_lake::from_days;
 
 /// The parameters.
 #[derive(Debug, Deserialize)]
@@ -72,61 +70,41 @@ pub(super) async fn lineage(
             format!("{} has no row of {entity_id} on or before {date}", req.feature_view),
         ));
     }
-    Ok(Json(to_json(&batches, entity_id, scrip, date)))
+    Ok(Json(to_json(&batches, entity_id, scrip, date)?))
 }
 
-fn to_json(batches: &[RecordBatch], entity_id: &str, scrip: i64, date: NaiveDate) -> Json_ {
-    let mut head = json!({});
-    let mut inputs = Vec::new();
-    let mut actions = Vec::new();
+/// The table's rows as JSON: what names the value once, then one input per trade date.
+fn to_json(batches: &[RecordBatch], entity_id: &str, scrip: i64, date: NaiveDate) -> Result<Json_, ApiError> {
+    let mut buf = Vec::new();
+    let mut writer = datafusion::arrow::json::WriterBuilder::new()
+        .with_explicit_nulls(true)
+        .build::<_, datafusion::arrow::json::writer::JsonArray>(&mut buf);
     for b in batches {
-        let s = |name: &str, i: usize| {
-            b.column_by_name(name)
-                .map(|c| c.as_string::<i32>())
-                .and_then(|c| c.is_valid(i).then(|| c.value(i).to_string()))
-        };
-        let u = |name: &str, i: usize| {
-            b.column_by_name(name)
-                .map(|c| c.as_primitive::<UInt64Type>())
-                .and_then(|c| c.is_valid(i).then(|| c.value(i)))
-        };
-        let d = |name: &str, i: usize| {
-            b.column_by_name(name).map(|c| from_days(c.as_primitive::<Date32Type>().value(i)).to_string())
-        };
-        let f = |name: &str, i: usize| {
-            b.column_by_name(name)
-                .map(|c| c.as_primitive::<Float64Type>())
-                .and_then(|c| c.is_valid(i).then(|| c.value(i)))
-        };
-        for i in 0..b.num_rows() {
-            if head.as_object().is_some_and(serde_json::Map::is_empty) {
-                head = json!({
-                    "feature_view": s("view", i),
-                    "version": s("version", i),
-                    "definition_hash": s("definition_hash", i),
-                    "manifest_seq": u("manifest_seq", i),
-                    "run_id": s("run_id", i),
-                    "prices": s("prices", i),
-                });
-            }
-            inputs.push(json!({
-                "trade_date": d("trade_date", i),
-                "raw_key": s("raw_key", i),
-                "raw_sha256": s("raw_sha256", i),
-                "source_line": u("source_line", i),
-                "adj_factor": f("adj_factor", i),
-            }));
-            if let Some(a) = s("corporate_actions", i) {
-                actions.push(json!({"ex_session": d("trade_date", i), "actions": a}));
-            }
-        }
+        writer.write(b).map_err(|e| ApiError::internal("lineage", e))?;
     }
+    writer.finish().map_err(|e| ApiError::internal("lineage", e))?;
+    let rows: Vec<serde_json::Map<String, Json_>> =
+        serde_json::from_slice(&buf).map_err(|e| ApiError::internal("lineage", e))?;
+    let pick = |row: &serde_json::Map<String, Json_>, keys: &[&str]| -> Json_ {
+        keys.iter().map(|k| ((*k).to_string(), row.get(*k).cloned().unwrap_or(Json_::Null))).collect()
+    };
+    let mut head = rows
+        .first()
+        .map_or_else(|| json!({}), |r| pick(r, &["version", "definition_hash", "manifest_seq", "run_id", "prices"]));
+    let inputs: Vec<Json_> =
+        rows.iter().map(|r| pick(r, &["trade_date", "raw_key", "raw_sha256", "source_line", "adj_factor"])).collect();
+    let actions: Vec<Json_> = rows
+        .iter()
+        .filter(|r| r.get("corporate_actions").is_some_and(|a| !a.is_null()))
+        .map(|r| json!({"ex_session": r["trade_date"], "actions": r["corporate_actions"]}))
+        .collect();
     if let Some(o) = head.as_object_mut() {
+        o.insert("feature_view".into(), rows.first().and_then(|r| r.get("view")).cloned().unwrap_or(Json_::Null));
         o.insert("entity_id".into(), json!(entity_id));
         o.insert("scrip_code".into(), json!(scrip));
         o.insert("date".into(), json!(date.to_string()));
         o.insert("inputs".into(), Json_::Array(inputs));
         o.insert("corporate_actions".into(), Json_::Array(actions));
     }
-    head
+    Ok(head)
 }
