@@ -4,6 +4,7 @@
 
 mod bse_download;
 mod cli;
+mod client_flight_rest;
 mod corporate_actions;
 mod feature_views;
 mod hardening_ingest;

@@ -1,5 +1,5 @@
 //! Arrow Flight SQL, for bulk pulls into training: statements and prepared statements (with
-//! bound parameters), catalogs, schemas, tables, table types and SqlInfo, over the same
+//! bound parameters, written `?` or `$1`), `executemany` of queries (refused for writes), catalogs, schemas, tables, table types and SqlInfo, over the same
 //! read-only catalog as Postgres and REST. Results stream batch by batch from DataFusion to the
 //! wire; nothing is collected whole.
 //!
@@ -10,6 +10,7 @@ mod auth;
 mod bars;
 mod handle;
 pub mod params;
+mod qmark;
 mod service;
 pub mod uploads;
 

@@ -11,9 +11,9 @@ use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
 use arrow_flight::sql::{
     ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest, ActionCreatePreparedStatementResult,
     CommandGetCatalogs, CommandGetDbSchemas, CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables,
-    CommandPreparedStatementQuery, CommandStatementIngest, CommandStatementQuery, DoPutPreparedStatementResult,
-    ProstMessageExt, SqlInfo, SqlNullOrdering, SqlSupportedCaseSensitivity, SqlSupportedTransaction,
-    TicketStatementQuery,
+    CommandPreparedStatementQuery, CommandPreparedStatementUpdate, CommandStatementIngest, CommandStatementQuery,
+    CommandStatementUpdate, DoPutPreparedStatementResult, ProstMessageExt, SqlInfo, SqlNullOrdering,
+    SqlSupportedCaseSensitivity, SqlSupportedTransaction, TicketStatementQuery,
 };
 use arrow_flight::{
     Action, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, IpcMessage, SchemaAsIpc,
@@ -106,8 +106,11 @@ impl BhavFlightSql {
         self.engine.limits().statement_timeout(asked)
     }
 
+    /// Plans a client statement: read-only, within the text limits, its `?` placeholders
+    /// numbered `$1..$n` in order.
     async fn plan(ctx: &SessionContext, sql: &str, timeout: Option<Duration>) -> Result<LogicalPlan, Status> {
-        let planning = bhavstore_query::sqlguard::plan_query(ctx, sql);
+        let sql = super::qmark::positional(sql)?;
+        let planning = bhavstore_query::sqlguard::plan_query(ctx, &sql);
         match timeout {
             Some(t) => tokio::time::timeout(t, planning).await.map_err(|_| deadline(t))?.map_err(guard_status),
             None => planning.await.map_err(guard_status),
@@ -158,6 +161,18 @@ impl BhavFlightSql {
             None => stream,
         };
         Ok((schema, stream))
+    }
+
+    /// An "update" (`executemany`, `execute_update`) of a handle. A statement that would write
+    /// is refused as read-only by planning, before any row runs. A query runs once per bound
+    /// row (or once without parameters) with its rows discarded, so a bad value or a failing
+    /// row is reported as it would be by a fetch; it changes no records, so the count is 0.
+    async fn update(&self, ctx: &SessionContext, handle: &Handle, timeout: Option<Duration>) -> Result<i64, Status> {
+        let (_, mut stream) = self.execute(ctx, handle, timeout).await?;
+        while let Some(batch) = stream.next().await {
+            batch.map_err(Status::from)?;
+        }
+        Ok(0)
     }
 
     async fn run(ctx: &SessionContext, plan: LogicalPlan) -> Result<SendableRecordBatchStream, Status> {
@@ -436,10 +451,8 @@ impl FlightSqlService for BhavFlightSql {
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
         let plan = Self::plan(&self.session(&request), &query.query, self.timeout(&request)).await?;
         let schema = wire_schema(plan.schema().inner());
-        let types = plan.get_parameter_types().map_err(engine_status)?;
-        let mut ids: Vec<_> = types.into_iter().collect();
-        // $1, $2, ... in order ($10 after $9).
-        ids.sort_by_key(|(id, _)| (id.len(), id.clone()));
+        // $1, $2, ... in order ($10 after $9); `?` placeholders are numbered in order too.
+        let ids = super::params::placeholders(&plan)?;
         let params = Schema::new(
             ids.into_iter().map(|(id, t)| Field::new(id, t.unwrap_or(DataType::Utf8), true)).collect::<Vec<_>>(),
         );
@@ -472,6 +485,35 @@ impl FlightSqlService for BhavFlightSql {
                 .await?;
         let handle = handle.with_params(&batches)?;
         Ok(DoPutPreparedStatementResult { prepared_statement_handle: Some(handle.encode()?) })
+    }
+
+    /// `executemany` / `execute_update` of a prepared statement: the bound rows are received
+    /// within the same limits as for a query, then [`Self::update`].
+    async fn do_put_prepared_statement_update(
+        &self,
+        query: CommandPreparedStatementUpdate,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        let handle = Handle::decode(&query.prepared_statement_handle)?;
+        let (ctx, timeout) = (self.session(&request), self.timeout(&request));
+        // Refused before the parameters are read: a write never waits for its upload.
+        Self::plan(&ctx, &handle.sql, timeout).await?;
+        let stream = request.into_inner().map_err(FlightError::from);
+        let limits = self.engine.limits();
+        let batches =
+            super::params::receive(stream, limits.max_parameter_rows, limits.upload_bytes_per_session.as_usize())
+                .await?;
+        self.update(&ctx, &handle.with_params(&batches)?, timeout).await
+    }
+
+    /// `execute_update` of a statement without preparing it: refused for a write, as above.
+    async fn do_put_statement_update(
+        &self,
+        query: CommandStatementUpdate,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        let (ctx, timeout) = (self.session(&request), self.timeout(&request));
+        self.update(&ctx, &Handle::new(&query.query), timeout).await
     }
 
     async fn get_flight_info_prepared_statement(

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use async_trait::async_trait;
-use futures::Sink;
+use futures::{Sink, SinkExt};
 use pgwire::api::auth::noop::NoopStartupHandler;
 use pgwire::api::auth::sasl::SASLAuthStartupHandler;
 use pgwire::api::auth::sasl::scram::{ScramAuth, gen_salted_password};
@@ -72,6 +72,7 @@ impl AuthSource for ScramUsers {
 /// Parameters reported at startup: a read-only, non-superuser session.
 fn parameters() -> Arc<DefaultServerParameterProvider> {
     let mut p = DefaultServerParameterProvider::default();
+    p.server_version = super::compat::server_version();
     p.is_superuser = false;
     p.default_transaction_read_only = true;
     Arc::new(p)
@@ -135,11 +136,26 @@ impl StartupHandler for Startup {
     {
         let max = self.conn.limits().max_connections_per_user;
         let mut checked = SlotCheck { inner: client, slots: &self.slots, max, slot: None, refused: None };
-        match &self.login {
-            Login::Open(h) => h.on_startup(&mut checked, message).await?,
-            Login::Scram(h) => h.on_startup(&mut checked, message).await?,
-        }
+        let login = match &self.login {
+            Login::Open(h) => h.on_startup(&mut checked, message).await,
+            Login::Scram(h) => h.on_startup(&mut checked, message).await,
+        };
         let (slot, refused) = (checked.slot.take(), checked.refused.take());
+        if let Err(PgWireError::InvalidPassword(_)) = &login {
+            // SCRAM clients send no user name in their first message: name the login user, as
+            // Postgres does, and end the connection without a ReadyForQuery after the FATAL
+            // (asyncpg treats one as a protocol violation).
+            let user = client.metadata().get(pgwire::api::METADATA_USER).cloned().unwrap_or_default();
+            tracing::info!(%user, peer = %self.conn.peer(), "postgres login failed: wrong password");
+            let info = ErrorInfo::new(
+                "FATAL".into(),
+                "28P01".into(),
+                format!("password authentication failed for user \"{user}\""),
+            );
+            client.send(PgWireBackendMessage::ErrorResponse(info.into())).await?;
+            let _ = futures::SinkExt::close(client).await;
+        }
+        login?;
         if let Some(user) = refused {
             tracing::warn!(%user, peer = %self.conn.peer(), max, "postgres login refused: too many connections for this user");
             return Err(PgWireError::UserError(Box::new(ErrorInfo::new(

@@ -2,6 +2,8 @@
 //! `\copy ... to` and drivers' copy APIs use it). Any other COPY is refused: COPY to or from a
 //! file or program would touch the server's disk.
 
+use std::sync::Arc;
+
 use bytes::{BufMut, Bytes, BytesMut};
 use datafusion::arrow::array::{Array, RecordBatch};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
@@ -34,6 +36,7 @@ fn unsupported(message: &str) -> PgWireError {
 /// How rows are written.
 #[derive(Debug, Clone)]
 struct Format {
+    binary: bool,
     csv: bool,
     header: bool,
     delimiter: char,
@@ -42,7 +45,7 @@ struct Format {
 
 impl Format {
     fn from_options(options: &[CopyOption], legacy: &[CopyLegacyOption]) -> PgWireResult<Self> {
-        let mut f = Self { csv: false, header: false, delimiter: '\t', null: "\\N".into() };
+        let mut f = Self { binary: false, csv: false, header: false, delimiter: '\t', null: "\\N".into() };
         let mut delimiter = None;
         let mut null = None;
         for o in options {
@@ -50,7 +53,7 @@ impl Format {
                 CopyOption::Format(name) => match name.value.to_lowercase().as_str() {
                     "text" => f.csv = false,
                     "csv" => f.csv = true,
-                    "binary" => return Err(unsupported("COPY ... TO STDOUT supports FORMAT text and csv, not binary")),
+                    "binary" => f.binary = true,
                     other => return Err(unsupported(&format!("COPY format {other:?} is not supported"))),
                 },
                 CopyOption::Header(h) => f.header = *h,
@@ -73,11 +76,12 @@ impl Format {
                 CopyLegacyOption::Header => f.header = true,
                 CopyLegacyOption::Delimiter(c) => delimiter = Some(*c),
                 CopyLegacyOption::Null(s) => null = Some(s.clone()),
-                CopyLegacyOption::Binary => {
-                    return Err(unsupported("COPY ... TO STDOUT supports FORMAT text and csv, not binary"));
-                }
+                CopyLegacyOption::Binary => f.binary = true,
                 other => return Err(unsupported(&format!("COPY option {other} is not supported"))),
             }
+        }
+        if f.binary && (f.csv || f.header || delimiter.is_some() || null.is_some()) {
+            return Err(unsupported("COPY BINARY takes no CSV, HEADER, DELIMITER or NULL option"));
         }
         if f.csv {
             f.delimiter = ',';
@@ -193,6 +197,10 @@ pub async fn copy_to_stdout(ctx: &SessionContext, sql: &str) -> PgWireResult<Res
         }
     };
     let plan = bhavstore_query::sqlguard::plan_query(ctx, &query).await.map_err(super::guard::from_guard)?;
+    let plan = super::compat::types::signed_output(plan).map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+    if format.binary {
+        return binary(ctx, plan).await;
+    }
     let names: Vec<String> = plan.schema().fields().iter().map(|f| f.name().clone()).collect();
     let frame = ctx.execute_logical_plan(plan).await.map_err(|e| PgWireError::ApiError(Box::new(e)))?;
     let batches = frame.execute_stream().await.map_err(|e| PgWireError::ApiError(Box::new(e)))?;
@@ -212,6 +220,69 @@ pub async fn copy_to_stdout(ctx: &SessionContext, sql: &str) -> PgWireResult<Res
     Ok(Response::CopyOut(CopyResponse::new(0, columns, stream)))
 }
 
+/// The rows of `plan` in Postgres' binary COPY format: the `PGCOPY` signature, then per row its
+/// field count and each field as length and bytes (a DataRow's body in binary format), then -1.
+async fn binary(ctx: &SessionContext, plan: datafusion::logical_expr::LogicalPlan) -> PgWireResult<Response> {
+    use datafusion_postgres::arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch};
+    let fields = Arc::new(arrow_schema_to_pg_fields(
+        plan.schema().as_arrow(),
+        &pgwire::api::portal::Format::UnifiedBinary,
+        None,
+    )?);
+    let columns = fields.len();
+    let frame = ctx.execute_logical_plan(plan).await.map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+    let batches = frame.execute_stream().await.map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+    let mut header = BytesMut::with_capacity(19);
+    header.put_slice(b"PGCOPY\n\xFF\r\n\x00");
+    header.put_i32(0);
+    header.put_i32(0);
+    // The signature goes in front of the first row (psycopg reads each message as whole
+    // rows), or in front of the trailer when there are none.
+    let pending = Arc::new(std::sync::Mutex::new(Some(header.freeze())));
+    let first = Arc::clone(&pending);
+    let with_header = move |row: Bytes| -> Bytes {
+        match first.lock().ok().and_then(|mut h| h.take()) {
+            Some(h) => {
+                let mut buf = BytesMut::with_capacity(h.len() + row.len());
+                buf.put_slice(&h);
+                buf.put_slice(&row);
+                buf.freeze()
+            }
+            None => row,
+        }
+    };
+    let rows = batches.flat_map(move |batch| {
+        let out: Vec<PgWireResult<CopyData>> = match batch {
+            Ok(b) => encode_recordbatch(Arc::clone(&fields), b)
+                .map(|row| {
+                    row.map(|r| {
+                        let mut buf = BytesMut::with_capacity(r.data.len() + 2);
+                        buf.put_i16(r.field_count);
+                        buf.put_slice(&r.data);
+                        CopyData::new(with_header(buf.freeze()))
+                    })
+                })
+                .collect(),
+            Err(e) => vec![Err(PgWireError::ApiError(Box::new(e)))],
+        };
+        futures::stream::iter(out)
+    });
+    let trailer = futures::stream::once(async move {
+        let mut buf = BytesMut::new();
+        if let Some(h) = pending.lock().ok().and_then(|mut h| h.take()) {
+            buf.put_slice(&h);
+        }
+        buf.put_i16(-1);
+        Ok(CopyData::new(buf.freeze()))
+    });
+    let stream = rows.chain(trailer);
+    // Built by hand: `CopyResponse::new` appends a trailer of its own, and the signature must
+    // come before it when there are no rows.
+    let mut response = CopyResponse::new(1, columns, futures::stream::empty());
+    response.data_stream = Box::pin(stream);
+    Ok(Response::CopyOut(response))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,11 +298,11 @@ mod tests {
 
     #[test]
     fn text_and_csv_escaping() {
-        let text = Format { csv: false, header: false, delimiter: '\t', null: "\\N".into() };
+        let text = Format { binary: false, csv: false, header: false, delimiter: '\t', null: "\\N".into() };
         let mut out = BytesMut::new();
         text.push_value(&mut out, "a\tb\\c\nd");
         assert_eq!(&out[..], b"a\\tb\\\\c\\nd");
-        let csv = Format { csv: true, header: true, delimiter: ',', null: String::new() };
+        let csv = Format { binary: false, csv: true, header: true, delimiter: ',', null: String::new() };
         let mut out = BytesMut::new();
         csv.push_value(&mut out, "x,\"y\"");
         assert_eq!(&out[..], b"\"x,\"\"y\"\"\"");

@@ -69,6 +69,18 @@ impl QueryHook for CursorHook {
         client: &(dyn ClientInfo + Send + Sync),
     ) -> Option<PgWireResult<LogicalPlan>> {
         let schema = match statement {
+            // The cursor's query is planned here so its parameters ($1 ...) are known when the
+            // client binds them; the DECLARE itself returns no columns.
+            Statement::Declare { stmts } if stmts.len() == 1 && stmts[0].for_query.is_some() => {
+                let sql = stmts[0].for_query.as_ref().map(ToString::to_string).unwrap_or_default();
+                let wrapped = plan_query(ctx, &sql).await.and_then(|(_, plan)| {
+                    datafusion::logical_expr::LogicalPlanBuilder::from(plan)
+                        .project(Vec::<datafusion::prelude::Expr>::new())
+                        .and_then(datafusion::logical_expr::LogicalPlanBuilder::build)
+                        .map_err(|e| PgWireError::ApiError(Box::new(e)))
+                });
+                return Some(wrapped);
+            }
             Statement::Declare { .. } | Statement::Close { .. } => Arc::new(DFSchema::empty()),
             Statement::Fetch { name, .. } => {
                 let Some(sql) = client.metadata().get(&format!("{META}{}", name.value)).cloned() else {
@@ -88,11 +100,14 @@ impl QueryHook for CursorHook {
         &self,
         statement: &Statement,
         _plan: &LogicalPlan,
-        _params: &ParamValues,
+        params: &ParamValues,
         ctx: &SessionContext,
         client: &mut dyn HookClient,
     ) -> Option<PgWireResult<Response>> {
-        run(statement, ctx, client).await
+        match statement {
+            Statement::Declare { stmts } => Some(declare(stmts, ctx, client, Some(params)).await),
+            _ => run(statement, ctx, client).await,
+        }
     }
 }
 
@@ -102,7 +117,7 @@ async fn run(
     client: &mut dyn HookClient,
 ) -> Option<PgWireResult<Response>> {
     match statement {
-        Statement::Declare { stmts } => Some(declare(stmts, ctx, client).await),
+        Statement::Declare { stmts } => Some(declare(stmts, ctx, client, None).await),
         Statement::Fetch { name, direction, .. } => Some(fetch(client, name, direction).await),
         Statement::Close { cursor } => Some(Ok(close(client, cursor))),
         _ => None,
@@ -117,6 +132,7 @@ async fn declare(
     stmts: &[datafusion::sql::sqlparser::ast::Declare],
     ctx: &SessionContext,
     client: &mut dyn HookClient,
+    params: Option<&ParamValues>,
 ) -> PgWireResult<Response> {
     for d in stmts {
         if d.declare_type != Some(DeclareType::Cursor) {
@@ -130,6 +146,11 @@ async fn declare(
         };
         let sql = query.to_string();
         let (statement, plan) = plan_query(ctx, &sql).await?;
+        let plan = match params {
+            Some(p) => plan.replace_params_with_values(p).map_err(|e| PgWireError::ApiError(Box::new(e)))?,
+            None => plan,
+        };
+        let plan = super::compat::types::signed_output(plan).map_err(|e| PgWireError::ApiError(Box::new(e)))?;
         let frame = ctx.execute_logical_plan(plan.clone()).await.map_err(|e| PgWireError::ApiError(Box::new(e)))?;
         let response = df::encode_dataframe(frame, &Format::UnifiedText, None).await?;
         let stored = Arc::new(StoredStatement::new(name.clone(), (sql.clone(), Some((statement, plan))), vec![]));

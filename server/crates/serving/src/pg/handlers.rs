@@ -32,7 +32,15 @@ use pgwire::messages::cancel::CancelRequest;
 use pgwire::messages::extendedquery::{Execute, PortalSuspended};
 use pgwire::messages::response::EmptyQueryResponse;
 
+use datafusion::sql::sqlparser::ast::Statement;
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+use datafusion_postgres::arrow_pg::datatypes::df;
+use datafusion_postgres::hooks::HookClient;
+use datafusion_postgres::datafusion_pg_catalog::sql::PostgresCompatibilityParser;
+
 use super::auth::Startup;
+use super::compat;
 use super::session::{CancelRegistry, Connection, Guarded, guarded};
 use bhavstore_query::sqlguard::{GuardError, TextLimits};
 
@@ -66,10 +74,20 @@ impl Handlers {
         // Each connection runs its statements one at a time, in a session with its own memory
         // pool: the per-query cap holds for everything the connection has open.
         let ctx = shared.engine.query_session(&shared.ctx);
+        // Postgres sessions have a time zone (UTC here): `now()` and `timestamptz` values and
+        // parameters carry it, as clients expect of `timestamp with time zone`.
+        ctx.state_ref().write().config_mut().options_mut().execution.time_zone = Some("UTC".to_string());
         let inner = DfSessionService::new_with_hooks(Arc::new(ctx.clone()), shared.hooks.clone());
         let parser = Arc::new(CheckedParser { inner: inner.query_parser(), limits: TextLimits::of(&ctx) });
         Self {
-            queries: Arc::new(Queries { inner, ctx, conn: Arc::clone(&conn), parser }),
+            queries: Arc::new(Queries {
+                inner,
+                sql_parser: PostgresCompatibilityParser::new(),
+                hooks: shared.hooks.clone(),
+                ctx,
+                conn: Arc::clone(&conn),
+                parser,
+            }),
             startup: Arc::new(Startup::new(
                 shared.users.as_ref(),
                 Arc::clone(&shared.manager),
@@ -143,7 +161,30 @@ impl QueryParser for CheckedParser {
         C: ClientInfo + Unpin + Send + Sync,
     {
         bhavstore_query::sqlguard::check_text(sql, &self.limits).map_err(|e| text_error(&e))?;
-        self.inner.parse_sql(client, sql, types).await
+        tracing::debug!(sql, protocol = "extended", "postgres statement");
+        // COPY is answered at Execute by [`super::copy`]; here it only needs to parse.
+        if super::copy::is_copy(sql) {
+            let statement = Parser::parse_sql(&PostgreSqlDialect {}, sql)
+                .map_err(|e| PgWireError::ApiError(Box::new(e)))?
+                .into_iter()
+                .next();
+            let empty = datafusion::logical_expr::LogicalPlan::EmptyRelation(datafusion::logical_expr::EmptyRelation {
+                produce_one_row: false,
+                schema: Arc::new(datafusion::common::DFSchema::empty()),
+            });
+            return Ok(statement.map(|s| (sql.to_string(), Some((s, empty)))));
+        }
+        let user = client.metadata().get(pgwire::api::METADATA_USER).cloned().unwrap_or_default();
+        let cx = compat::rewrite::Context { user: &user, param_types: types };
+        let rewritten = compat::rewrite::rewrite_sql(sql, &cx);
+        let parsed = self.inner.parse_sql(client, rewritten.as_deref().unwrap_or(sql), types).await?;
+        Ok(match parsed {
+            Some((text, Some((statement, plan)))) if matches!(statement, Statement::Query(_)) => {
+                let plan = compat::types::signed_output(plan).map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+                Some((text, Some((statement, plan))))
+            }
+            other => other,
+        })
     }
 
     fn get_parameter_types(&self, stmt: &Self::Statement) -> PgWireResult<Vec<Type>> {
@@ -155,13 +196,17 @@ impl QueryParser for CheckedParser {
         stmt: &Self::Statement,
         column_format: Option<&Format>,
     ) -> PgWireResult<Vec<FieldInfo>> {
-        self.inner.get_result_schema(stmt, column_format)
+        let fields = self.inner.get_result_schema(stmt, column_format)?;
+        let names = stmt.1.as_ref().and_then(|(s, _)| compat::names::result_names(s));
+        Ok(rename(fields, names.as_deref()))
     }
 }
 
 /// Query handling of one connection.
 pub(super) struct Queries {
     inner: DfSessionService,
+    sql_parser: PostgresCompatibilityParser,
+    hooks: Vec<Arc<dyn datafusion_postgres::QueryHook>>,
     ctx: SessionContext,
     conn: Arc<Connection>,
     parser: Arc<CheckedParser>,
@@ -188,6 +233,23 @@ impl Queries {
 
 #[async_trait]
 impl SimpleQueryHandler for Queries {
+    async fn on_query<C>(&self, client: &mut C, query: pgwire::messages::simplequery::Query) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: std::fmt::Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        // `ROLLBACK TO SAVEPOINT` takes a failed transaction back to an open one; pgwire only
+        // moves a transaction's status forward, so it is set here, before the statement runs.
+        if compat::statements::is_rollback_to(&query.query)
+            && client.transaction_status() == pgwire::messages::response::TransactionStatus::Error
+        {
+            client.set_transaction_status(pgwire::messages::response::TransactionStatus::Transaction);
+        }
+        self._on_query(client, query).await
+    }
+
     async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
@@ -196,17 +258,131 @@ impl SimpleQueryHandler for Queries {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         bhavstore_query::sqlguard::check_text(query, &self.parser.limits).map_err(|e| text_error(&e))?;
+        tracing::debug!(sql = query, protocol = "simple", "postgres statement");
         let timeout = self.conn.statement_timeout(client.metadata());
         let mut interrupt = self.conn.interrupt(timeout);
         let responses = if super::copy::is_copy(query) {
             vec![guarded(&mut interrupt, super::copy::copy_to_stdout(&self.ctx, query)).await?]
+        } else if let Some((fetch, portal)) = compat::statements::move_as_fetch(query) {
+            guarded(&mut interrupt, self.start_portal(client as &mut dyn HookClient, &portal)).await?;
+            let fetched = guarded(&mut interrupt, self.run_simple(client, &fetch)).await?;
+            let mut moved = Vec::with_capacity(fetched.len());
+            for r in fetched {
+                moved.push(match r {
+                    Response::Query(mut rows) => {
+                        let mut n = 0usize;
+                        while let Some(row) = rows.data_rows.next().await {
+                            row?;
+                            n += 1;
+                        }
+                        Response::Execution(Tag::new("MOVE").with_rows(n))
+                    }
+                    other => other,
+                });
+            }
+            moved
         } else {
             super::guard::precheck(query)?;
-            guarded(&mut interrupt, <DfSessionService as SimpleQueryHandler>::do_query(&self.inner, client, query))
-                .await?
+            if let Some(portal) = compat::statements::fetch_target(query) {
+                guarded(&mut interrupt, self.start_portal(client as &mut dyn HookClient, &portal)).await?;
+            }
+            guarded(&mut interrupt, self.run_simple(client, query)).await?
         };
         Ok(responses.into_iter().map(|r| self.guard(r, timeout)).collect())
     }
+}
+
+impl Queries {
+    /// The simple protocol: each statement through the hooks (read-only guard, cursors,
+    /// settings, transactions, compatibility), else planned and run with Postgres' result
+    /// names and types.
+    async fn run_simple<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: std::fmt::Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let api = |e: datafusion::error::DataFusionError| PgWireError::ApiError(Box::new(e));
+        let user = client.metadata().get(pgwire::api::METADATA_USER).cloned().unwrap_or_default();
+        let rewritten = compat::rewrite::rewrite_sql(query, &compat::rewrite::Context { user: &user, param_types: &[] });
+        let statements = self
+            .sql_parser
+            .parse(rewritten.as_deref().unwrap_or(query))
+            .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+        if statements.is_empty() {
+            return Ok(vec![Response::EmptyQuery]);
+        }
+        let mut out = Vec::with_capacity(statements.len());
+        'statement: for statement in statements {
+            for hook in &self.hooks {
+                if let Some(r) = hook.handle_simple_query(&statement, &self.ctx, client).await {
+                    out.push(r?);
+                    continue 'statement;
+                }
+            }
+            let names = compat::names::result_names(&statement);
+            let plan = self
+                .ctx
+                .state()
+                .statement_to_plan(datafusion::sql::parser::Statement::Statement(Box::new(statement)))
+                .await
+                .map_err(api)?;
+            let plan = compat::types::signed_output(plan).map_err(api)?;
+            let frame = self.ctx.execute_logical_plan(plan).await.map_err(api)?;
+            let options = Arc::new(pgwire::types::format::FormatOptions::from_client_metadata(client.metadata()));
+            let mut rows = df::encode_dataframe(frame, &Format::UnifiedText, Some(options)).await?;
+            rows.row_schema = Arc::new(rename((*rows.row_schema).clone(), names.as_deref()));
+            out.push(Response::Query(rows));
+        }
+        Ok(out)
+    }
+
+    /// A portal bound through the extended protocol and not executed yet, started so that
+    /// `FETCH` and `MOVE` can read it as Postgres lets them (asyncpg's cursors do).
+    async fn start_portal(&self, client: &mut dyn HookClient, name: &str) -> PgWireResult<()> {
+        let api = |e: datafusion::error::DataFusionError| PgWireError::ApiError(Box::new(e));
+        let Some(Entry::Value(portal)) = client.portal_store().get_portal(name) else { return Ok(()) };
+        let state = portal.state();
+        if !matches!(*state.lock().await, PortalExecutionState::Initial) {
+            return Ok(());
+        }
+        let Some((_, plan)) = portal.statement.statement.1.as_ref() else { return Ok(()) };
+        let mut types: Vec<(usize, Option<datafusion::arrow::datatypes::DataType>)> = plan
+            .get_parameter_types()
+            .map_err(api)?
+            .into_iter()
+            .filter_map(|(id, t)| id.trim_start_matches('$').parse().ok().map(|n| (n, t)))
+            .collect();
+        types.sort_by_key(|(n, _)| *n);
+        let refs: Vec<Option<&datafusion::arrow::datatypes::DataType>> = types.iter().map(|(_, t)| t.as_ref()).collect();
+        let params = df::deserialize_parameters(portal.as_ref(), &refs)?;
+        let plan = plan.clone().replace_params_with_values(&params).map_err(api)?;
+        let plan = compat::types::signed_output(plan).map_err(api)?;
+        let frame = self.ctx.execute_logical_plan(plan).await.map_err(api)?;
+        let options = Arc::new(pgwire::types::format::FormatOptions::from_client_metadata(client.metadata()));
+        let rows = df::encode_dataframe(frame, &portal.result_column_format, Some(options)).await?;
+        *state.lock().await = PortalExecutionState::Suspended(rows);
+        Ok(())
+    }
+}
+
+/// `fields` with the names Postgres would give them, where [`compat::names`] knows one.
+fn rename(fields: Vec<FieldInfo>, names: Option<&[Option<String>]>) -> Vec<FieldInfo> {
+    let Some(names) = names.filter(|n| n.len() == fields.len()) else { return fields };
+    fields
+        .into_iter()
+        .zip(names)
+        .map(|(f, name)| match name {
+            Some(name) if name != f.name() => {
+                FieldInfo::new(name.clone(), f.table_id(), f.column_id(), f.datatype().clone(), f.format())
+                    .with_format_options(Arc::clone(f.format_options()))
+                    .with_type_size(f.type_size())
+                    .with_type_modifier(f.type_modifier())
+            }
+            _ => f,
+        })
+        .collect()
 }
 
 #[async_trait]
@@ -232,6 +408,10 @@ impl ExtendedQueryHandler for Queries {
     {
         let timeout = self.conn.statement_timeout(client.metadata());
         let mut interrupt = self.conn.interrupt(timeout);
+        if super::copy::is_copy(&portal.statement.statement.0) {
+            let copy = super::copy::copy_to_stdout(&self.ctx, &portal.statement.statement.0);
+            return Ok(self.guard(guarded(&mut interrupt, copy).await?, timeout));
+        }
         let response = guarded(
             &mut interrupt,
             <DfSessionService as ExtendedQueryHandler>::do_query(&self.inner, client, portal, max_rows),

@@ -16,6 +16,7 @@
 //! * SQLSTATEs a client can act on and messages without internals ([`errors`]).
 
 pub mod auth;
+pub mod compat;
 pub mod copy;
 pub mod cursor;
 pub mod errors;
@@ -86,6 +87,9 @@ impl PgService {
         tls: Option<&TlsConfig>,
     ) -> Result<Self, PgError> {
         prepare_session(ctx)?;
+        compat::catalog::install(ctx, "bhavstore", &credentials.user_names())
+            .await
+            .map_err(|e| PgError::Catalog(e.to_string()))?;
         let tls = tls.map(crate::serve::tls::pg_acceptor).transpose().map_err(PgError::Tls)?;
         let listener = tokio::net::TcpListener::bind(addr)
             .await
@@ -99,6 +103,7 @@ impl PgService {
         });
         let acceptor = Acceptor::new(listener, "postgres", limits.max_pg_connections, refusal);
         let hooks: Vec<Arc<dyn datafusion_postgres::QueryHook>> = vec![
+            Arc::new(compat::statements::CompatHook),
             Arc::new(guard::ReadOnlyHook),
             Arc::new(cursor::CursorHook),
             Arc::new(SetShowHook),
@@ -123,7 +128,9 @@ pub fn prepare_session(ctx: &SessionContext) -> Result<(), PgError> {
     if ctx.catalog("bhavstore").and_then(|c| c.schema("pg_catalog")).is_some() {
         return Ok(());
     }
-    setup_pg_catalog(ctx, "bhavstore", EmptyContextProvider).map_err(|e| PgError::Catalog(e.to_string()))
+    setup_pg_catalog(ctx, "bhavstore", EmptyContextProvider).map_err(|e| PgError::Catalog(e.to_string()))?;
+    compat::functions::register(ctx);
+    Ok(())
 }
 
 impl Service for PgService {

@@ -122,6 +122,9 @@ pub(super) async fn ingest(
     body: Result<Json<IngestRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(req) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    if req.feature_view.trim().is_empty() || req.data_source.trim().is_empty() {
+        return Err(ApiError::bad_request("feature_view and data_source must not be empty"));
+    }
     Metrics::inc(&state.metrics.ingests, 1);
     let pv = state
         .materializer
@@ -137,17 +140,22 @@ pub(super) async fn ingest(
         .into());
     }
     let requested_at = parse_time(req.timestamp.as_deref())?;
-    let data_source = req.data_source.trim();
-    let source = match NaiveDate::parse_from_str(data_source, "%Y-%m-%d") {
+    // Exactly as `/openapi.json` describes it: a date YYYY-MM-DD, or an s3:// or file:// URL.
+    let data_source = req.data_source.as_str();
+    let day = (data_source.len() == 10 && data_source.as_bytes()[4] == b'-' && data_source.as_bytes()[7] == b'-')
+        .then(|| NaiveDate::parse_from_str(data_source, "%Y-%m-%d").ok())
+        .flatten()
+        .ok_or(());
+    let source = match day {
         Ok(d) => Source::Day(d),
-        Err(_) if data_source.starts_with("s3://") || data_source.starts_with("file://") => {
+        Err(()) if data_source.starts_with("s3://") || data_source.starts_with("file://") => {
             // Only inside the configured import roots, checked before any work starts.
             let location = Location::parse(data_source)?;
             let roots = ImportRoots::parse(&state.config.server.import_roots)
                 .map_err(|e| ApiError::internal("server.import_roots", e))?;
             Source::Location(roots.confine(&location)?)
         }
-        Err(_) => {
+        Err(()) => {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "bad_data_source",
@@ -224,8 +232,9 @@ pub(super) async fn ingest(
 /// `GET /feature-store/runs/{id}`.
 pub(super) async fn run_status(
     State(state): State<Arc<AppState>>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, axum::extract::rejection::PathRejection>,
 ) -> Result<Json<Json_>, ApiError> {
+    let Path(id) = id.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let run = state.run_status(&id);
     match run {
         Some(r) => Ok(Json(serde_json::to_value(r).map_err(|e| ApiError::internal("run status", e))?)),

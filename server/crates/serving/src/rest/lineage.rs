@@ -34,6 +34,9 @@ pub(super) async fn lineage(
     query: Result<Query<LineageRequest>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Json_>, ApiError> {
     let Query(req) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    if req.feature_view.trim().is_empty() || req.entity_id.trim().is_empty() {
+        return Err(ApiError::bad_request("feature_view and entity_id must not be empty"));
+    }
     let date = NaiveDate::parse_from_str(req.date.trim(), "%Y-%m-%d")
         .map_err(|_| ApiError::bad_request(format!("date {:?} is not YYYY-MM-DD", req.date)))?;
     let snap = state.online.snapshot();

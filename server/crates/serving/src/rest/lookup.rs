@@ -38,19 +38,26 @@ pub(super) struct LookupRequest {
     pub rule: Option<String>,
 }
 
-/// Parses the as-of rule; `None` means `available`.
+/// Parses the as-of rule, exactly as `/openapi.json` describes it: `available` or `close` in
+/// any ASCII case; `None` or empty means `available`.
 pub(super) fn parse_rule(rule: Option<&str>) -> Result<bhavstore_lake::AsOfRule, ApiError> {
-    match rule.map(str::trim) {
+    match rule {
         None | Some("") => Ok(bhavstore_lake::AsOfRule::default()),
-        Some(r) => {
+        Some(r) if r.eq_ignore_ascii_case("available") || r.eq_ignore_ascii_case("close") => {
             bhavstore_lake::AsOfRule::parse(r).map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, "bad_rule", m))
         }
+        Some(r) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_rule",
+            format!("rule {:?}: use available (the default) or close", bhavstore_formats::detect::truncate(r, 100)),
+        )),
     }
 }
 
-/// Parses an RFC 3339 timestamp; `None` means now.
+/// Parses an RFC 3339 timestamp, exactly as `/openapi.json` describes it; `None` or empty
+/// means now.
 pub(super) fn parse_time(ts: Option<&str>) -> Result<DateTime<Utc>, ApiError> {
-    match ts.map(str::trim) {
+    match ts {
         None | Some("") => Ok(Utc::now()),
         Some(s) => {
             DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).map_err(|_| ApiError::bad_timestamp(s))
@@ -58,12 +65,31 @@ pub(super) fn parse_time(ts: Option<&str>) -> Result<DateTime<Utc>, ApiError> {
     }
 }
 
+/// An entity id as `/openapi.json` describes it: text that is not only white space (trimmed),
+/// or a scrip code as a JSON integer from 0 to 2^64 - 1.
 fn entity_text(v: &Json_) -> Result<String, ApiError> {
     match v {
         Json_::String(s) if !s.trim().is_empty() => Ok(s.trim().to_string()),
-        Json_::Number(n) => Ok(n.to_string()),
-        _ => Err(ApiError::bad_request("entity_id must be a scrip code, symbol or ISIN")),
+        Json_::Number(n) if n.is_u64() => Ok(n.to_string()),
+        // JSON Schema's integer includes integral numbers written with a fraction (`1737.0`).
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        Json_::Number(n)
+            if n.as_f64().is_some_and(|f| f.fract() == 0.0 && (0.0..18_446_744_073_709_551_616.0).contains(&f)) =>
+        {
+            Ok((n.as_f64().unwrap_or_default() as u64).to_string())
+        }
+        _ => Err(ApiError::bad_request(
+            "entity_id must be a scrip code, symbol or ISIN (a non-empty string, or an integer from 0 to 2^64 - 1)",
+        )),
     }
+}
+
+/// A feature name as `/openapi.json` describes it: not empty or only white space.
+fn feature_text(name: &str) -> Result<&str, ApiError> {
+    if name.trim().is_empty() {
+        return Err(ApiError::bad_request("feature_name must not be empty"));
+    }
+    Ok(name)
 }
 
 /// The view holding `feature`: the one named, or the only one that has it.
@@ -243,7 +269,8 @@ fn lookup_inner(
     };
     let entity_raw = req.entity_id.as_ref().ok_or_else(|| ApiError::bad_request("entity_id is required"))?;
     let entity_id = entity_text(entity_raw)?;
-    let feature = req.feature_name.as_deref().ok_or_else(|| ApiError::bad_request("feature_name is required"))?;
+    let feature =
+        feature_text(req.feature_name.as_deref().ok_or_else(|| ApiError::bad_request("feature_name is required"))?)?;
     let at = parse_time(req.timestamp.as_deref())?;
     let rule = parse_rule(req.rule.as_deref())?;
     // One publication for the whole answer, the one SQL clients see at this moment.
@@ -293,6 +320,13 @@ pub(super) async fn batch(
     let Json(req) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
     if req.entity_ids.is_empty() || req.feature_names.is_empty() {
         return Err(ApiError::bad_request("entity_ids and feature_names must not be empty"));
+    }
+    // Every entry is checked before anything is looked up, as `/openapi.json` describes them.
+    for id in &req.entity_ids {
+        entity_text(id)?;
+    }
+    for f in &req.feature_names {
+        feature_text(f)?;
     }
     if req.entity_ids.len().saturating_mul(req.feature_names.len()) > MAX_BATCH_VALUES {
         return Err(ApiError::bad_request(format!("at most {MAX_BATCH_VALUES} entity × feature values per request")));

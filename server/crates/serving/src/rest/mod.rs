@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{Method, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -46,9 +46,16 @@ impl RestService {
     }
 }
 
-/// The routes, with bearer authentication when tokens are configured.
+/// The routes, with bearer authentication when tokens are configured. Every answer the API
+/// itself gives is JSON, errors included: an unknown path is 404 `not_found`, a method a path
+/// does not take is 405 `method_not_allowed` (with `Allow`, listing the methods it takes).
 pub fn router(state: Arc<AppState>) -> Router {
-    let open = Router::new().route("/health", get(meta::health)).route("/openapi.json", get(meta::openapi));
+    let open = Router::new()
+        .route("/health", get(meta::health))
+        .route("/openapi.json", get(meta::openapi))
+        .method_not_allowed_fallback(method_not_allowed);
+    // The 405 fallback is set before the token check is layered on, so a caller without a
+    // token learns nothing about a guarded path, not even which methods it takes.
     let guarded = Router::new()
         .route("/feature-store/lookup", get(lookup::lookup))
         .route("/feature-store/lookup/batch", post(lookup::batch))
@@ -62,11 +69,21 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/feature-store/stream", get(push::stream))
         .route("/feature-store/runs/{id}", get(ingest::run_status))
         .route("/metrics", get(meta::metrics))
+        .method_not_allowed_fallback(method_not_allowed)
         .route_layer(middleware::from_fn_with_state(Arc::clone(&state), require_token));
     open.merge(guarded)
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint; see /openapi.json") })
         .layer(middleware::from_fn_with_state(Arc::clone(&state), request_timeout))
         .with_state(state)
+}
+
+/// 405 for a method the path does not take; axum adds the `Allow` header.
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} does not take {method} (the Allow header lists what it takes); see /openapi.json", uri.path()),
+    )
 }
 
 /// Answers 503 (JSON) for a request that takes longer than the configured limit; the work
