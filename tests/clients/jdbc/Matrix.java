@@ -291,13 +291,13 @@ public class Matrix {
             List<Map<String, Object>> r = metaRows(md.getTables(null, "public", "%", new String[] {"TABLE"}),
                     "TABLE_CAT", "TABLE_SCHEM", "TABLE_NAME", "TABLE_TYPE", "REMARKS");
             Set<String> names = column(r, "table_name");
-            require(names.contains("price_features") && names.contains("volatility_features"), "TABLEs " + names);
+            require(names.contains("price_features") && names.contains("volatility_features") && names.contains("bhavcopy"), "TABLEs " + names);
             require(column(r, "table_type").equals(Set.of("TABLE")), "types " + column(r, "table_type"));
         });
         check("meta_getTables_VIEW", () -> {
             List<Map<String, Object>> r = metaRows(md.getTables(null, "public", "%", new String[] {"VIEW"}), "TABLE_NAME", "TABLE_TYPE");
             Set<String> names = column(r, "table_name");
-            require(names.contains("bhavstore_runs") && names.contains("bhavcopy_quarantine"), "VIEWs " + names);
+            require(names.contains("bhavstore_runs") && names.contains("bhavstore_versions") && !names.contains("bhavcopy"), "VIEWs " + names);
         });
         check("meta_getTables_all_has_bhavcopy", () -> {
             List<Map<String, Object>> r = metaRows(md.getTables(null, "public", "%", null), "TABLE_NAME", "TABLE_TYPE");

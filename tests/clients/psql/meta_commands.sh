@@ -96,7 +96,7 @@ check 'meta_\dt+' '\dt+' \
 
 check 'meta_\dv' '\dv' \
     '^public\|bhavstore_runs\|view\|' \
-    '^public\|bhavcopy_quarantine\|view\|'
+    '^public\|bhavstore_versions\|view\|'
 
 # \df: the function list (may be empty of user functions, must not error).
 check 'meta_\df' '\df' \

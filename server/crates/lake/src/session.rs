@@ -96,7 +96,49 @@ fn register_day_table(
         .and_then(|b| b.project(columns))
         .and_then(LogicalPlanBuilder::build)
         .map_err(err)?;
-    let table: Arc<dyn datafusion::catalog::TableProvider> = Arc::new(ViewTable::new(plan, None));
+    let table: Arc<dyn datafusion::catalog::TableProvider> = Arc::new(StoredTable(ViewTable::new(plan, None)));
     ctx.register_table(name, Arc::clone(&table)).map_err(err)?;
     Ok(table)
+}
+
+/// A table stored as Parquet files, defined as a view over them so its columns come in the
+/// order users read them. Catalogs (`pg_class`, `information_schema.tables`, Flight's table
+/// list) show it as the table it is; planners still see through it, so filters prune partitions.
+#[derive(Debug)]
+struct StoredTable(ViewTable);
+
+#[async_trait::async_trait]
+impl datafusion::catalog::TableProvider for StoredTable {
+    fn schema(&self) -> datafusion::arrow::datatypes::SchemaRef {
+        self.0.schema()
+    }
+
+    fn table_type(&self) -> datafusion::datasource::TableType {
+        datafusion::datasource::TableType::Base
+    }
+
+    fn get_logical_plan(&self) -> Option<std::borrow::Cow<'_, datafusion::logical_expr::LogicalPlan>> {
+        self.0.get_logical_plan()
+    }
+
+    fn get_table_definition(&self) -> Option<&str> {
+        self.0.get_table_definition()
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&datafusion::prelude::Expr],
+    ) -> datafusion::error::Result<Vec<datafusion::logical_expr::TableProviderFilterPushDown>> {
+        self.0.supports_filters_pushdown(filters)
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn datafusion::catalog::Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[datafusion::prelude::Expr],
+        limit: Option<usize>,
+    ) -> datafusion::error::Result<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
+        self.0.scan(state, projection, filters, limit).await
+    }
 }

@@ -163,8 +163,28 @@ pub fn nesting_depth(sql: &str) -> usize {
                         | Keyword::FETCH => f.in_from = false,
                         _ => {}
                     }
+                    // A CASE's arms are a list, not a chain: each arm nests on top of the CASE,
+                    // not on top of the arms before it (JDBC's type listing has hundreds).
+                    if w.quote_style.is_none() {
+                        match w.keyword {
+                            Keyword::WHEN | Keyword::THEN | Keyword::ELSE if !f.cases.is_empty() => {
+                                f.deepest = f.deepest.max(f.ops + f.child);
+                                f.ops = f.cases.last().copied().unwrap_or(0);
+                                f.child = 0;
+                            }
+                            Keyword::END if !f.cases.is_empty() => {
+                                f.deepest = f.deepest.max(f.ops + f.child);
+                                f.ops = f.cases.pop().unwrap_or(0);
+                                f.child = 0;
+                            }
+                            _ => {}
+                        }
+                    }
                     if w.quote_style.is_none() && combines(w.keyword) {
                         f.ops += 1;
+                        if w.keyword == Keyword::CASE {
+                            f.cases.push(f.ops);
+                        }
                         if matches!(w.keyword, Keyword::UNION | Keyword::EXCEPT | Keyword::INTERSECT) {
                             f.in_from = false;
                         }
@@ -201,6 +221,8 @@ struct Frame {
     deepest: usize,
     /// Inside a FROM list, where commas are joins.
     in_from: bool,
+    /// The operator count at each open CASE, which every arm starts from.
+    cases: Vec<usize>,
 }
 
 impl Frame {
@@ -357,6 +379,11 @@ mod tests {
         assert!(nesting_depth(&list) < 5);
         // Parentheses add up with the operators around them.
         assert!(nesting_depth("select ((((((1))))))") >= 6);
+        let arms: String = (0..2000).map(|i| format!(" when t.oid = {i} then 'x{i}'")).collect();
+        let case = format!("select case{arms} else null end from t");
+        assert!(nesting_depth(&case) < 10, "{}", nesting_depth(&case));
+        let nested_cases = format!("select {} 1 {}", "case when a then ".repeat(300), "end ".repeat(300));
+        assert!(nesting_depth(&nested_cases) >= 300, "{}", nesting_depth(&nested_cases));
         let nested = format!("select {}1{}", "(1+".repeat(40), ")".repeat(40));
         assert!(nesting_depth(&nested) >= 80);
         // Comma joins in FROM nest the plan.

@@ -116,7 +116,7 @@ mod tests {
     fn question_marks_become_numbered_in_order() {
         assert_eq!(p("select * from t where a = ? and b > ?"), "select * from t where a = $1 and b > $2");
         assert_eq!(p("select ?,?,?"), "select $1,$2,$3");
-        let many = format!("select {}", vec!["?"; 12].join(", "));
+        let many = format!("select {}", ["?"; 12].join(", "));
         assert!(p(&many).ends_with("$11, $12"), "{}", p(&many));
         // Nothing to do: the same text, not a copy.
         assert!(matches!(positional("select $1, $2").unwrap(), Cow::Borrowed(_)));

@@ -36,8 +36,8 @@ use datafusion::sql::sqlparser::ast::Statement;
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 use datafusion_postgres::arrow_pg::datatypes::df;
-use datafusion_postgres::hooks::HookClient;
 use datafusion_postgres::datafusion_pg_catalog::sql::PostgresCompatibilityParser;
+use datafusion_postgres::hooks::HookClient;
 
 use super::auth::Startup;
 use super::compat;
@@ -305,7 +305,8 @@ impl Queries {
     {
         let api = |e: datafusion::error::DataFusionError| PgWireError::ApiError(Box::new(e));
         let user = client.metadata().get(pgwire::api::METADATA_USER).cloned().unwrap_or_default();
-        let rewritten = compat::rewrite::rewrite_sql(query, &compat::rewrite::Context { user: &user, param_types: &[] });
+        let rewritten =
+            compat::rewrite::rewrite_sql(query, &compat::rewrite::Context { user: &user, param_types: &[] });
         let statements = self
             .sql_parser
             .parse(rewritten.as_deref().unwrap_or(query))
@@ -355,7 +356,8 @@ impl Queries {
             .filter_map(|(id, t)| id.trim_start_matches('$').parse().ok().map(|n| (n, t)))
             .collect();
         types.sort_by_key(|(n, _)| *n);
-        let refs: Vec<Option<&datafusion::arrow::datatypes::DataType>> = types.iter().map(|(_, t)| t.as_ref()).collect();
+        let refs: Vec<Option<&datafusion::arrow::datatypes::DataType>> =
+            types.iter().map(|(_, t)| t.as_ref()).collect();
         let params = df::deserialize_parameters(portal.as_ref(), &refs)?;
         let plan = plan.clone().replace_params_with_values(&params).map_err(api)?;
         let plan = compat::types::signed_output(plan).map_err(api)?;

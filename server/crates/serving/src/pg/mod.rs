@@ -86,8 +86,10 @@ impl PgService {
         credentials: &Credentials,
         tls: Option<&TlsConfig>,
     ) -> Result<Self, PgError> {
+        // The functions bhavstore adds (feature UDFs, table functions), before pg_catalog's own.
+        let ours = compat::catalog::own_functions(ctx);
         prepare_session(ctx)?;
-        compat::catalog::install(ctx, "bhavstore", &credentials.user_names())
+        compat::catalog::install(ctx, "bhavstore", &credentials.user_names(), &ours)
             .await
             .map_err(|e| PgError::Catalog(e.to_string()))?;
         let tls = tls.map(crate::serve::tls::pg_acceptor).transpose().map_err(PgError::Tls)?;

@@ -124,7 +124,8 @@ pub fn register(ctx: &SessionContext) {
             Ok(Arc::new(strings(&args[0])?.into_iter().map(|v| v.map(|s| quote_literal(&s))).collect::<StringArray>()))
         }),
         function("quote_nullable", oid_arg(), DataType::Utf8, |args, _| {
-            let quoted = strings(&args[0])?.into_iter().map(|v| Some(v.map_or_else(|| "NULL".into(), |s| quote_literal(&s))));
+            let quoted =
+                strings(&args[0])?.into_iter().map(|v| Some(v.map_or_else(|| "NULL".into(), |s| quote_literal(&s))));
             Ok(Arc::new(quoted.collect::<StringArray>()))
         }),
         function("pg_function_is_visible", oid_arg(), DataType::Boolean, |args, _| {
@@ -216,7 +217,9 @@ pub fn register(ctx: &SessionContext) {
             for (t, p) in texts.into_iter().zip(patterns) {
                 match (t, p) {
                     (Some(t), Some(p)) => {
-                        let re = regex::Regex::new(&p).map_err(|e| datafusion::common::DataFusionError::Execution(format!("invalid regular expression: {e}")))?;
+                        let re = regex::Regex::new(&p).map_err(|e| {
+                            datafusion::common::DataFusionError::Execution(format!("invalid regular expression: {e}"))
+                        })?;
                         for part in re.split(&t) {
                             b.values().append_value(part);
                         }
@@ -227,11 +230,57 @@ pub fn register(ctx: &SessionContext) {
             }
             Ok(Arc::new(b.finish()))
         }),
+        function("bhavstore_expandarray", Signature::any(1, Volatility::Immutable), expanded_type(), expand_array),
         function("json_build_object", Signature::variadic_any(Volatility::Stable), DataType::Utf8, json_build_object),
     ];
     for udf in udfs {
         ctx.register_udf(udf);
     }
+}
+
+fn expanded_type() -> DataType {
+    use datafusion::arrow::datatypes::{Field, Fields};
+    let fields = Fields::from(vec![Field::new("x", DataType::Int64, true), Field::new("n", DataType::Int64, false)]);
+    DataType::List(Arc::new(Field::new("item", DataType::Struct(fields), true)))
+}
+
+/// `information_schema._pg_expandarray(a)` before its `unnest`: each element with its 1-based
+/// position, as the records `(x, n)` Postgres returns.
+fn expand_array(args: &[ArrayRef], _rows: usize) -> Result<ArrayRef> {
+    use datafusion::arrow::array::{Int64Builder, ListBuilder, StructBuilder};
+    use datafusion::arrow::datatypes::{Field, Fields};
+    let fields = Fields::from(vec![Field::new("x", DataType::Int64, true), Field::new("n", DataType::Int64, false)]);
+    let mut out = ListBuilder::new(StructBuilder::from_fields(fields, 0));
+    let lists = match args[0].data_type() {
+        DataType::List(_) => args[0].as_list::<i32>().clone(),
+        DataType::Null => {
+            for _ in 0..args[0].len() {
+                out.append(false);
+            }
+            return Ok(Arc::new(out.finish()));
+        }
+        other => return exec_err!("_pg_expandarray expects an array, got {other}"),
+    };
+    for row in 0..lists.len() {
+        if lists.is_null(row) {
+            out.append(false);
+            continue;
+        }
+        let values = datafusion::arrow::compute::cast(&lists.value(row), &DataType::Int64)?;
+        let values = values.as_primitive::<Int64Type>();
+        let st = out.values();
+        for (i, v) in values.iter().enumerate() {
+            if let Some(b) = st.field_builder::<Int64Builder>(0) {
+                b.append_option(v);
+            }
+            if let Some(b) = st.field_builder::<Int64Builder>(1) {
+                b.append_value(i64::try_from(i + 1).unwrap_or(i64::MAX));
+            }
+            st.append(true);
+        }
+        out.append(true);
+    }
+    Ok(Arc::new(out.finish()))
 }
 
 fn null_text(args: &[ArrayRef], rows: usize) -> Result<ArrayRef> {
@@ -248,7 +297,7 @@ fn list_of_text() -> DataType {
 
 /// `json_build_object(k1, v1, ...)` as JSON text, keys as text, values as JSON scalars.
 fn json_build_object(args: &[ArrayRef], rows: usize) -> Result<ArrayRef> {
-    if args.len() % 2 != 0 {
+    if !args.len().is_multiple_of(2) {
         return exec_err!("argument list must have even number of elements");
     }
     let n = args.first().map_or(rows.max(1), |a| a.len());
@@ -264,9 +313,15 @@ fn json_build_object(args: &[ArrayRef], rows: usize) -> Result<ArrayRef> {
             let json = match &value {
                 v if v.is_null() => serde_json::Value::Null,
                 ScalarValue::Boolean(Some(b)) => serde_json::Value::Bool(*b),
-                ScalarValue::Int8(Some(_)) | ScalarValue::Int16(Some(_)) | ScalarValue::Int32(Some(_))
-                | ScalarValue::Int64(Some(_)) | ScalarValue::UInt8(Some(_)) | ScalarValue::UInt16(Some(_))
-                | ScalarValue::UInt32(Some(_)) | ScalarValue::UInt64(Some(_)) | ScalarValue::Float32(Some(_))
+                ScalarValue::Int8(Some(_))
+                | ScalarValue::Int16(Some(_))
+                | ScalarValue::Int32(Some(_))
+                | ScalarValue::Int64(Some(_))
+                | ScalarValue::UInt8(Some(_))
+                | ScalarValue::UInt16(Some(_))
+                | ScalarValue::UInt32(Some(_))
+                | ScalarValue::UInt64(Some(_))
+                | ScalarValue::Float32(Some(_))
                 | ScalarValue::Float64(Some(_)) => {
                     serde_json::from_str(&value.to_string()).unwrap_or(serde_json::Value::String(value.to_string()))
                 }

@@ -29,7 +29,11 @@ fn body_names(body: &SetExpr) -> Option<Vec<Option<String>>> {
     match body {
         SetExpr::Select(select) => {
             // A wildcard expands to an unknown number of columns.
-            if select.projection.iter().any(|i| matches!(i, SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..))) {
+            if select
+                .projection
+                .iter()
+                .any(|i| matches!(i, SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)))
+            {
                 return None;
             }
             Some(select_item_names(&select.projection))
@@ -113,7 +117,11 @@ fn type_name(t: &SqlType) -> String {
         T::Numeric(_) | T::Decimal(_) => "numeric".into(),
         T::Date => "date".into(),
         T::Timestamp(_, tz) => {
-            if matches!(tz, datafusion::sql::sqlparser::ast::TimezoneInfo::WithTimeZone | datafusion::sql::sqlparser::ast::TimezoneInfo::Tz) {
+            if matches!(
+                tz,
+                datafusion::sql::sqlparser::ast::TimezoneInfo::WithTimeZone
+                    | datafusion::sql::sqlparser::ast::TimezoneInfo::Tz
+            ) {
                 "timestamptz".into()
             } else {
                 "timestamp".into()
@@ -142,8 +150,14 @@ mod tests {
 
     #[test]
     fn names_as_postgres_gives_them() {
-        assert_eq!(names("select count(*), 1, 1+1, max(close) from t"), some(&["count", "?column?", "?column?", "max"]));
-        assert_eq!(names("select close, t.open, x::int, '1'::int, now()"), some(&["close", "open", "x", "int4", "now"]));
+        assert_eq!(
+            names("select count(*), 1, 1+1, max(close) from t"),
+            some(&["count", "?column?", "?column?", "max"])
+        );
+        assert_eq!(
+            names("select close, t.open, x::int, '1'::int, now()"),
+            some(&["close", "open", "x", "int4", "now"])
+        );
         assert_eq!(names("select a as b, case when a then 1 end, current_user"), some(&["", "case", "current_user"]));
         assert_eq!(names("select 1 union select 2"), some(&["?column?"]));
         assert_eq!(names("select (select max(x) from t), exists(select 1)"), some(&["max", "exists"]));

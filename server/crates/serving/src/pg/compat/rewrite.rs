@@ -12,8 +12,9 @@
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    BinaryOperator, CastKind, DataType as SqlType, Expr, FunctionArguments, Ident, ObjectNamePart, Query, SelectItem,
-    SetExpr, Statement, TableFactor, TimezoneInfo, Value, ValueWithSpan, VisitMut, VisitorMut, visit_expressions_mut,
+    AccessExpr, BinaryOperator, CastKind, DataType as SqlType, Expr, FunctionArguments, Ident, ObjectNamePart, Query,
+    SelectItem, SetExpr, Statement, TableFactor, TimezoneInfo, Value, ValueWithSpan, VisitMut, VisitorMut,
+    visit_expressions_mut,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -33,17 +34,40 @@ pub struct Context<'a> {
 /// parser then gets the text as it came).
 #[must_use]
 pub fn rewrite_sql(sql: &str, cx: &Context<'_>) -> Option<String> {
-    let mut statements = Parser::parse_sql(&PostgreSqlDialect {}, sql).ok()?;
+    let replaced = replace_fragments(sql);
+    let sql = replaced.as_deref().unwrap_or(sql);
+    let Ok(mut statements) = Parser::parse_sql(&PostgreSqlDialect {}, sql) else { return replaced };
     // Statements the compatibility parser answers from its own list of known catalog queries
     // (psql's policy and publication lookups) are left to it.
     if replaced_by_compat_parser(sql, &statements) {
-        return None;
+        return replaced;
     }
     let mut changed = false;
     for s in &mut statements {
         changed |= rewrite_statement(s, cx);
     }
-    changed.then(|| statements.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
+    if changed { Some(statements.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")) } else { replaced }
+}
+
+/// Fragments of client queries (fixed text a client always sends) that DataFusion cannot plan,
+/// with what they equal on this server.
+const FRAGMENTS: &[(&str, &str)] = &[
+    // psql's `\d+`: a relation's options plus its TOAST table's. No relation here has a TOAST
+    // table (`reltoastrelid` is 0), so the TOAST part is always empty.
+    (
+        "pg_catalog.array_to_string(c.reloptions || array(select 'toast.' || x from pg_catalog.unnest(tc.reloptions) x), ', ')",
+        "pg_catalog.array_to_string(c.reloptions, ', ')",
+    ),
+];
+
+fn replace_fragments(sql: &str) -> Option<String> {
+    let mut out: Option<String> = None;
+    for (from, to) in FRAGMENTS {
+        if out.as_deref().unwrap_or(sql).contains(from) {
+            out = Some(out.as_deref().unwrap_or(sql).replace(from, to));
+        }
+    }
+    out
 }
 
 /// Rewrites one parsed statement in place; whether anything changed.
@@ -156,7 +180,10 @@ fn alias_duplicates(q: &mut Query) -> bool {
             && !matches!(e, Expr::Identifier(_) | Expr::CompoundIdentifier(_))
             && !seen.insert(e.to_string())
         {
-            *item = SelectItem::ExprWithAlias { expr: e.clone(), alias: Ident::with_quote('"', format!("{DUPLICATE_ALIAS}{i}")) };
+            *item = SelectItem::ExprWithAlias {
+                expr: e.clone(),
+                alias: Ident::with_quote('"', format!("{DUPLICATE_ALIAS}{i}")),
+            };
             changed = true;
         }
     }
@@ -192,7 +219,9 @@ fn value_function(e: &Expr) -> Option<&'static str> {
         };
     }
     let Expr::Function(f) = e else { return None };
-    if !matches!(&f.args, FunctionArguments::None) && !matches!(&f.args, FunctionArguments::List(l) if l.args.is_empty()) {
+    if !matches!(&f.args, FunctionArguments::None)
+        && !matches!(&f.args, FunctionArguments::List(l) if l.args.is_empty())
+    {
         return None;
     }
     let [part] = f.name.0.as_slice() else { return None };
@@ -255,10 +284,29 @@ fn rewrite_expr(e: &mut Expr, cx: &Context<'_>) -> bool {
         return true;
     }
     match e {
+        // `(keys).x`: a field of a composite value.
+        Expr::CompoundFieldAccess { root, access_chain }
+            if matches!(root.as_ref(), Expr::Nested(_))
+                && access_chain.len() == 1
+                && matches!(&access_chain[0], AccessExpr::Dot(Expr::Identifier(_))) =>
+        {
+            let (Expr::Nested(inner), AccessExpr::Dot(Expr::Identifier(key))) = (root.as_ref(), &access_chain[0])
+            else {
+                return false;
+            };
+            match parse_expr(&format!("get_field({inner}, '{}')", key.value.to_ascii_lowercase())) {
+                Some(new) => {
+                    *e = new;
+                    true
+                }
+                None => false,
+            }
+        }
         Expr::BinaryOp { left, op: BinaryOperator::Eq | BinaryOperator::NotEq, right } => {
             // `typreceive != 0`: a regproc column against oid 0 ("no function"), which the
             // catalog writes as '-'.
-            let zero = |e: &Expr| matches!(e, Expr::Value(ValueWithSpan { value: Value::Number(n, _), .. }) if n == "0");
+            let zero =
+                |e: &Expr| matches!(e, Expr::Value(ValueWithSpan { value: Value::Number(n, _), .. }) if n == "0");
             let dash = || Expr::Value(Value::SingleQuotedString("-".into()).into());
             if is_regproc_column(left) && zero(right) {
                 **right = dash();
@@ -302,8 +350,7 @@ fn rewrite_expr(e: &mut Expr, cx: &Context<'_>) -> bool {
             if esc == "\\" {
                 return false;
             }
-            let Some(wrapped) =
-                parse_expr(&format!("bhavstore_like_escape({pattern}, '{}')", esc.replace('\'', "''")))
+            let Some(wrapped) = parse_expr(&format!("bhavstore_like_escape({pattern}, '{}')", esc.replace('\'', "''")))
             else {
                 return false;
             };
@@ -334,9 +381,11 @@ fn rewrite_expr(e: &mut Expr, cx: &Context<'_>) -> bool {
                     true
                 }
                 // Postgres' clock functions are `timestamp with time zone`.
-                ("now" | "current_timestamp" | "transaction_timestamp" | "statement_timestamp" | "localtimestamp", _)
-                    if matches!(&f.args, FunctionArguments::None)
-                        || matches!(&f.args, FunctionArguments::List(l) if l.args.is_empty()) =>
+                (
+                    "now" | "current_timestamp" | "transaction_timestamp" | "statement_timestamp" | "localtimestamp",
+                    _,
+                ) if matches!(&f.args, FunctionArguments::None)
+                    || matches!(&f.args, FunctionArguments::List(l) if l.args.is_empty()) =>
                 {
                     if name == "localtimestamp" {
                         return false;
@@ -344,6 +393,18 @@ fn rewrite_expr(e: &mut Expr, cx: &Context<'_>) -> bool {
                     let Some(new) = parse_expr("CAST(now() AS TIMESTAMP WITH TIME ZONE)") else { return false };
                     *e = new;
                     true
+                }
+                // JDBC's key and index metadata: one row (x, n) per element of an index's keys.
+                ("information_schema._pg_expandarray" | "_pg_expandarray", FunctionArguments::List(list))
+                    if list.args.len() == 1 =>
+                {
+                    match parse_expr(&format!("unnest(bhavstore_expandarray({}))", list.args[0])) {
+                        Some(new) => {
+                            *e = new;
+                            true
+                        }
+                        None => false,
+                    }
                 }
                 ("regexp_split_to_table", FunctionArguments::List(list)) if list.args.len() >= 2 => {
                     let args = list.args.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
@@ -357,7 +418,9 @@ fn rewrite_expr(e: &mut Expr, cx: &Context<'_>) -> bool {
                 }
                 ("generate_subscripts", FunctionArguments::List(list)) if list.args.len() == 2 => {
                     let (a, d) = (&list.args[0], &list.args[1]);
-                    match parse_expr(&format!("unnest(range(1, CAST(coalesce(array_length({a}, {d}), 0) AS BIGINT) + 1))")) {
+                    match parse_expr(&format!(
+                        "unnest(range(1, CAST(coalesce(array_length({a}, {d}), 0) AS BIGINT) + 1))"
+                    )) {
                         Some(new) => {
                             *e = new;
                             true
@@ -541,7 +604,9 @@ fn parameters_of(q: &Query) -> Vec<String> {
     let mut probe = q.clone();
     let _ = visit_expressions_mut(&mut probe, |x| {
         match x {
-            Expr::Cast { expr, .. } if matches!(expr.as_ref(), Expr::Value(ValueWithSpan { value: Value::Placeholder(_), .. })) => {
+            Expr::Cast { expr, .. }
+                if matches!(expr.as_ref(), Expr::Value(ValueWithSpan { value: Value::Placeholder(_), .. })) =>
+            {
                 found.push(x.to_string());
             }
             Expr::Value(ValueWithSpan { value: Value::Placeholder(p), .. }) => found.push(p.clone()),
@@ -552,7 +617,9 @@ fn parameters_of(q: &Query) -> Vec<String> {
     // A bare placeholder inside a cast was found twice: keep the cast.
     let is_cast = |f: &str| f.contains("::") || f.starts_with("CAST");
     let casts: Vec<String> = found.iter().filter(|f| is_cast(f)).cloned().collect();
-    found.retain(|f| is_cast(f) || !casts.iter().any(|c| c.starts_with(&format!("{f}::")) || c.contains(&format!("({f} "))));
+    found.retain(|f| {
+        is_cast(f) || !casts.iter().any(|c| c.starts_with(&format!("{f}::")) || c.contains(&format!("({f} ")))
+    });
     found
 }
 
@@ -565,7 +632,9 @@ fn never_matches(q: &Query) -> bool {
     let SetExpr::Select(select) = q.body.as_ref() else { return false };
     let Some(selection) = select.selection.clone() else { return false };
     // `count` of no rows is 0, not NULL.
-    if !group_by_is_empty(select) || select.projection.iter().any(|i| i.to_string().to_ascii_lowercase().contains("count(")) {
+    if !group_by_is_empty(select)
+        || select.projection.iter().any(|i| i.to_string().to_ascii_lowercase().contains("count("))
+    {
         return false;
     }
     let is_null = |x: &Expr| match x {
@@ -575,7 +644,9 @@ fn never_matches(q: &Query) -> bool {
     };
     let mut conjuncts = Vec::new();
     split_and(selection, &mut conjuncts);
-    conjuncts.iter().any(|c| matches!(c, Expr::BinaryOp { left, op: BinaryOperator::Eq, right } if is_null(left) || is_null(right)))
+    conjuncts
+        .iter()
+        .any(|c| matches!(c, Expr::BinaryOp { left, op: BinaryOperator::Eq, right } if is_null(left) || is_null(right)))
 }
 
 /// Removes from a scalar subquery's `WHERE` the conditions on the outer query's columns only
@@ -609,7 +680,11 @@ fn take_outer_conditions(q: &mut Query) -> Option<Expr> {
     let mut conjuncts = Vec::new();
     split_and(selection, &mut conjuncts);
     let (outer, rest): (Vec<Expr>, Vec<Expr>) = conjuncts.into_iter().partition(|c| only_outer(c, &inner));
-    select.selection = rest.into_iter().reduce(|a, b| Expr::BinaryOp { left: Box::new(a), op: BinaryOperator::And, right: Box::new(b) });
+    select.selection = rest.into_iter().reduce(|a, b| Expr::BinaryOp {
+        left: Box::new(a),
+        op: BinaryOperator::And,
+        right: Box::new(b),
+    });
     outer.into_iter().reduce(|a, b| Expr::BinaryOp { left: Box::new(a), op: BinaryOperator::And, right: Box::new(b) })
 }
 
@@ -619,7 +694,9 @@ fn split_and(e: Expr, out: &mut Vec<Expr>) {
             split_and(*left, out);
             split_and(*right, out);
         }
-        Expr::Nested(inner) if matches!(*inner, Expr::BinaryOp { op: BinaryOperator::And, .. }) => split_and(*inner, out),
+        Expr::Nested(inner) if matches!(*inner, Expr::BinaryOp { op: BinaryOperator::And, .. }) => {
+            split_and(*inner, out)
+        }
         other => out.push(other),
     }
 }
@@ -708,7 +785,10 @@ mod tests {
 
     #[test]
     fn value_functions_are_the_login_user() {
-        assert_eq!(rw("select current_user, session_user"), "SELECT 'quant' AS \"current_user\", 'quant' AS \"session_user\"");
+        assert_eq!(
+            rw("select current_user, session_user"),
+            "SELECT 'quant' AS \"current_user\", 'quant' AS \"session_user\""
+        );
         assert_eq!(rw("select 1 where current_user = 'quant'"), "SELECT 1 WHERE 'quant' = 'quant'");
     }
 
@@ -761,10 +841,7 @@ mod tests {
 FROM pg_catalog.pg_policy pol
 WHERE pol.polrelid = '16384' ORDER BY 1;";
         assert_eq!(rw(policy), policy);
-        assert_eq!(
-            rw("select x from pg_catalog.unnest(a) x"),
-            "SELECT x FROM (SELECT unnest(a) AS \"x\") AS x"
-        );
+        assert_eq!(rw("select x from pg_catalog.unnest(a) x"), "SELECT x FROM (SELECT unnest(a) AS \"x\") AS x");
     }
 
     #[test]

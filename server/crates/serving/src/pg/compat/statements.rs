@@ -26,8 +26,8 @@ use datafusion_postgres::hooks::HookClient;
 use pgwire::api::ClientInfo;
 use pgwire::api::portal::Format;
 use pgwire::api::results::{Response, Tag};
-use pgwire::messages::response::TransactionStatus;
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::response::TransactionStatus;
 use std::sync::Arc;
 
 /// Metadata key prefix under which a connection keeps its prepared statements' text.
@@ -147,6 +147,13 @@ impl QueryHook for CompatHook {
         match statement {
             // Planned here so the client's Describe sees the prepared query's columns.
             Statement::Execute { .. } => Some(execute_plan(statement, ctx, client.metadata()).await),
+            // The value's column, so the client's Describe sees it (JDBC reads the isolation level
+            // this way).
+            s if show_value(s, client.metadata()).is_some() => {
+                let (name, value) = show_value(s, client.metadata())?;
+                let sql = format!("SELECT '{}' AS \"{name}\"", value.replace('\'', "''"));
+                Some(ctx.state().create_logical_plan(&sql).await.map_err(|e| PgWireError::ApiError(Box::new(e))))
+            }
             s if handles(s) => Some(Ok(empty_plan())),
             _ => None,
         }
@@ -169,11 +176,7 @@ impl QueryHook for CompatHook {
     }
 }
 
-async fn answer(
-    statement: &Statement,
-    ctx: &SessionContext,
-    client: &mut dyn HookClient,
-) -> PgWireResult<Response> {
+async fn answer(statement: &Statement, ctx: &SessionContext, client: &mut dyn HookClient) -> PgWireResult<Response> {
     let status = client.transaction_status();
     let in_transaction = |what: &str| match status {
         TransactionStatus::Idle => Err(no_transaction(what)),
@@ -239,23 +242,10 @@ async fn answer(
             }
             Ok(Response::Execution(Tag::new("RESET")))
         }
-        other => match server_version_variable(other).or_else(|| {
-            is_show_timezone(other).then(|| client.metadata().get("timezone").cloned().unwrap_or_else(|| "UTC".into()))
-        }) {
-            Some(v) => {
-                let name = match other {
-                    Statement::ShowVariable { variable } => {
-                        variable.iter().map(|i| i.value.to_ascii_lowercase()).collect::<Vec<_>>().join("_")
-                    }
-                    _ => "setting".into(),
-                };
-                let name = match name.as_str() {
-                    "transaction_isolation_level" => "transaction_isolation".to_string(),
-                    "time_zone" => "timezone".to_string(),
-                    _ => name,
-                };
+        other => match show_value(other, client.metadata()) {
+            Some((name, value)) => {
                 let frame = ctx
-                    .sql(&format!("SELECT '{}' AS \"{name}\"", v.replace('\'', "''")))
+                    .sql(&format!("SELECT '{}' AS \"{name}\"", value.replace('\'', "''")))
                     .await
                     .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
                 Ok(Response::Query(df::encode_dataframe(frame, &Format::UnifiedText, None).await?))
@@ -263,6 +253,23 @@ async fn answer(
             None => Err(error("0A000", "statement not supported")),
         },
     }
+}
+
+/// The column name and value `SHOW` answers for a setting this module knows.
+fn show_value(statement: &Statement, metadata: &std::collections::HashMap<String, String>) -> Option<(String, String)> {
+    let Statement::ShowVariable { variable } = statement else { return None };
+    let name = variable.iter().map(|i| i.value.to_ascii_lowercase()).collect::<Vec<_>>().join("_");
+    let column = match name.as_str() {
+        "transaction_isolation_level" => "transaction_isolation".to_string(),
+        "time_zone" => "timezone".to_string(),
+        _ => name,
+    };
+    let value = if is_show_timezone(statement) {
+        metadata.get("timezone").cloned().unwrap_or_else(|| "UTC".into())
+    } else {
+        server_version_variable(statement)?
+    };
+    Some((column, value))
 }
 
 /// The plan of `EXECUTE name(args)`: the prepared query with its `$n` replaced by the
@@ -294,7 +301,10 @@ async fn execute_plan(
         ControlFlow::<()>::Continue(())
     });
     if let Some(n) = missing {
-        return Err(error("42P02", format!("there is no parameter ${n}: EXECUTE {key} gives {} arguments", parameters.len())));
+        return Err(error(
+            "42P02",
+            format!("there is no parameter ${n}: EXECUTE {key} gives {} arguments", parameters.len()),
+        ));
     }
     plan_checked(ctx, query).await
 }

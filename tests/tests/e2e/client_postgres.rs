@@ -1,0 +1,89 @@
+//! The Postgres clients people already use, each the way its users use it, against `bhavstore
+//! serve` on the 2015 files: SQLAlchemy 2 (psycopg2 and psycopg dialects) with pandas and
+//! polars, asyncpg pools and cursors, connectorx and the ADBC Postgres driver, psycopg 3's
+//! named cursors, savepoints and binary COPY, pgcli's metadata, psql's meta-commands, pgJDBC's
+//! `DatabaseMetaData`, node-postgres and postgres.js. The programs live in `tests/clients/`;
+//! each prints `ok <check>` or `FAIL <check>: why` and exits non-zero on any failure, and can be
+//! run by hand against any server (`BHAVSTORE_PG_*`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use bhavstore_e2e::bin::{bhavstore, run, stderr, stdout};
+use bhavstore_e2e::real_data::{files_2015, real_data_dir};
+use bhavstore_e2e::serve::{Serve, feature_defs};
+use bhavstore_e2e::storage_roots::Root;
+
+const USER: &str = "quant";
+const PASSWORD: &str = "s3cret-pa55";
+
+/// A local root with every 2015 file imported and materialized (the programs check real
+/// values: ABB's close on 2015-04-01, its 67 sessions), and a config with a login.
+fn fixture() -> Option<(Root, tempfile::TempDir)> {
+    let dir = real_data_dir()?;
+    let files = files_2015(&dir.join("legacy-eq-14col/2015"));
+    let root = Root::local();
+    root.import(&files);
+    let mut c = bhavstore();
+    root.apply(&mut c);
+    let o = run(c.arg("--feature-defs").arg(feature_defs()).arg("materialize"));
+    assert!(o.status.success(), "materialize: {}", stderr(&o));
+    let cfg = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        cfg.path().join("bhavstore.yaml"),
+        format!("server:\n  users:\n    - name: {USER}\n      password_env: TEST_PG_PASSWORD\n"),
+    )
+    .expect("config");
+    Some((root, cfg))
+}
+
+fn clients_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("clients")
+}
+
+/// Runs one client program against a fresh server and asserts it passed every check.
+fn run_client(program: &str, args: &[&str], dir: &str) {
+    let Some((root, cfg)) = fixture() else { return };
+    let server = Serve::start(&root, Some(&cfg.path().join("bhavstore.yaml")), &[("TEST_PG_PASSWORD", PASSWORD)]);
+    let (host, port) = server.pg_host_port();
+    let o = Command::new(program)
+        .args(args)
+        .current_dir(clients_dir().join(dir))
+        .env("BHAVSTORE_PG_HOST", &host)
+        .env("BHAVSTORE_PG_PORT", port.to_string())
+        .env("BHAVSTORE_PG_USER", USER)
+        .env("BHAVSTORE_PG_PASSWORD", PASSWORD)
+        .env("PGCONNECT_TIMEOUT", "10")
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e} (scripts/install-deps installs the clients)"));
+    let out = stdout(&o);
+    let failed: Vec<&str> = out.lines().filter(|l| l.starts_with("FAIL")).collect();
+    let passed = out.lines().filter(|l| l.starts_with("ok ")).count();
+    assert!(
+        o.status.success() && failed.is_empty() && passed > 0,
+        "{program} {args:?}: {passed} passed, {} failed:\n{}\n{}",
+        failed.len(),
+        failed.join("\n"),
+        stderr(&o)
+    );
+}
+
+#[test]
+fn python_clients_sqlalchemy_pandas_polars_asyncpg_psycopg_pgcli() {
+    run_client("python3", &["pg_matrix.py"], "python");
+}
+
+#[test]
+fn psql_meta_commands() {
+    run_client("bash", &["meta_commands.sh"], "psql");
+}
+
+#[test]
+fn jdbc_reads_and_database_metadata() {
+    run_client("java", &["-cp", "/usr/share/java/postgresql.jar", "Matrix.java"], "jdbc");
+}
+
+#[test]
+fn node_postgres_and_postgres_js() {
+    run_client("node", &["matrix.mjs"], "node");
+}
