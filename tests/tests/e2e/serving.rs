@@ -323,6 +323,26 @@ fn psql_postgres_drivers_flight_and_rest_read_the_same_values() {
 /// Queries DBeaver, Metabase (both through pgJDBC) and Grafana (Go) send when they connect and
 /// browse the schema, replayed in the simple and the extended protocol.
 const BI_STARTUP: &[(&str, &str)] = &[
+    // Superset and every SQLAlchemy-based tool: the dialect's connect and inspection queries.
+    ("superset", "select pg_catalog.version()"),
+    ("superset", "select current_schema()"),
+    ("superset", "show standard_conforming_strings"),
+    ("superset", "show transaction isolation level"),
+    (
+        "superset",
+        "SELECT pg_catalog.pg_namespace.nspname FROM pg_catalog.pg_namespace WHERE pg_catalog.pg_namespace.nspname NOT LIKE 'pg/_%' ESCAPE '/' ORDER BY pg_catalog.pg_namespace.nspname",
+    ),
+    (
+        "superset",
+        "SELECT pg_catalog.pg_class.relname FROM pg_catalog.pg_class JOIN pg_catalog.pg_namespace ON pg_catalog.pg_namespace.oid = pg_catalog.pg_class.relnamespace WHERE pg_catalog.pg_class.relkind = ANY (ARRAY['r', 'p']) AND pg_catalog.pg_class.relpersistence != 't' AND pg_catalog.pg_table_is_visible(pg_catalog.pg_class.oid) AND pg_catalog.pg_namespace.nspname != 'pg_catalog'",
+    ),
+    ("grafana", "SELECT current_setting('server_version_num')::int / 100 AS version"),
+    // pgJDBC's DatabaseMetaData.getSQLKeywords, which DBeaver calls on connect.
+    (
+        "dbeaver",
+        "select string_agg(word, ',') from pg_catalog.pg_get_keywords() where word <> ALL ('{a,an,and,any,are,as,asc,at,authorization,between,both,but,by,case,cast,check,collate,column,constraint,create,cross,current_date,current_time,current_timestamp,default,deferrable,desc,distinct,do,else,end,except,false,fetch,for,foreign,from,full,grant,group,having,in,initially,inner,intersect,into,is,join,lateral,leading,left,like,limit,localtime,localtimestamp,natural,no,not,null,offset,on,only,or,order,outer,overlaps,primary,references,right,select,session_user,similar,some,table,then,to,trailing,true,union,unique,user,using,when,where,with}'::text[])",
+    ),
+    ("dbeaver", "SELECT current_user, session_user, current_database()"),
     ("dbeaver", "SET extra_float_digits = 3"),
     ("dbeaver", "SET application_name = 'DBeaver 25.1.5 - Main <bhavstore>'"),
     ("dbeaver", "SELECT current_schema(),session_user"),
@@ -382,7 +402,6 @@ fn bi_tool_startup_queries_run_in_both_protocols() {
             }
             // pgJDBC sends statements through the extended protocol (Parse/Bind/Execute).
             if !sql.starts_with("SET")
-                && !sql.to_lowercase().starts_with("show")
                 && let Err(e) = client.query(*sql, &[]).await
             {
                 failures.push(format!("{tool} (extended): {sql}\n  -> {e:?}"));
