@@ -600,10 +600,11 @@ async fn run_query(config: &Config, storage: &Storage, sql: &str, format: Output
     log_live_views(&catalog, &publisher.current());
     let ctx = catalog.session();
     let df = ctx.sql(sql).await?;
+    let schema = std::sync::Arc::new(df.schema().as_arrow().clone());
     let batches = df.collect().await?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    output::write_batches(&mut out, &batches, format)?;
+    output::write_batches(&mut out, &schema, &batches, format)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -73,6 +73,24 @@ fn python_clients_sqlalchemy_pandas_polars_asyncpg_psycopg_pgcli() {
     run_client("python3", &["pg_matrix.py"], "python");
 }
 
+/// The same SQLAlchemy, pandas and polars checks under SQLAlchemy 2.0 (the venv
+/// `scripts/install-deps` makes beside the system's 2.1).
+#[test]
+fn python_clients_under_sqlalchemy_2_0() {
+    let venv = std::env::var("BHAVSTORE_SA20_VENV").map_or_else(
+        |_| Path::new(&std::env::var("HOME").unwrap_or_default()).join(".cache/bhavstore-sa20"),
+        PathBuf::from,
+    );
+    let python = venv.join("bin/python");
+    assert!(python.exists(), "{} missing: run scripts/install-deps", python.display());
+    let python = python.display().to_string();
+    run_client(
+        &python,
+        &["pg_matrix.py", "sqlalchemy", "pandas", "polars_read_database_sqlalchemy", "version"],
+        "python",
+    );
+}
+
 #[test]
 fn psql_meta_commands() {
     run_client("bash", &["meta_commands.sh"], "psql");
