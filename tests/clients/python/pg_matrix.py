@@ -978,6 +978,28 @@ def _():
     raise AssertionError("connected with a wrong password")
 
 
+@check("asyncpg_wrong_password")
+def _():
+    # asyncpg fails with "protocol is in an unexpected state" if a ReadyForQuery follows the
+    # FATAL; it must see the error itself, naming the login user, with SQLSTATE 28P01.
+    import asyncio
+
+    import asyncpg
+
+    async def attempt():
+        try:
+            conn = await asyncpg.connect(host=HOST, port=PORT, user=USER, password="wrong-password",
+                                         database=DATABASE, ssl=False)
+            await conn.close()
+        except asyncpg.InvalidPasswordError as e:
+            if f'password authentication failed for user "{USER}"' not in str(e) or e.sqlstate != "28P01":
+                raise AssertionError(f"{e.sqlstate}: {e}")
+            return
+        raise AssertionError("connected with a wrong password")
+
+    asyncio.run(attempt())
+
+
 @check("psycopg_session_settings")
 def _():
     # What ORMs/BI tools run right after connecting.

@@ -6,6 +6,7 @@ mod bse_download;
 mod cli;
 mod client_flight_rest;
 mod client_postgres;
+mod client_python;
 mod corporate_actions;
 mod feature_views;
 mod hardening_ingest;
