@@ -146,4 +146,15 @@ impl Root {
         let o = crate::bin::run(c.arg("import").args(paths));
         assert!(o.status.success(), "[{}] import: {}", self.label(), crate::bin::stderr(&o));
     }
+
+    /// A local root with every 2015 file of the real data imported and every view materialized
+    /// (what the client programs check real values against); `None` without the real files.
+    #[must_use]
+    pub fn local_2015_materialized() -> Option<Self> {
+        let dir = crate::real_data::real_data_dir()?;
+        let root = Self::local();
+        root.import(crate::real_data::files_2015(&dir.join("legacy-eq-14col/2015")));
+        let _ = root.run_ok(&crate::serve::feature_defs(), &["materialize"]);
+        Some(root)
+    }
 }

@@ -9,25 +9,16 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use bhavstore_e2e::bin::{bhavstore, run, stderr, stdout};
-use bhavstore_e2e::real_data::{files_2015, real_data_dir};
-use bhavstore_e2e::serve::{Serve, feature_defs};
+use bhavstore_e2e::bin::{stderr, stdout};
+use bhavstore_e2e::serve::Serve;
 use bhavstore_e2e::storage_roots::Root;
 
 const USER: &str = "quant";
 const PASSWORD: &str = "s3cret-pa55";
 
-/// A local root with every 2015 file imported and materialized (the programs check real
-/// values: ABB's close on 2015-04-01, its 67 sessions), and a config with a login.
+/// Every 2015 file imported and materialized, and a config with a login.
 fn fixture() -> Option<(Root, tempfile::TempDir)> {
-    let dir = real_data_dir()?;
-    let files = files_2015(&dir.join("legacy-eq-14col/2015"));
-    let root = Root::local();
-    root.import(&files);
-    let mut c = bhavstore();
-    root.apply(&mut c);
-    let o = run(c.arg("--feature-defs").arg(feature_defs()).arg("materialize"));
-    assert!(o.status.success(), "materialize: {}", stderr(&o));
+    let root = Root::local_2015_materialized()?;
     let cfg = tempfile::tempdir().expect("tempdir");
     std::fs::write(
         cfg.path().join("bhavstore.yaml"),

@@ -6,9 +6,8 @@
 use std::path::Path;
 use std::process::Command;
 
-use bhavstore_e2e::bin::{bhavstore, run, stderr, stdout};
-use bhavstore_e2e::real_data::{files_2015, real_data_dir};
-use bhavstore_e2e::serve::{Serve, feature_defs};
+use bhavstore_e2e::bin::{stderr, stdout};
+use bhavstore_e2e::serve::Serve;
 use bhavstore_e2e::storage_roots::Root;
 
 const USER: &str = "quant";
@@ -18,14 +17,7 @@ const WRITE_TOKEN: &str = "writer-token-1";
 
 #[test]
 fn python_client_every_call_against_a_live_server() {
-    let Some(dir) = real_data_dir() else { return };
-    let files = files_2015(&dir.join("legacy-eq-14col/2015"));
-    let root = Root::local();
-    root.import(&files);
-    let mut c = bhavstore();
-    root.apply(&mut c);
-    let o = run(c.arg("--feature-defs").arg(feature_defs()).arg("materialize"));
-    assert!(o.status.success(), "materialize: {}", stderr(&o));
+    let Some(root) = Root::local_2015_materialized() else { return };
     let cfg = tempfile::tempdir().expect("tempdir");
     std::fs::write(
         cfg.path().join("bhavstore.yaml"),

@@ -35,7 +35,7 @@ pub use ident::quote_ident;
 pub use manifest::Manifest;
 pub use published::{Published, PublishedState, Publisher};
 pub use records::{QualityRecord, RunRecord, new_run_id};
-pub use session::{BHAVCOPY, BHAVCOPY_QUARANTINE, session};
+pub use session::{BHAVCOPY, BHAVCOPY_QUARANTINE, TableView, session};
 
 /// Errors reading or writing the lake.
 #[derive(Debug, thiserror::Error)]

@@ -96,19 +96,20 @@ fn register_day_table(
         .and_then(|b| b.project(columns))
         .and_then(LogicalPlanBuilder::build)
         .map_err(err)?;
-    let table: Arc<dyn datafusion::catalog::TableProvider> = Arc::new(StoredTable(ViewTable::new(plan, None)));
+    let table: Arc<dyn datafusion::catalog::TableProvider> = Arc::new(TableView(ViewTable::new(plan, None)));
     ctx.register_table(name, Arc::clone(&table)).map_err(err)?;
     Ok(table)
 }
 
-/// A table stored as Parquet files, defined as a view over them so its columns come in the
-/// order users read them. Catalogs (`pg_class`, `information_schema.tables`, Flight's table
-/// list) show it as the table it is; planners still see through it, so filters prune partitions.
+/// A table defined as a view over another (stored Parquet files in the column order users read,
+/// a catalog table with corrected columns): catalogs (`pg_class`, `information_schema.tables`,
+/// Flight's table list) show it as the table it is; planners still see through it, so filters
+/// prune partitions.
 #[derive(Debug)]
-struct StoredTable(ViewTable);
+pub struct TableView(pub ViewTable);
 
 #[async_trait::async_trait]
-impl datafusion::catalog::TableProvider for StoredTable {
+impl datafusion::catalog::TableProvider for TableView {
     fn schema(&self) -> datafusion::arrow::datatypes::SchemaRef {
         self.0.schema()
     }

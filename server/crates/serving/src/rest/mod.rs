@@ -8,6 +8,7 @@ mod lineage;
 mod lookup;
 mod meta;
 mod push;
+mod ui;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -72,6 +73,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .route_layer(middleware::from_fn_with_state(Arc::clone(&state), require_token));
     open.merge(guarded)
+        .nest("/ui", ui::router(&state))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint; see /openapi.json") })
         .layer(middleware::from_fn_with_state(Arc::clone(&state), request_timeout))
         .with_state(state)

@@ -119,7 +119,7 @@ fn with_null_columns(
     }
     let source = datafusion::datasource::provider_as_source(table);
     let plan = LogicalPlanBuilder::scan(name, source, None)?.project(exprs)?.build()?;
-    Ok(Arc::new(CatalogTable(datafusion::catalog::view::ViewTable::new(plan, None))))
+    Ok(Arc::new(bhavstore_lake::TableView(datafusion::catalog::view::ViewTable::new(plan, None))))
 }
 
 /// `relname.attname` of every unsigned column of the catalog's own schemas: their values go out
@@ -171,7 +171,7 @@ fn signed_attributes(
         })
         .collect::<Result<_>>()?;
     let plan = joined.project(exprs)?.build()?;
-    Ok(Arc::new(CatalogTable(datafusion::catalog::view::ViewTable::new(plan, None))))
+    Ok(Arc::new(bhavstore_lake::TableView(datafusion::catalog::view::ViewTable::new(plan, None))))
 }
 
 fn empty(schema: SchemaRef) -> Result<Arc<dyn TableProvider>> {
@@ -219,35 +219,6 @@ fn roles_table(schema: &SchemaRef, users: &[String]) -> Result<Arc<dyn TableProv
         .collect();
     let batch = RecordBatch::try_new(Arc::clone(schema), columns)?;
     Ok(Arc::new(MemTable::try_new(Arc::clone(schema), vec![vec![batch]])?))
-}
-
-/// A catalog table built as a view over the one it corrects: still a table to clients.
-#[derive(Debug)]
-struct CatalogTable(datafusion::catalog::view::ViewTable);
-
-#[async_trait]
-impl TableProvider for CatalogTable {
-    fn schema(&self) -> SchemaRef {
-        self.0.schema()
-    }
-
-    fn table_type(&self) -> datafusion::datasource::TableType {
-        datafusion::datasource::TableType::Base
-    }
-
-    fn get_logical_plan(&self) -> Option<std::borrow::Cow<'_, datafusion::logical_expr::LogicalPlan>> {
-        self.0.get_logical_plan()
-    }
-
-    async fn scan(
-        &self,
-        state: &dyn datafusion::catalog::Session,
-        projection: Option<&Vec<usize>>,
-        filters: &[datafusion::prelude::Expr],
-        limit: Option<usize>,
-    ) -> Result<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
-        self.0.scan(state, projection, filters, limit).await
-    }
 }
 
 /// The functions registered on `ctx` beyond DataFusion's own: bhavstore's feature UDFs and
