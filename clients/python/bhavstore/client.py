@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import re
 import threading
 import time
 import uuid
@@ -311,10 +310,11 @@ class Client:
         """Every feature view the server defines, with its entity, event time, features and the
         current materialized version.
 
-        Read over Flight SQL: the view names from the server's training-set function registry
-        (the views ``features_asof`` accepts, materialized or not), the key columns from
+        The view names come from the server's registry, ``GET /feature-store/views`` (every
+        defined view, materialized or not; without the REST address, the views with a published
+        version in ``bhavstore_versions``); over Flight SQL, the key columns from
         ``information_schema.columns``, the feature columns from the schema ``features_asof``
-        returns, the version from the ``bhavstore_versions`` system table.
+        returns, the version from ``bhavstore_versions``.
         """
         if refresh or self._views is None:
             self._views = self._load_views()
@@ -337,16 +337,10 @@ class Client:
         return self._views
 
     def _view_names(self, conn: Any) -> List[str]:
-        # features_asof names every view it knows when asked for one it does not.
-        try:
-            self._run(conn, "SELECT * FROM features_asof('', 'SELECT 1, 2')")
-        except NotFoundError as e:
-            m = re.search(r"\(views: ([^)]*)\)", e.message)
-            if m:
-                return [v.strip() for v in m.group(1).split(",") if v.strip()]
-        except BhavstoreError:
-            pass
-        # Fallback: the views with a published version.
+        # The server's registry of defined views (materialized or not), over REST.
+        if self.http:
+            return [v["name"] for v in self._rest("GET", "/feature-store/views")["views"]]
+        # Without the REST address: the views with a published version, over Flight SQL.
         t = self._run(conn, "SELECT DISTINCT \"view\" FROM bhavstore_versions")
         return sorted(v for v in t.column(0).to_pylist() if v)
 

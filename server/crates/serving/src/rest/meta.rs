@@ -179,6 +179,10 @@ pub fn document(secured: bool, intraday: bool, example: Option<&(String, String)
             "/feature-store/runs/{id}": {"get": {"summary": "Progress of an ingest", "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
                 "responses": {"200": json_response("the run", json!({"type": "object", "required": ["run_id", "status"], "properties": {"run_id": {"type": "string"}, "status": {"type": "string"}, "message": {"type": "string"}, "materialize_runs": {"type": "array"}}})),
                               "400": error_response("bad_request"), "404": error_response("unknown_run")}}},
+            "/feature-store/views": {"get": {"summary": "The feature views this server defines (materialized or not): entity, event time, features, definition version, and which are streaming",
+                "responses": {"200": json_response("the views", json!({"type": "object", "required": ["views", "streaming_views"], "properties": {
+                    "views": {"type": "array", "items": {"type": "object", "required": ["name", "entity", "event_time", "features", "version", "definition_hash", "streaming"]}},
+                    "streaming_views": {"type": "array", "items": {"type": "string"}}}}))}}},
             "/health": {"get": {"summary": "Liveness and the views held in memory",
                 "responses": {"200": json_response("ok", json!({"type": "object", "required": ["status", "views"], "properties": {"status": {"const": "ok"}, "views": {"type": "array"}}}))}}},
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "Prometheus text format 0.0.4", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},

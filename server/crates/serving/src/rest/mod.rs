@@ -9,6 +9,7 @@ mod lookup;
 mod meta;
 mod push;
 mod ui;
+mod views;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -69,6 +70,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/feature-store/stream", get(push::stream))
         .route("/feature-store/runs/{id}", get(ingest::run_status))
+        .route("/feature-store/views", get(views::views))
         .route("/metrics", get(meta::metrics))
         .method_not_allowed_fallback(method_not_allowed)
         .route_layer(middleware::from_fn_with_state(Arc::clone(&state), require_token));
