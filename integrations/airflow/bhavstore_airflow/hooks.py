@@ -12,20 +12,12 @@ that message, so a failed task's log says what the server said.
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import requests
 from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowException
-
-#: How a run's message names each view it materialized:
-#: ``price_features@v1a2b3c4d5e6f: succeeded (incremental) 2907 rows``.
-_MATERIALIZED = re.compile(
-    r"(?P<view>[A-Za-z_][A-Za-z0-9_]*)@(?P<version>[^:\s]+): (?P<status>[a-z]+) \((?P<mode>[^)]*)\) (?P<rows>\d+) rows"
-)
-
 
 class BhavstoreApiError(AirflowException):
     """An error answer of bhavstore's REST API (or no answer at all)."""
@@ -56,6 +48,8 @@ class MaterializeResult:
     #: bhavstore's materialization run id (``bhavstore_runs.run_id``, MLflow tag
     #: ``bhavstore.run_id``), when the server reported one for this view.
     run_id: str | None = None
+    #: Why the run is a ``warning``: the quality thresholds it crossed.
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """A plain dict, for XCom."""
@@ -72,8 +66,10 @@ class RunStatus:
     message: str
     started_at: str | None = None
     finished_at: str | None = None
-    #: Materialization run ids, in the order the message names the views.
+    #: Materialization run ids.
     materialize_runs: list[str] = field(default_factory=list)
+    #: The records of those runs, as ``bhavstore_runs`` shows them.
+    records: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> RunStatus:
@@ -85,6 +81,9 @@ class RunStatus:
             started_at=body.get("started_at"),
             finished_at=body.get("finished_at"),
             materialize_runs=[str(r) for r in body.get("materialize_runs") or []],
+            # The server's answer names them `materializations`; a status passed on through
+            # XCom (`to_dict`) names them `records`.
+            records=[dict(r) for r in body.get("materializations") or body.get("records") or []],
         )
 
     @property
@@ -93,25 +92,20 @@ class RunStatus:
         return self.status != "running"
 
     def materializations(self) -> list[MaterializeResult]:
-        """The views the run materialized, read from its message.
-
-        The run status has no structured per-view field, so the message's
-        ``view@version: status (mode) rows rows`` parts are parsed; they come in the order of
-        ``materialize_runs``.
-        """
-        out = []
-        for i, m in enumerate(_MATERIALIZED.finditer(self.message)):
-            out.append(
-                MaterializeResult(
-                    view=m["view"],
-                    version=m["version"],
-                    status=m["status"],
-                    mode=m["mode"],
-                    rows=int(m["rows"]),
-                    run_id=self.materialize_runs[i] if i < len(self.materialize_runs) else None,
-                )
+        """The views the run materialized, from the run status's ``materializations`` (the
+        ``bhavstore_runs`` records of its materialization runs)."""
+        return [
+            MaterializeResult(
+                view=str(r.get("view") or ""),
+                version=str(r.get("version") or "-"),
+                status=str(r.get("status") or ""),
+                mode=str(r.get("mode") or "-"),
+                rows=int(r.get("rows") or 0),
+                run_id=r.get("run_id"),
+                warnings=[str(w) for w in r.get("warnings") or []],
             )
-        return out
+            for r in self.records
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         """A plain dict, for XCom."""

@@ -150,8 +150,9 @@ class BhavstoreQualityGateOperator(BaseOperator):
 
     bhavstore publishes the data of a run that crossed a ``materialize.quality`` threshold, and
     marks the run ``warning``; this gate turns that into a failed task, so the DAG run fails
-    and whatever follows it (training, exports) does not run on suspicious data. The reasons are
-    in ``bhavstore_runs.warnings`` and ``bhavstore_quality`` (SQL) and in the MLflow run.
+    and whatever follows it (training, exports) does not run on suspicious data. The failure
+    names the thresholds crossed (the run record's ``warnings``); figures are in
+    ``bhavstore_quality`` (SQL) and in the MLflow run.
     """
 
     template_fields: Sequence[str] = ("materialization",)
@@ -165,9 +166,9 @@ class BhavstoreQualityGateOperator(BaseOperator):
             raise AirflowException(f"no materialization to check (got {self.materialization!r})")
         m = MaterializeResult(**self.materialization)
         if m.status != "succeeded":
+            why = "; ".join(m.warnings) or f"see SELECT warnings FROM bhavstore_runs WHERE run_id = '{m.run_id}'"
             raise AirflowFailException(
-                f"quality gate: {m.view}@{m.version} materialization run {m.run_id} ended {m.status!r}; "
-                f"see SELECT warnings FROM bhavstore_runs WHERE run_id = '{m.run_id}'"
+                f"quality gate: {m.view}@{m.version} materialization run {m.run_id} ended {m.status!r}: {why}"
             )
         self.log.info("quality gate passed: %s@%s %s", m.view, m.version, m.status)
         return m.to_dict()

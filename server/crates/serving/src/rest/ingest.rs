@@ -174,6 +174,7 @@ pub(super) async fn ingest(
         started_at: Utc::now(),
         finished_at: None,
         materialize_runs: Vec::new(),
+        materializations: Vec::new(),
     };
     if !state.start_run(status) {
         return Err(ApiError::new(
@@ -193,10 +194,11 @@ pub(super) async fn ingest(
         work_state.update_run(&work_id, |r| {
             r.finished_at = Some(Utc::now());
             match outcome {
-                Ok((message, materialize_runs)) => {
+                Ok((message, records)) => {
                     r.status = "succeeded".into();
                     r.message = message;
-                    r.materialize_runs = materialize_runs;
+                    r.materialize_runs = records.iter().map(|rec| rec.run_id.clone()).collect();
+                    r.materializations = records;
                 }
                 Err(e) => {
                     r.status = "failed".into();
@@ -244,7 +246,11 @@ pub(super) async fn run_status(
 
 /// Loads the source, materializes the view and refreshes the online store. Errors are messages
 /// for the caller: they name what failed without internals and without file content.
-async fn work(state: &AppState, source: &Source, view: &str) -> Result<(String, Vec<String>), IngestRunError> {
+async fn work(
+    state: &AppState,
+    source: &Source,
+    view: &str,
+) -> Result<(String, Vec<bhavstore_lake::records::RunRecord>), IngestRunError> {
     let loaded = match source {
         Source::Day(d) => match state.configured_ingestor().fetch_day(&state.client, *d).await {
             Ok(DayOutcome::Fetched { report, .. }) => {
@@ -277,7 +283,7 @@ async fn work(state: &AppState, source: &Source, view: &str) -> Result<(String, 
             r.mode.as_deref().unwrap_or("-"),
             r.rows
         ));
-        runs.push(r.run_id);
+        runs.push(r);
     }
     if let Err(e) = state.refresh_online().await {
         tracing::warn!(error = %e, "online store refresh after ingest failed");

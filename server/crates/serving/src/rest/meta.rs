@@ -177,7 +177,7 @@ pub fn document(secured: bool, intraday: bool, example: Option<&(String, String)
                               "422": json_response("ingest_failed", json!({"type": "object", "required": ["error", "run_id"]})),
                               "503": error_response("too_many_runs, timeout")}}},
             "/feature-store/runs/{id}": {"get": {"summary": "Progress of an ingest", "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
-                "responses": {"200": json_response("the run", json!({"type": "object", "required": ["run_id", "status"], "properties": {"run_id": {"type": "string"}, "status": {"type": "string"}, "message": {"type": "string"}, "materialize_runs": {"type": "array"}}})),
+                "responses": {"200": json_response("the run", json!({"type": "object", "required": ["run_id", "status"], "properties": {"run_id": {"type": "string"}, "status": {"type": "string"}, "message": {"type": "string"}, "materialize_runs": {"type": "array"}, "materializations": {"type": "array", "items": {"type": "object", "description": "a bhavstore_runs record: run_id, view, version, mode, status, rows, min_trade_date, max_trade_date, warnings, ..."}}}})),
                               "400": error_response("bad_request"), "404": error_response("unknown_run")}}},
             "/feature-store/views": {"get": {"summary": "The feature views this server defines (materialized or not): entity, event time, features, definition version, and which are streaming",
                 "responses": {"200": json_response("the views", json!({"type": "object", "required": ["views", "streaming_views"], "properties": {

@@ -48,6 +48,10 @@ pub struct RunStatus {
     pub finished_at: Option<DateTime<Utc>>,
     /// Materialization runs it caused (see `bhavstore_runs`).
     pub materialize_runs: Vec<String>,
+    /// Those runs' records, as `bhavstore_runs` shows them: view, version, mode, status
+    /// (`succeeded`, or `warning` when a quality threshold was crossed), rows, trade dates,
+    /// warnings.
+    pub materializations: Vec<bhavstore_lake::records::RunRecord>,
 }
 
 /// How long a finished run status is kept; `None` (hours = 0) keeps it until the count limit
@@ -222,6 +226,7 @@ mod tests {
             started_at: at(started),
             finished_at: finished.map(at),
             materialize_runs: Vec::new(),
+            materializations: Vec::new(),
         }
     }
 
