@@ -8,6 +8,7 @@
 See :class:`Client` and the README.
 """
 
+from . import errors as _errors
 from .client import Client, FeatureView, OnlineResponse, Subscription
 from .errors import (
     AuthenticationError,
@@ -31,17 +32,6 @@ __all__ = [
     "FeatureView",
     "OnlineResponse",
     "Subscription",
-    "BhavstoreError",
-    "AuthenticationError",
-    "PermissionDeniedError",
-    "NotFoundError",
-    "InvalidRequestError",
-    "PushRejectedError",
-    "ConflictError",
-    "ResourceExhaustedError",
-    "QueryTimeoutError",
-    "ServiceUnavailableError",
-    "ServerError",
-    "StreamDroppedError",
+    *_errors.__all__,
     "__version__",
 ]

@@ -168,11 +168,7 @@ impl QueryParser for CheckedParser {
                 .map_err(|e| PgWireError::ApiError(Box::new(e)))?
                 .into_iter()
                 .next();
-            let empty = datafusion::logical_expr::LogicalPlan::EmptyRelation(datafusion::logical_expr::EmptyRelation {
-                produce_one_row: false,
-                schema: Arc::new(datafusion::common::DFSchema::empty()),
-            });
-            return Ok(statement.map(|s| (sql.to_string(), Some((s, empty)))));
+            return Ok(statement.map(|s| (sql.to_string(), Some((s, compat::statements::empty_plan())))));
         }
         let user = client.metadata().get(pgwire::api::METADATA_USER).cloned().unwrap_or_default();
         let cx = compat::rewrite::Context { user: &user, param_types: types };

@@ -78,16 +78,7 @@ pub(super) async fn lineage(
 
 /// The table's rows as JSON: what names the value once, then one input per trade date.
 fn to_json(batches: &[RecordBatch], entity_id: &str, scrip: i64, date: NaiveDate) -> Result<Json_, ApiError> {
-    let mut buf = Vec::new();
-    let mut writer = datafusion::arrow::json::WriterBuilder::new()
-        .with_explicit_nulls(true)
-        .build::<_, datafusion::arrow::json::writer::JsonArray>(&mut buf);
-    for b in batches {
-        writer.write(b).map_err(|e| ApiError::internal("lineage", e))?;
-    }
-    writer.finish().map_err(|e| ApiError::internal("lineage", e))?;
-    let rows: Vec<serde_json::Map<String, Json_>> =
-        serde_json::from_slice(&buf).map_err(|e| ApiError::internal("lineage", e))?;
+    let rows = super::json_rows(batches, "lineage")?;
     let pick = |row: &serde_json::Map<String, Json_>, keys: &[&str]| -> Json_ {
         keys.iter().map(|k| ((*k).to_string(), row.get(*k).cloned().unwrap_or(Json_::Null))).collect()
     };

@@ -146,3 +146,23 @@ impl Service for RestService {
         .boxed()
     }
 }
+
+/// Query results as JSON objects, one per row, NULLs kept (Arrow's JSON writer). `what` names
+/// the caller in the error a failure becomes.
+pub(super) fn json_rows(
+    batches: &[datafusion::arrow::array::RecordBatch],
+    what: &'static str,
+) -> Result<Vec<serde_json::Map<String, serde_json::Value>>, error::ApiError> {
+    let mut buf = Vec::new();
+    let mut writer = datafusion::arrow::json::WriterBuilder::new()
+        .with_explicit_nulls(true)
+        .build::<_, datafusion::arrow::json::writer::JsonArray>(&mut buf);
+    for b in batches {
+        writer.write(b).map_err(|e| error::ApiError::internal(what, e))?;
+    }
+    writer.finish().map_err(|e| error::ApiError::internal(what, e))?;
+    if buf.is_empty() {
+        return Ok(Vec::new());
+    }
+    serde_json::from_slice(&buf).map_err(|e| error::ApiError::internal(what, e))
+}

@@ -12,8 +12,7 @@ use crate::serve::AppState;
 
 /// The defined views, in name order.
 pub(super) async fn views(State(state): State<Arc<AppState>>) -> Json<Value> {
-    let streaming: Vec<String> =
-        state.intraday.as_ref().map(|i| i.views().iter().map(|v| v.name().to_string()).collect()).unwrap_or_default();
+    let streaming = state.streaming_views();
     let mut views: Vec<Value> = state
         .materializer
         .views()

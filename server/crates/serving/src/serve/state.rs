@@ -182,6 +182,12 @@ impl AppState {
         }
     }
 
+    /// The views computed live from pushed intraday bars (none without `intraday`).
+    #[must_use]
+    pub fn streaming_views(&self) -> Vec<String> {
+        self.intraday.as_ref().map(|i| i.views().iter().map(|v| v.name().to_string()).collect()).unwrap_or_default()
+    }
+
     /// A run's status; `None` when unknown, evicted or expired.
     #[must_use]
     pub fn run_status(&self, run_id: &str) -> Option<RunStatus> {

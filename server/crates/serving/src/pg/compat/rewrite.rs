@@ -36,17 +36,19 @@ pub struct Context<'a> {
 pub fn rewrite_sql(sql: &str, cx: &Context<'_>) -> Option<String> {
     let replaced = replace_fragments(sql);
     let sql = replaced.as_deref().unwrap_or(sql);
-    let Ok(mut statements) = Parser::parse_sql(&PostgreSqlDialect {}, sql) else { return replaced };
-    // Statements the compatibility parser answers from its own list of known catalog queries
-    // (psql's policy and publication lookups) are left to it.
-    if replaced_by_compat_parser(sql, &statements) {
-        return replaced;
-    }
+    let Ok(plain) = Parser::parse_sql(&PostgreSqlDialect {}, sql) else { return replaced };
+    let mut statements = plain.clone();
     let mut changed = false;
     for s in &mut statements {
         changed |= rewrite_statement(s, cx);
     }
-    if changed { Some(statements.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")) } else { replaced }
+    // Statements the compatibility parser answers from its own list of known catalog queries
+    // (psql's policy and publication lookups) are left to it. Checked only when a rewrite would
+    // apply, so a plain query is parsed once here, not three times.
+    if !changed || replaced_by_compat_parser(sql, &plain) {
+        return replaced;
+    }
+    Some(statements.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
 }
 
 /// Fragments of client queries (fixed text a client always sends) that DataFusion cannot plan,
@@ -520,11 +522,6 @@ fn is_regproc_column(e: &Expr) -> bool {
 /// * `x::"pg_catalog"."int4"` (asyncpg, schema-qualified types) is `x::int4`.
 fn catalog_cast(e: &Expr) -> Option<Expr> {
     let Expr::Cast { expr, data_type, .. } = e else { return None };
-    let is_null = |x: &Expr| match x {
-        Expr::Value(ValueWithSpan { value: Value::Null, .. }) => true,
-        Expr::Cast { expr, .. } => matches!(expr.as_ref(), Expr::Value(ValueWithSpan { value: Value::Null, .. })),
-        _ => false,
-    };
     // NULL cast to an oid alias is a NULL oid (not a catalog lookup of nothing).
     if matches!(custom_type(data_type).as_deref(), Some("regclass" | "regtype" | "regproc" | "regnamespace" | "oid"))
         && is_null(expr)
@@ -598,6 +595,15 @@ fn standard_type(name: &str) -> Option<SqlType> {
     })
 }
 
+/// `NULL`, or `NULL` cast to a type.
+fn is_null(x: &Expr) -> bool {
+    match x {
+        Expr::Value(ValueWithSpan { value: Value::Null, .. }) => true,
+        Expr::Cast { expr, .. } => matches!(expr.as_ref(), Expr::Value(ValueWithSpan { value: Value::Null, .. })),
+        _ => false,
+    }
+}
+
 /// The parameters of a subquery, with the casts that type them (`$2::VARCHAR`).
 fn parameters_of(q: &Query) -> Vec<String> {
     let mut found = Vec::new();
@@ -637,11 +643,6 @@ fn never_matches(q: &Query) -> bool {
     {
         return false;
     }
-    let is_null = |x: &Expr| match x {
-        Expr::Value(ValueWithSpan { value: Value::Null, .. }) => true,
-        Expr::Cast { expr, .. } => matches!(expr.as_ref(), Expr::Value(ValueWithSpan { value: Value::Null, .. })),
-        _ => false,
-    };
     let mut conjuncts = Vec::new();
     split_and(selection, &mut conjuncts);
     conjuncts

@@ -48,7 +48,9 @@ fn aborted() -> PgWireError {
     error("25P02", "current transaction is aborted, commands ignored until end of transaction block")
 }
 
-fn empty_plan() -> LogicalPlan {
+/// A plan with no columns and no rows, for statements answered by a hook or at Execute.
+#[must_use]
+pub fn empty_plan() -> LogicalPlan {
     LogicalPlan::EmptyRelation(EmptyRelation { produce_one_row: false, schema: Arc::new(DFSchema::empty()) })
 }
 
@@ -149,10 +151,8 @@ impl QueryHook for CompatHook {
             Statement::Execute { .. } => Some(execute_plan(statement, ctx, client.metadata()).await),
             // The value's column, so the client's Describe sees it (JDBC reads the isolation level
             // this way).
-            s if show_value(s, client.metadata()).is_some() => {
-                let (name, value) = show_value(s, client.metadata())?;
-                let sql = format!("SELECT '{}' AS \"{name}\"", value.replace('\'', "''"));
-                Some(ctx.state().create_logical_plan(&sql).await.map_err(|e| PgWireError::ApiError(Box::new(e))))
+            s if let Some((name, value)) = show_value(s, client.metadata()) => {
+                Some(show_plan(ctx, &name, &value).await)
             }
             s if handles(s) => Some(Ok(empty_plan())),
             _ => None,
@@ -244,15 +244,19 @@ async fn answer(statement: &Statement, ctx: &SessionContext, client: &mut dyn Ho
         }
         other => match show_value(other, client.metadata()) {
             Some((name, value)) => {
-                let frame = ctx
-                    .sql(&format!("SELECT '{}' AS \"{name}\"", value.replace('\'', "''")))
-                    .await
-                    .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+                let plan = show_plan(ctx, &name, &value).await?;
+                let frame = ctx.execute_logical_plan(plan).await.map_err(|e| PgWireError::ApiError(Box::new(e)))?;
                 Ok(Response::Query(df::encode_dataframe(frame, &Format::UnifiedText, None).await?))
             }
             None => Err(error("0A000", "statement not supported")),
         },
     }
+}
+
+/// The one-row plan `SHOW` answers with: the value under the setting's name.
+async fn show_plan(ctx: &SessionContext, name: &str, value: &str) -> PgWireResult<LogicalPlan> {
+    let sql = format!("SELECT '{}' AS \"{name}\"", value.replace('\'', "''"));
+    ctx.state().create_logical_plan(&sql).await.map_err(|e| PgWireError::ApiError(Box::new(e)))
 }
 
 /// The column name and value `SHOW` answers for a setting this module knows.

@@ -98,18 +98,7 @@ fn name_param<'a>(what: &str, v: &'a str) -> Result<&'a str, ApiError> {
 
 /// Record batches as JSON objects (explicit nulls; dates as `YYYY-MM-DD`).
 fn rows(batches: &[RecordBatch]) -> Result<Vec<Map<String, Value>>, ApiError> {
-    let mut buf = Vec::new();
-    let mut writer = datafusion::arrow::json::WriterBuilder::new()
-        .with_explicit_nulls(true)
-        .build::<_, datafusion::arrow::json::writer::JsonArray>(&mut buf);
-    for b in batches {
-        writer.write(b).map_err(|e| ApiError::internal("console", e))?;
-    }
-    writer.finish().map_err(|e| ApiError::internal("console", e))?;
-    if buf.is_empty() {
-        return Ok(Vec::new());
-    }
-    serde_json::from_slice(&buf).map_err(|e| ApiError::internal("console", e))
+    super::json_rows(batches, "console")
 }
 
 /// Runs one of the fixed queries of this module with `params` as `$1`, `$2`, ...
@@ -141,8 +130,7 @@ async fn views(State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiErr
         Vec::new(),
     )
     .await?;
-    let streaming: Vec<String> =
-        state.intraday.as_ref().map(|i| i.views().iter().map(|v| v.name().to_string()).collect()).unwrap_or_default();
+    let streaming = state.streaming_views();
     let mut out: std::collections::BTreeMap<String, Value> = std::collections::BTreeMap::new();
     for r in published {
         let view = r.get("view").and_then(Value::as_str).unwrap_or_default().to_string();
