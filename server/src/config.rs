@@ -166,6 +166,9 @@ impl Config {
                 "BHAVSTORE_MATERIALIZE_KEEP_TAILS" => {
                     self.materialize.keep_tails = usize::try_from(int(&value)?).map_err(|e| bad(e.to_string()))?;
                 }
+                "BHAVSTORE_MATERIALIZE_CHUNK_ROWS" => {
+                    self.materialize.chunk_rows = usize::try_from(int(&value)?).map_err(|e| bad(e.to_string()))?;
+                }
                 "BHAVSTORE_SCHEDULE_TIMEZONE" => self.schedule.timezone = value.clone(),
                 "BHAVSTORE_MLFLOW_TRACKING_URI" => {
                     self.mlflow.tracking_uri = Some(value.clone()).filter(|v| !v.trim().is_empty());
@@ -210,6 +213,9 @@ impl Config {
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         if self.materialize.keep_tails == 0 {
             return Err(ConfigError::Invalid("materialize.keep_tails must be at least 1".into()));
+        }
+        if self.materialize.chunk_rows == 0 {
+            return Err(ConfigError::Invalid("materialize.chunk_rows must be at least 1".into()));
         }
         self.schedule.validate().map_err(|e| ConfigError::Invalid(e.to_string()))?;
         if let Some(uri) = &self.mlflow.tracking_uri {

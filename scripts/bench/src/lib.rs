@@ -8,10 +8,11 @@ pub mod rng;
 
 use datafusion::parquet::file::properties::WriterProperties;
 
-/// Writer settings of the canonical `bhavcopy` files, exactly as `bhavstore` ingestion writes
-/// them (one builder: `bhavstore_lake::writer::writer_properties`): zstd level 3, rows sorted by
-/// `scrip_code` (column 0) and declared so in the row-group metadata.
+/// Writer settings of one canonical `bhavcopy` file, exactly as `bhavstore` ingestion writes
+/// it (one builder: `bhavstore_lake::writer::writer_properties_for`): zstd level 3, each float
+/// column's encodings measured on `batch`, rows sorted by `scrip_code` (column 0) and declared
+/// so in the row-group metadata.
 #[must_use]
-pub fn canonical_writer_properties() -> WriterProperties {
-    bhavstore_lake::writer::writer_properties(Some(0), None)
+pub fn canonical_writer_properties(batch: &datafusion::arrow::array::RecordBatch) -> WriterProperties {
+    bhavstore_lake::writer::writer_properties_for(batch, Some(0), None)
 }

@@ -49,8 +49,10 @@ async fn ingest(storage: &Storage, files: &[(chrono::NaiveDate, String, Vec<u8>)
 }
 
 async fn materialize(storage: &Storage, full: bool) -> Vec<RunRecord> {
-    let m =
-        Materializer::new(storage.clone(), views(), MaterializeConfig::default(), None).await.expect("materializer");
+    // Full recomputes evaluate ~3,000 input rows (a few securities) at a time, so every full
+    // run below is many groups of entities and must still equal the view computed at once.
+    let cfg = MaterializeConfig { chunk_rows: 3_000, ..MaterializeConfig::default() };
+    let m = Materializer::new(storage.clone(), views(), cfg, None).await.expect("materializer");
     m.run(&[], full).await.expect("run").into_iter().map(|(v, r)| r.unwrap_or_else(|e| panic!("{v}: {e}"))).collect()
 }
 

@@ -181,7 +181,7 @@ fn hex(bytes: &[u8]) -> String {
 fn encode(session: &Session) -> Result<Vec<u8>, BoxError> {
     let batch = rows_to_batch(&session.rows, SourceFormat::LegacyIsin18.as_str(), &session.raw_sha256)?;
     let mut buf = Vec::with_capacity(256 * 1024);
-    let mut writer = ArrowWriter::try_new(&mut buf, batch.schema(), Some(canonical_writer_properties()))?;
+    let mut writer = ArrowWriter::try_new(&mut buf, batch.schema(), Some(canonical_writer_properties(&batch)))?;
     writer.write(&batch)?;
     writer.close()?;
     Ok(buf)

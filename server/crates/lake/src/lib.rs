@@ -5,26 +5,31 @@
 //! * [`manifest`]: the published-state format of a feature view, and [`table`] over its files;
 //! * [`published`]: a view's published state as one value, and the channel it travels on;
 //! * [`records`]: run and quality records (`bhavstore_runs`, `bhavstore_quality`);
-//! * [`writer`]: the one Parquet writer configuration;
+//! * [`writer`]: the one Parquet writer configuration, with [`encodings`] chosen per column by measurement;
 //! * [`clock`]: the market clock and Arrow Date32 helpers;
 //! * [`ident`]: quoting names into SQL;
 //! * [`adjust`]: corporate actions reconciled with the prices, the adjusted price tables and the
 //!   trading calendar;
 //! * [`availability`]: when each trade date's values became known, and the as-of rules;
+//! * [`spill`]: rows split by entity into bucket files on local disk, for per-entity work in bounded memory;
+//! * [`year_files`]: a history written as one Parquet file per year, the years in parallel;
 //! * [`bars`]: intraday bars as stored (snapshots and the write-ahead log) and in memory.
 
 pub mod adjust;
 pub mod availability;
 pub mod bars;
 pub mod clock;
+pub mod encodings;
 pub mod host;
 pub mod ident;
 pub mod manifest;
 pub mod published;
 pub mod records;
 pub mod session;
+pub mod spill;
 pub mod table;
 pub mod writer;
+pub mod year_files;
 
 use bhavstore_storage::StorageError;
 use datafusion::error::DataFusionError;

@@ -9,13 +9,16 @@ pub struct MaterializeConfig {
     /// Tails (carried state) kept per version. A revision of a day older than the oldest kept
     /// tail makes the next run a full recompute.
     pub keep_tails: usize,
+    /// Input rows a full recompute evaluates at once (whole entities, grouped up to about this
+    /// many): the run's memory grows with it, and below ~100,000 the per-group overhead shows.
+    pub chunk_rows: usize,
     /// Thresholds that mark a run as `warning`.
     pub quality: QualityThresholds,
 }
 
 impl Default for MaterializeConfig {
     fn default() -> Self {
-        Self { keep_tails: 10, quality: QualityThresholds::default() }
+        Self { keep_tails: 10, chunk_rows: 2_000_000, quality: QualityThresholds::default() }
     }
 }
 

@@ -12,11 +12,13 @@
 //! * Each run leaves a record (`bhavstore_runs`) and quality figures (`bhavstore_quality`), and is
 //!   logged to MLflow when configured.
 
+mod chunked;
 pub mod config;
 pub mod failpoint;
 pub mod lock;
 pub mod quality;
 mod run;
+mod tail;
 
 use std::sync::Arc;
 
@@ -62,6 +64,12 @@ pub enum MaterializeError {
     Registry(#[from] bhavstore_features::registry::RegistryError),
 }
 
+impl From<datafusion::arrow::error::ArrowError> for MaterializeError {
+    fn from(e: datafusion::arrow::error::ArrowError) -> Self {
+        Self::Engine(DataFusionError::ArrowError(Box::new(e), None))
+    }
+}
+
 /// Runs materializations against one storage root.
 #[derive(Clone)]
 pub struct Materializer {
@@ -70,6 +78,10 @@ pub struct Materializer {
     all_views: Arc<Vec<FeatureView>>,
     cfg: MaterializeConfig,
     mlflow: Option<Arc<MlflowClient>>,
+    /// Held by a full recompute while it computes: full runs of several views go one after
+    /// the other (each uses every core; side by side they would only add up their memory),
+    /// incremental runs side by side.
+    full_runs: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for Materializer {
@@ -104,7 +116,14 @@ impl Materializer {
         cfg: MaterializeConfig,
         mlflow: Option<MlflowClient>,
     ) -> Self {
-        Self { storage, views: Arc::new(prepared), all_views: Arc::new(views), cfg, mlflow: mlflow.map(Arc::new) }
+        Self {
+            storage,
+            views: Arc::new(prepared),
+            all_views: Arc::new(views),
+            cfg,
+            mlflow: mlflow.map(Arc::new),
+            full_runs: Arc::default(),
+        }
     }
 
     /// The prepared views.

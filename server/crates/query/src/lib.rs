@@ -6,6 +6,7 @@
 //! ([`versioned`]). Training sets come from `features_asof` ([`training`]), the origin of a
 //! value from `lineage` ([`lineage`]); client SQL is bounded and kept read-only by [`sqlguard`].
 
+mod dense;
 pub mod lineage;
 pub mod sqlguard;
 pub mod system;

@@ -14,7 +14,7 @@
 //! plans the spine query only (so `EXPLAIN` runs nothing); [`AsofExec`] does the work when it
 //! executes, reading the spine's partitions in order, and streams the result.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,6 +28,7 @@ use datafusion::arrow::datatypes::{
     DataType, Date32Type, Field, Int64Type, Schema, SchemaRef, TimeUnit, TimestampMicrosecondType,
 };
 use datafusion::catalog::{Session, TableFunctionImpl, TableProvider};
+use datafusion::common::runtime::SpawnedTask;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{ScalarValue, exec_err, plan_err};
 use datafusion::datasource::TableType;
@@ -43,6 +44,8 @@ use datafusion::prelude::SessionContext;
 use futures::TryStreamExt;
 
 use bhavstore_lake::{MarketClock, from_days, quote_ident, to_days};
+
+use crate::dense::EntityIndex;
 
 /// Name of the table function.
 pub const FUNCTION: &str = "features_asof";
@@ -389,66 +392,86 @@ impl AsofCall {
                     .map(|at| to_days(availability.last_known_date(at, self.rule)))
             })
             .collect();
-        let wanted: HashSet<i64> = entities.iter().flatten().copied().collect();
+        let index = Arc::new(EntityIndex::new(entities.iter().flatten().copied()));
         let (Some(&lo), Some(&hi)) = (cutoffs.iter().flatten().min(), cutoffs.iter().flatten().max()) else {
             return Ok(Merged::without_values(entities, stamps));
         };
         let ttl_days = i32::try_from(self.def.ttl.as_secs() / 86_400 + 2).unwrap_or(i32::MAX);
         let from = lo.saturating_sub(ttl_days);
 
-        // Pass 1: the trade dates of every wanted entity in range.
+        // Pass 1: the trade dates of every wanted entity in range, each of the view's scan
+        // partitions on its own task.
         let (e, t) = (col(quote_ident(&self.def.entity)), col(quote_ident(&self.def.event_time)));
         let range = t
             .clone()
             .gt_eq(lit(ScalarValue::Date32(Some(from))))
             .and(t.clone().lt_eq(lit(ScalarValue::Date32(Some(hi)))));
         let keys = ctx.table(self.view.as_str()).await?.filter(range)?.select(vec![e.clone(), t.clone()])?;
-        let mut dates: HashMap<i64, Vec<i32>> = HashMap::new();
-        let mut stream = keys.execute_stream().await?;
-        while let Some(b) = stream.try_next().await? {
-            let es = cast(b.column(0), &DataType::Int64)?;
-            let ds = cast(b.column(1), &DataType::Date32)?;
-            for (e, d) in es.as_primitive::<Int64Type>().iter().zip(ds.as_primitive::<Date32Type>().iter()) {
-                if let (Some(e), Some(d)) = (e, d)
-                    && wanted.contains(&e)
-                {
-                    dates.entry(e).or_default().push(d);
+        let streams = keys.execute_stream_partitioned().await?;
+        let tasks = streams.into_iter().map(|mut stream| {
+            let index = Arc::clone(&index);
+            SpawnedTask::spawn(async move {
+                let mut dates: Vec<Vec<i32>> = vec![Vec::new(); index.len()];
+                while let Some(b) = stream.try_next().await? {
+                    let (es, ds) = key_columns(&b)?;
+                    for (e, d) in es.iter().zip(ds.iter()) {
+                        if let (Some(e), Some(d)) = (e, d)
+                            && let Some(k) = index.get(e)
+                        {
+                            dates[k as usize].push(d);
+                        }
+                    }
                 }
+                Ok::<_, DataFusionError>(dates)
+            })
+        });
+        let mut dates: Vec<Vec<i32>> = vec![Vec::new(); index.len()];
+        for part in join_all_tasks(tasks).await? {
+            for (all, more) in dates.iter_mut().zip(part?) {
+                all.extend(more);
             }
         }
-        for v in dates.values_mut() {
+        for v in &mut dates {
             v.sort_unstable();
         }
+        // Every (entity, date) of the view has a flat number: `base[k]` + its place in `dates[k]`.
+        let mut base = Vec::with_capacity(dates.len());
+        let mut total = 0usize;
+        for v in &dates {
+            base.push(total);
+            total += v.len();
+        }
 
-        // Each spine row's (entity, date), if recent enough.
+        // Each spine row's flat (entity, date), if recent enough.
         let ttl_micros = i64::try_from(self.def.ttl.as_micros()).unwrap_or(i64::MAX);
         let mut close_of: HashMap<i32, i64> = HashMap::new();
-        let mut slot_of: HashMap<(i64, i32), u32> = HashMap::new();
-        let mut slots: Vec<(i64, i32)> = Vec::new();
-        let mut row_slot: Vec<Option<u32>> = Vec::with_capacity(n);
+        let mut needed = vec![false; total];
+        let mut row_flat: Vec<Option<usize>> = Vec::with_capacity(n);
         for i in 0..n {
             let found = (|| {
                 let (e, t, cut) = (entities[i]?, stamps[i]?, cutoffs[i]?);
-                let ds = dates.get(&e)?;
-                let k = ds.partition_point(|d| *d <= cut);
-                let d = *ds.get(k.checked_sub(1)?)?;
+                let k = index.get(e)? as usize;
+                let ds = &dates[k];
+                let p = ds.partition_point(|d| *d <= cut).checked_sub(1)?;
+                let d = ds[p];
                 let close =
                     *close_of.entry(d).or_insert_with(|| self.clock.event_time(from_days(d)).timestamp_micros());
-                (t - close <= ttl_micros).then_some((e, d))
+                (t - close <= ttl_micros).then_some(base[k] + p)
             })();
-            row_slot.push(found.map(|key| {
-                *slot_of.entry(key).or_insert_with(|| {
-                    slots.push(key);
-                    u32::try_from(slots.len() - 1).unwrap_or(u32::MAX)
-                })
-            }));
+            if let Some(f) = found {
+                needed[f] = true;
+            }
+            row_flat.push(found);
         }
-
-        // Pass 2: the features of exactly those rows.
-        let Some(lo_needed) = slots.iter().map(|s| s.1).min() else {
+        let lookup = Arc::new(FlatLookup { index: Arc::clone(&index), dates, base, needed });
+        let needed_dates = lookup.needed.iter().enumerate().filter(|(_, x)| **x).map(|(f, _)| lookup.date_of(f));
+        let Some((lo_needed, hi_needed)) = needed_dates
+            .fold(None, |acc: Option<(i32, i32)>, d| Some(acc.map_or((d, d), |(a, b)| (a.min(d), b.max(d)))))
+        else {
             return Ok(Merged::without_values(entities, stamps));
         };
-        let hi_needed = slots.iter().map(|s| s.1).max().unwrap_or(lo_needed);
+
+        // Pass 2: the features of exactly those rows, each scan partition on its own task.
         let mut columns = vec![e.clone(), t.clone()];
         columns.extend(self.def.features.iter().map(|f| col(quote_ident(f.name()))));
         let range = t
@@ -457,36 +480,49 @@ impl AsofCall {
             .and(t.lt_eq(lit(ScalarValue::Date32(Some(hi_needed)))));
         let frame = ctx.table(self.view.as_str()).await?.filter(range)?.select(columns)?;
         let feature_schema = Arc::new(Schema::new(self.def.features.clone()));
-        let mut chunks: Vec<RecordBatch> = Vec::new();
-        let mut position: Vec<u32> = vec![u32::MAX; slots.len()];
-        let mut taken = 0u32;
-        let mut stream = frame.execute_stream().await?;
-        while let Some(b) = stream.try_next().await? {
-            let es = cast(b.column(0), &DataType::Int64)?;
-            let ds = cast(b.column(1), &DataType::Date32)?;
-            let mut idx = Vec::new();
-            for (r, (e, d)) in
-                es.as_primitive::<Int64Type>().iter().zip(ds.as_primitive::<Date32Type>().iter()).enumerate()
-            {
-                if let (Some(e), Some(d)) = (e, d)
-                    && let Some(&s) = slot_of.get(&(e, d))
-                    && position[s as usize] == u32::MAX
-                {
-                    position[s as usize] = taken;
-                    taken += 1;
-                    idx.push(u32::try_from(r).unwrap_or(u32::MAX));
+        let streams = frame.execute_stream_partitioned().await?;
+        let tasks = streams.into_iter().map(|mut stream| {
+            let lookup = Arc::clone(&lookup);
+            let feature_schema = Arc::clone(&feature_schema);
+            SpawnedTask::spawn(async move {
+                let (mut chunks, mut flats) = (Vec::new(), Vec::new());
+                while let Some(b) = stream.try_next().await? {
+                    let (es, ds) = key_columns(&b)?;
+                    let mut idx = Vec::new();
+                    for (r, (e, d)) in es.iter().zip(ds.iter()).enumerate() {
+                        if let (Some(e), Some(d)) = (e, d)
+                            && let Some(f) = lookup.needed_flat(e, d)
+                        {
+                            flats.push(f);
+                            idx.push(u32::try_from(r).unwrap_or(u32::MAX));
+                        }
+                    }
+                    if !idx.is_empty() {
+                        chunks.push(feature_rows(&b, idx, &feature_schema)?);
+                    }
                 }
+                Ok::<_, DataFusionError>((chunks, flats))
+            })
+        });
+        let mut chunks: Vec<RecordBatch> = Vec::new();
+        let mut position: Vec<u32> = vec![u32::MAX; total];
+        let mut taken = 0u32;
+        for part in join_all_tasks(tasks).await? {
+            let (part_chunks, flats) = part?;
+            // A key the view holds twice is read twice; the first row found answers.
+            for f in flats {
+                if position[f] == u32::MAX {
+                    position[f] = taken;
+                }
+                taken += 1;
             }
-            if idx.is_empty() {
-                continue;
-            }
-            chunks.push(feature_rows(&b, idx, &feature_schema)?);
+            chunks.extend(part_chunks);
         }
         let features = concat_batches(&feature_schema, &chunks)?;
         let rows: Vec<Option<u32>> =
-            row_slot.iter().map(|s| s.map(|s| position[s as usize]).filter(|p| *p != u32::MAX)).collect();
+            row_flat.iter().map(|f| f.map(|f| position[f]).filter(|p| *p != u32::MAX)).collect();
         let dates_of_rows: Vec<Option<i32>> =
-            row_slot.iter().zip(&rows).map(|(s, p)| p.and(s.map(|s| slots[s as usize].1))).collect();
+            row_flat.iter().zip(&rows).map(|(f, p)| p.and(f.map(|f| lookup.date_of(f)))).collect();
         Ok(Merged { entities, stamps, dates: dates_of_rows, rows, features: Some(features) })
     }
 
@@ -510,6 +546,45 @@ impl AsofCall {
             });
         }
         Ok(RecordBatch::try_new(Arc::clone(&self.schema), columns)?)
+    }
+}
+
+/// Waits for every task; a task that panicked re-raises its panic here.
+async fn join_all_tasks<T: Send + 'static>(tasks: impl IntoIterator<Item = SpawnedTask<T>>) -> Result<Vec<T>> {
+    futures::future::try_join_all(tasks.into_iter().map(SpawnedTask::join_unwind))
+        .await
+        .map_err(|e| DataFusionError::External(Box::new(e)))
+}
+
+/// An entity and trade-date column pair of a batch, as Int64 and Date32.
+fn key_columns(b: &RecordBatch) -> Result<(datafusion::arrow::array::Int64Array, Date32Array)> {
+    let es = cast(b.column(0), &DataType::Int64)?;
+    let ds = cast(b.column(1), &DataType::Date32)?;
+    Ok((es.as_primitive::<Int64Type>().clone(), ds.as_primitive::<Date32Type>().clone()))
+}
+
+/// Pass 2's question, per view row: is this (entity, date) one the spine needs, and which?
+struct FlatLookup {
+    index: Arc<EntityIndex>,
+    /// Sorted trade dates per entity index.
+    dates: Vec<Vec<i32>>,
+    /// Flat number of each entity's first date.
+    base: Vec<usize>,
+    needed: Vec<bool>,
+}
+
+impl FlatLookup {
+    #[inline]
+    fn needed_flat(&self, e: i64, d: i32) -> Option<usize> {
+        let k = self.index.get(e)? as usize;
+        let p = self.dates[k].binary_search(&d).ok()?;
+        let f = self.base[k] + p;
+        self.needed[f].then_some(f)
+    }
+
+    fn date_of(&self, f: usize) -> i32 {
+        let k = self.base.partition_point(|b| *b <= f) - 1;
+        self.dates[k][f - self.base[k]]
     }
 }
 

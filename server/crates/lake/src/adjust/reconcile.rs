@@ -217,7 +217,8 @@ pub async fn reconcile(storage: &Storage) -> Result<ReconcileReport, LakeError> 
     }
     let (mut actions, sources, asked) = read_reported(storage).await?;
     let ctx = crate::session(storage)?;
-    let ids = identifiers(&ctx).await?;
+    // Identifiers resolve reported actions to scrips: without any, the history is not read for them.
+    let ids = if actions.is_empty() { Identifiers::default() } else { identifiers(&ctx).await? };
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
     counts.insert("reported".into(), actions.len() as u64);
     resolve(&mut actions, &ids, &mut counts);
@@ -242,10 +243,15 @@ pub async fn reconcile(storage: &Storage) -> Result<ReconcileReport, LakeError> 
     let mut epochs: Vec<(i32, NaiveDate, NaiveDate, f64, f64, f64, f64)> = Vec::new();
     let mut digest_parts: BTreeMap<NaiveDate, Vec<String>> = BTreeMap::new();
     let empty = Vec::new();
-    // A bounded number of scrips' sessions in memory at a time, whatever the history's length.
+    // A bounded number of scrips' sessions in memory at a time, whatever the history's length;
+    // the history is read once, split into groups of SCRIPS_PER_READ consecutive scrips.
     let scrips: Vec<i32> = scrips.into_iter().collect();
-    for chunk in scrips.chunks(SCRIPS_PER_READ) {
-        let sessions = sessions(&ctx, chunk).await?;
+    let split = split_sessions(&ctx, &scrips).await?;
+    for (group, chunk) in scrips.chunks(SCRIPS_PER_READ).enumerate() {
+        let sessions = match &split {
+            Some(s) => sessions(&s.batches(&[group])?)?,
+            None => HashMap::new(),
+        };
         for scrip in chunk {
             let days = sessions.get(scrip).unwrap_or(&empty);
             let acts = by_scrip.remove(scrip).unwrap_or_default();
@@ -810,18 +816,29 @@ async fn flagged_scrips(ctx: &SessionContext) -> Result<BTreeSet<i32>, LakeError
 /// Scrips whose sessions one query reads: 500 scrips of 20 years is about 2.5 million rows.
 const SCRIPS_PER_READ: usize = 500;
 
-async fn sessions(ctx: &SessionContext, scrips: &[i32]) -> Result<HashMap<i32, Vec<Session>>, LakeError> {
-    let mut out: HashMap<i32, Vec<Session>> = HashMap::new();
+/// The sessions of `scrips` (sorted), split into groups of [`SCRIPS_PER_READ`] consecutive
+/// scrips in one pass over the history. `None` when there are no scrips.
+async fn split_sessions(ctx: &SessionContext, scrips: &[i32]) -> Result<Option<crate::spill::Spill>, LakeError> {
     if scrips.is_empty() {
-        return Ok(out);
+        return Ok(None);
     }
     let list = scrips.iter().map(i32::to_string).collect::<Vec<_>>().join(",");
     let sql = format!(
         "SELECT scrip_code, trade_date, open, close, prev_close, trim(ex_flag), raw_sha256, source_line, \
-         source_format IN ('bse_eq_legacy14', 'bse_eq_isincode18') FROM bhavcopy WHERE scrip_code IN ({list}) \
-         ORDER BY scrip_code, trade_date"
+         source_format IN ('bse_eq_legacy14', 'bse_eq_isincode18') FROM bhavcopy WHERE scrip_code IN ({list})"
     );
-    for b in ctx.sql(&sql).await?.collect().await? {
+    let group_of: HashMap<i64, usize> =
+        scrips.iter().enumerate().map(|(i, s)| (i64::from(*s), i / SCRIPS_PER_READ)).collect();
+    let groups = scrips.len().div_ceil(SCRIPS_PER_READ);
+    let by: crate::spill::BucketOf = Arc::new(move |k| k.and_then(|k| group_of.get(&k).copied()).unwrap_or(0));
+    let dir = crate::spill::temp_dir("reconcile");
+    Ok(Some(crate::spill::spill(ctx.sql(&sql).await?, &dir, groups, "scrip_code", by).await?))
+}
+
+/// Each scrip's sessions in date order, from the rows [`split_sessions`] read.
+fn sessions(batches: &[RecordBatch]) -> Result<HashMap<i32, Vec<Session>>, LakeError> {
+    let mut out: HashMap<i32, Vec<Session>> = HashMap::new();
+    for b in batches {
         let scrip = b.column(0).as_primitive::<Int32Type>();
         let date = b.column(1).as_primitive::<Date32Type>();
         let f = |i: usize| b.column(i).as_primitive::<Float64Type>().clone();
@@ -843,6 +860,9 @@ async fn sessions(ctx: &SessionContext, scrips: &[i32]) -> Result<HashMap<i32, V
                 has_flags: has_flags.is_valid(i) && has_flags.value(i),
             });
         }
+    }
+    for days in out.values_mut() {
+        days.sort_by_key(|d| d.date);
     }
     Ok(out)
 }
