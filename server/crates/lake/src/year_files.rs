@@ -26,9 +26,11 @@ use crate::writer::{Written, writer_properties_for};
 use bhavstore_storage::Storage;
 
 /// A row group is closed when its encoded size reaches this.
-pub const ROW_GROUP_BYTES: usize = 16 << 20;
+pub const ROW_GROUP_BYTES: usize = 8 << 20;
 /// Rows gathered before a file's encodings are chosen (see [`crate::encodings`]).
 const SAMPLE_ROWS: usize = 16 * 1024;
+/// Bytes buffered per file before a part is uploaded (S3's smallest part is 5 MiB).
+const UPLOAD_PART_BYTES: usize = 6 << 20;
 /// Batches queued per year before a sender waits.
 const QUEUE: usize = 4;
 
@@ -167,7 +169,7 @@ async fn write_year(
         }
         if writer.is_none() && (sampled >= SAMPLE_ROWS || (ended && sampled > 0)) {
             let first = concat_batches(&schema, &sample).map_err(|e| LakeError::Write(e.to_string()))?;
-            let object = BufWriter::new(storage.object_store(), storage.object_path(&key));
+            let object = BufWriter::with_capacity(storage.object_store(), storage.object_path(&key), UPLOAD_PART_BYTES);
             let props = writer_properties_for(&first, None, None);
             writer = Some(AsyncArrowWriter::try_new(object, Arc::clone(&schema), Some(props)).map_err(werr)?);
         }

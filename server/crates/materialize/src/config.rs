@@ -18,7 +18,7 @@ pub struct MaterializeConfig {
 
 impl Default for MaterializeConfig {
     fn default() -> Self {
-        Self { keep_tails: 10, chunk_rows: 2_000_000, quality: QualityThresholds::default() }
+        Self { keep_tails: 10, chunk_rows: 500_000, quality: QualityThresholds::default() }
     }
 }
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use datafusion::arrow::array::{Array, RecordBatch};
+use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::{
@@ -139,8 +140,20 @@ impl Format {
         out.freeze()
     }
 
-    /// One CopyData per row: psycopg parses each message as exactly one row.
+    /// Whether every value of a column of type `t` is printed as is: numbers, dates and times
+    /// never hold a quote, backslash or line break, so only a delimiter among their own
+    /// characters, or a NULL marker that looks like one, would need escaping.
+    fn prints_plain(&self, t: &DataType) -> bool {
+        let plain_type = t.is_numeric()
+            || matches!(t, DataType::Boolean | DataType::Date32 | DataType::Date64 | DataType::Timestamp(..));
+        let own_chars = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '+' | ':' | ' ');
+        plain_type && !own_chars(self.delimiter) && (!self.csv || self.null.is_empty())
+    }
+
+    /// One CopyData per row (psycopg parses each message as exactly one row), all of a batch
+    /// formatted into one buffer and cut into rows without copying.
     fn rows(&self, batch: &RecordBatch) -> PgWireResult<Vec<CopyData>> {
+        use std::fmt::Write as _;
         let options = FormatOptions::default()
             .with_timestamp_format(Some("%Y-%m-%d %H:%M:%S%.f"))
             .with_timestamp_tz_format(Some("%Y-%m-%d %H:%M:%S%.f%:z"));
@@ -150,24 +163,41 @@ impl Format {
             .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
-        let delimiter = self.delimiter.to_string();
-        let mut rows = Vec::with_capacity(batch.num_rows());
+        let plain: Vec<bool> = batch.columns().iter().map(|c| self.prints_plain(c.data_type())).collect();
+        let mut delimiter = [0u8; 4];
+        let delimiter = self.delimiter.encode_utf8(&mut delimiter).as_bytes();
+        let mut out = BytesMut::with_capacity(batch.num_rows() * 16 * batch.num_columns().max(1));
+        let mut ends = Vec::with_capacity(batch.num_rows());
+        let mut scratch = String::new();
+        let fmt_err = |e: std::fmt::Error| PgWireError::ApiError(Box::new(e));
         for r in 0..batch.num_rows() {
-            let mut out = BytesMut::new();
             for (i, (col, fmt)) in batch.columns().iter().zip(&formatters).enumerate() {
                 if i > 0 {
-                    out.put_slice(delimiter.as_bytes());
+                    out.put_slice(delimiter);
                 }
                 if col.is_null(r) {
                     out.put_slice(self.null.as_bytes());
+                } else if plain[i] {
+                    write!(out, "{}", fmt.value(r)).map_err(fmt_err)?;
                 } else {
-                    self.push_value(&mut out, &fmt.value(r).to_string());
+                    scratch.clear();
+                    write!(scratch, "{}", fmt.value(r)).map_err(fmt_err)?;
+                    self.push_value(&mut out, &scratch);
                 }
             }
             out.put_u8(b'\n');
-            rows.push(CopyData::new(out.freeze()));
+            ends.push(out.len());
         }
-        Ok(rows)
+        let mut whole = out.freeze();
+        let mut start = 0;
+        Ok(ends
+            .into_iter()
+            .map(|end| {
+                let row = whole.split_to(end - start);
+                start = end;
+                CopyData::new(row)
+            })
+            .collect())
     }
 }
 
