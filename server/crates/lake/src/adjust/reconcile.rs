@@ -97,6 +97,7 @@ struct Session {
     close: Option<f64>,
     prev_close: Option<f64>,
     flag: Option<String>,
+    /// The raw file of a flagged session (empty otherwise: only a flag's inference names it).
     raw_sha256: String,
     source_line: u64,
     has_flags: bool,
@@ -824,7 +825,10 @@ async fn split_sessions(ctx: &SessionContext, scrips: &[i32]) -> Result<Option<c
     }
     let list = scrips.iter().map(i32::to_string).collect::<Vec<_>>().join(",");
     let sql = format!(
-        "SELECT scrip_code, trade_date, open, close, prev_close, trim(ex_flag), raw_sha256, source_line, \
+        // The raw file of a row is named only by what a flag infers: every other row leaves it
+        // NULL, so the spill holds a few bytes per session instead of a 64-byte hash.
+        "SELECT scrip_code, trade_date, open, close, prev_close, trim(ex_flag), \
+         CASE WHEN trim(ex_flag) <> '' THEN raw_sha256 END, source_line, \
          source_format IN ('bse_eq_legacy14', 'bse_eq_isincode18') FROM bhavcopy WHERE scrip_code IN ({list})"
     );
     let group_of: HashMap<i64, usize> =
@@ -849,13 +853,14 @@ fn sessions(batches: &[RecordBatch]) -> Result<HashMap<i32, Vec<Session>>, LakeE
         let has_flags = b.column(8).as_boolean();
         for i in 0..b.num_rows() {
             let opt = |a: &datafusion::arrow::array::Float64Array| a.is_valid(i).then(|| a.value(i));
+            let flag = (flag.is_valid(i) && !flag.value(i).is_empty()).then(|| flag.value(i).to_string());
             out.entry(scrip.value(i)).or_default().push(Session {
                 date: from_days(date.value(i)),
                 open: opt(&open),
                 close: opt(&close),
                 prev_close: opt(&prev),
-                flag: (flag.is_valid(i) && !flag.value(i).is_empty()).then(|| flag.value(i).to_string()),
-                raw_sha256: sha.value(i).to_string(),
+                raw_sha256: if flag.is_some() && sha.is_valid(i) { sha.value(i).to_string() } else { String::new() },
+                flag,
                 source_line: line.value(i),
                 has_flags: has_flags.is_valid(i) && has_flags.value(i),
             });

@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# Full backfill (benchmark row of issue 14): the release `bhavstore` binary's `materialize --full`
+# of both views of feature_defs/ over the whole synthetic history (5,000 securities x 5,000
+# sessions = 24.2M rows), next to DuckDB computing 15 of the same features from the same Parquet
+# files in one query (the query of user_run.py: default settings, threads = cores), in the same
+# run, with the peak RSS of both processes.
+#
+#   1. binaries: gen-history (bhavstore-bench) and bhavstore, release;
+#   2. the history: $BENCH_CACHE/history-{S}x{N}-seed{seed} (shared with run.sh; written once with
+#      its change log, so `materialize` sees every day), hard-linked into a fresh store per round;
+#   3. REPEAT rounds, alternating which side goes first: bhavstore `materialize --full`, DuckDB
+#      `user_run.py duckdb`, each under GNU `time -v`;
+#   4. $OUT/summary.md (printed), $OUT/runs.jsonl, logs in $OUT/logs/.
+#
+# Environment (defaults in brackets):
+#   SECURITIES [5000]  SESSIONS [5000]  SEED [42]  REPEAT [2]  LOG [info]
+#   BENCH_CACHE [$HOME/.cache/bhavstore-bench]  OUT [$BENCH_CACHE/out-backfill]
+#   CARGO_TARGET_DIR [$HOME/.cache/bhavstore-target]  NO_BUILD [empty: build first]
+# Smoke run: SECURITIES=200 SESSIONS=300 REPEAT=1 scripts/bench/backfill.sh
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+securities="${SECURITIES:-5000}"
+sessions="${SESSIONS:-5000}"
+seed="${SEED:-42}"
+repeat="${REPEAT:-2}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/bhavstore-target}"
+cache="${BENCH_CACHE:-$HOME/.cache/bhavstore-bench}"
+out="${OUT:-$cache/out-backfill}"
+bin="$CARGO_TARGET_DIR/release"
+py="$here/user_run.py"
+
+[ -x /usr/bin/time ] || { echo "GNU time (/usr/bin/time) is needed" >&2; exit 1; }
+python3 -c 'import duckdb' 2>/dev/null || { echo "python3 -m pip install duckdb pyarrow" >&2; exit 1; }
+
+if [ -z "${NO_BUILD:-}" ]; then
+    echo "== build (release)"
+    (cd "$repo" && cargo build --release -p bhavstore -p bhavstore-bench --bins)
+fi
+
+name="${securities}x${sessions}-seed${seed}"
+history="$cache/history-$name"
+echo "== history $name -> $history"
+if [ -f "$history.done" ]; then
+    echo "present (remove $history.done to regenerate): $(cat "$history.done")"
+else
+    rm -rf "$history"
+    mkdir -p "$cache"
+    "$bin/gen-history" --root "$history" --securities "$securities" --sessions "$sessions" --seed "$seed" \
+        | tee "$history.log"
+    tail -n 1 "$history.log" > "$history.done"
+fi
+
+rm -rf "$out"
+mkdir -p "$out/logs"
+runs="$out/runs.jsonl"
+
+timed() {
+    local side="$1" round="$2"
+    shift 2
+    local tag="$out/logs/r$round-$side" load t0 t1 rc=0
+    load="$(cut -d' ' -f1-3 /proc/loadavg)"
+    t0="$(date +%s%N)"
+    /usr/bin/time -v -o "$tag.time" "$@" > "$tag.stdout" 2> "$tag.stderr" || rc=$?
+    t1="$(date +%s%N)"
+    if [ "$rc" != 0 ]; then
+        echo "!! $side (round $round) failed with exit status $rc: $*" >&2
+        tail -n 30 "$tag.stderr" "$tag.stdout" >&2
+        exit 1
+    fi
+    python3 "$py" record --runs "$runs" --side "$side" --round "$round" --time-file "$tag.time" \
+        --load "$load" --extra "wall_ns=$((t1 - t0))"
+    python3 - "$runs" <<'EOF'
+import json, sys
+r = json.loads(open(sys.argv[1]).read().splitlines()[-1])
+print(f"   {r['side']:<9} round {r['round']}: wall {r['wall_s']:.2f} s, CPU {r['user_s'] + r['sys_s']:.2f} s, "
+      f"peak RSS {r['max_rss_kib'] / 1024:.0f} MiB, load before {r['load_before']}")
+EOF
+}
+
+run_bhavstore() {
+    local store="$out/work/store-$1"
+    rm -rf "$store"
+    mkdir -p "$out/work"
+    cp -al "$history" "$store"
+    timed bhavstore "$1" "$bin/bhavstore" --storage "file://$store" --feature-defs "$repo/feature_defs" \
+        --log "${LOG:-info}" materialize --full
+    rm -rf "$store"
+}
+
+run_duckdb() {
+    mkdir -p "$out/work"
+    timed duckdb "$1" python3 "$py" duckdb --store "$history" --out "$out/work/duckdb_out.parquet" \
+        --json "$out/logs/r$1-duckdb.json"
+    rm -f "$out/work/duckdb_out.parquet"
+}
+
+for round in $(seq 1 "$repeat"); do
+    echo "== round $round"
+    if [ $((round % 2)) = 1 ]; then
+        run_bhavstore "$round"
+        run_duckdb "$round"
+    else
+        run_duckdb "$round"
+        run_bhavstore "$round"
+    fi
+done
+rm -rf "$out/work"
+
+python3 - "$runs" "$name" > "$out/summary.md" <<'EOF'
+import json, sys
+runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+def best(side, key):
+    return min(r[key] for r in runs if r["side"] == side)
+def peak(side):
+    return max(r["max_rss_kib"] for r in runs if r["side"] == side) / 1024
+b, d = best("bhavstore", "wall_s"), best("duckdb", "wall_s")
+bm, dm = peak("bhavstore"), peak("duckdb")
+print(f"# Full backfill, {sys.argv[2]} (best of {len(runs) // 2} rounds; peak RSS = the largest)\n")
+print("| | bhavstore `materialize --full` (both views) | DuckDB one query (15 features) | ratio |")
+print("|---|---:|---:|---:|")
+print(f"| wall | {b:.1f} s | {d:.1f} s | {b / d:.2f}x |")
+print(f"| peak RSS | {bm:.0f} MiB | {dm:.0f} MiB | {bm / dm:.2f}x |")
+print("\n| side | round | wall s | CPU s | peak RSS MiB | load before |")
+print("|---|---:|---:|---:|---:|---|")
+for r in runs:
+    print(f"| {r['side']} | {r['round']} | {r['wall_s']:.2f} | {r['user_s'] + r['sys_s']:.2f} | "
+          f"{r['max_rss_kib'] / 1024:.0f} | {r['load_before']} |")
+EOF
+cat "$out/summary.md"
