@@ -6,8 +6,13 @@ use std::path::PathBuf;
 /// `BHAVSTORE_REAL_DATA` overrides the location.
 #[must_use]
 pub fn real_data_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("BHAVSTORE_REAL_DATA")
-        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/bse-real"), PathBuf::from);
+    let dir = std::env::var_os("BHAVSTORE_REAL_DATA").map_or_else(
+        || {
+            PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()))
+                .join("../../shared/data/bse-real")
+        },
+        PathBuf::from,
+    );
     if dir.join("README.md").is_file() {
         Some(dir)
     } else {
@@ -62,7 +67,10 @@ pub fn files_2015(dir: &std::path::Path) -> Vec<PathBuf> {
 #[must_use]
 pub fn intraday_bars_dir() -> Option<PathBuf> {
     let dir = std::env::var_os("BHAVSTORE_INTRADAY_DATA").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/intraday-real/nse-1min"),
+        || {
+            PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()))
+                .join("../../shared/data/intraday-real/nse-1min")
+        },
         PathBuf::from,
     );
     if dir.join("TCS_2026-07-14_1min.csv").is_file() {

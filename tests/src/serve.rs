@@ -12,7 +12,8 @@ use crate::storage_roots::Root;
 /// The feature definitions of the repository.
 #[must_use]
 pub fn feature_defs() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../feature_defs")
+    PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()))
+        .join("../feature_defs")
 }
 
 /// A running server and the addresses it bound.

@@ -93,7 +93,10 @@ fn format_float(v: f64) -> String {
 }
 
 async fn run_slt(name: &str) {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/slt").join(format!("{name}.slt"));
+    let path =
+        PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()))
+            .join("tests/slt")
+            .join(format!("{name}.slt"));
     let mut runner = Runner::new(|| async { Ok(DataFusionDb::new()) });
     // `query TIR` must match the result's column types: every UDF returns Float64 (`R`).
     runner.with_column_validator(strict_column_validator);
@@ -117,7 +120,9 @@ slt_tests!(sma_sum, rolling_std, rolling_minmax, zscore, ema, rsi, wilder_mean, 
 
 #[test]
 fn every_slt_file_has_a_test() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/slt");
+    let dir =
+        PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()))
+            .join("tests/slt");
     let mut files: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())

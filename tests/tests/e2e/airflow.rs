@@ -42,7 +42,8 @@ fn airflow_venv() -> Option<PathBuf> {
 }
 
 fn integration_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../integrations/airflow")
+    PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()))
+        .join("../integrations/airflow")
 }
 
 /// BSE's zip of a legacy `EQ{DDMMYY}.CSV` file, and the name BSE gives it.

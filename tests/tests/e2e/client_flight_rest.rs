@@ -2,7 +2,6 @@
 //! `?` placeholders (its `paramstyle = 'qmark'`) and `executemany`, and Schemathesis checking
 //! the REST API against its own `/openapi.json` with every check on.
 
-use std::path::Path;
 use std::process::Command;
 
 use bhavstore_e2e::bin::{bhavstore, run, stderr, stdout};
@@ -42,7 +41,11 @@ fn start(root: &Root, cfg: &tempfile::TempDir) -> Serve {
 }
 
 fn client_script(path: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("clients").join(path)
+    std::path::PathBuf::from(
+        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()),
+    )
+    .join("clients")
+    .join(path)
 }
 
 #[test]

@@ -3,7 +3,6 @@
 //! (training sets against SQL and an independent `merge_asof`, online features against REST,
 //! `sql`, the registry, lineage, push and the live stream, wrong credentials, unknown features).
 
-use std::path::Path;
 use std::process::Command;
 
 use bhavstore_e2e::bin::{stderr, stdout};
@@ -27,7 +26,10 @@ fn python_client_every_call_against_a_live_server() {
     )
     .expect("config");
     let server = Serve::start(&root, Some(&cfg.path().join("bhavstore.yaml")), &[("TEST_PG_PASSWORD", PASSWORD)]);
-    let tests = Path::new(env!("CARGO_MANIFEST_DIR")).join("../clients/python/tests");
+    let tests = std::path::PathBuf::from(
+        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()),
+    )
+    .join("../clients/python/tests");
     let o = Command::new("python3")
         .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs"])
         .arg(&tests)

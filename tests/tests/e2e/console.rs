@@ -17,7 +17,8 @@ use serde_json::Value;
 const TOKEN: &str = "console-token";
 
 fn client_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("clients/console")
+    PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()))
+        .join("clients/console")
 }
 
 /// Where the screenshots go: `$CARGO_TARGET_DIR/console-screenshots`, or beside the test binary's

@@ -17,7 +17,8 @@ use datafusion::arrow::array::{Array, ArrayRef};
 use datafusion::arrow::compute::concat_batches;
 
 fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+    PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()))
+        .join("..")
 }
 
 fn feature_defs() -> PathBuf {

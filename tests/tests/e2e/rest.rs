@@ -14,7 +14,8 @@ use chrono::{DateTime, Days, NaiveDate, Utc};
 use serde_json::Value;
 
 fn defs() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../feature_defs")
+    PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()))
+        .join("../feature_defs")
 }
 
 fn cli(root: &Root, args: &[&str]) -> String {

@@ -22,7 +22,8 @@ const VIEW: &str = "price_features";
 const FAIL_WITHIN: Duration = Duration::from_secs(120);
 
 fn feature_defs() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../feature_defs")
+    PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()))
+        .join("../feature_defs")
 }
 
 /// A `bhavstore` command on `root`; on S3 with short retries, so a dead server fails a request in

@@ -22,7 +22,10 @@ use datafusion::arrow::array::AsArray;
 fn shared_data() -> PathBuf {
     std::env::var_os("BHAVSTORE_SHARED_DATA").map_or_else(
         // CARGO_MANIFEST_DIR is server/crates/formats: three levels up is the workspace root.
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../../shared/data"),
+        || {
+            PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()))
+                .join("../../../../shared/data")
+        },
         PathBuf::from,
     )
 }

@@ -11,7 +11,10 @@ use bhavstore_intraday::{Intraday, IntradayConfig, input};
 use bhavstore_storage::{Storage, StorageConfig};
 
 fn defs() -> std::path::PathBuf {
-    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../feature_defs")
+    std::path::PathBuf::from(
+        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()),
+    )
+    .join("../../../feature_defs")
 }
 
 /// A seeded walk: `days` sessions of 375 one-minute bars for each of `n` instruments, plus a
