@@ -522,7 +522,9 @@ def training_benchmark(cl, server, view, args, results, out):
     res = {"view": view, "published": {k: v for k, v in pub.items() if k != "files"}, "ttl": yaml["ttl"],
            "features": features, "spine": spine_stats, "bhavstore": {}}
     esc = spine_q.replace("'", "''")
-    asof_sql = f"SELECT * FROM features_asof('{view}', '{esc}')"
+    # Rule 'close' (a day is known from its close, 10:00 UTC) is what the DuckDB ASOF JOIN on
+    # event_time computes; the default rule 'available' waits for the bhavcopy's publication.
+    asof_sql = f"SELECT * FROM features_asof('{view}', '{esc}', 'close')"
 
     holder = {}
 
@@ -559,7 +561,7 @@ def training_benchmark(cl, server, view, args, results, out):
         upload["error"] = f"{type(e).__name__}: {e}".splitlines()[0][:300]
         log(f"  spine upload not available: {upload['error']}")
     if upload["available"]:
-        up_sql = f"SELECT * FROM features_asof('{view}', 'SELECT scrip_code, ts FROM temp.public.bench_spine')"
+        up_sql = f"SELECT * FROM features_asof('{view}', 'SELECT scrip_code, ts FROM temp.public.bench_spine', 'close')"
 
         def up_and_query():
             with cl.adbc.cursor() as cur:
@@ -719,7 +721,7 @@ def summary(results):
                      else "NOT in spine order: rows matched by (entity, ts)")
             lines.append(f"Cross-check {name}: {c['rows_compared']:,} rows × {c['columns_compared']} columns {verdict} "
                          f"({c['rows_with_features']:,} rows with features, {c['rows_null']:,} NULL: no row or "
-                         f"older than the ttl); bhavstore's rows {order}." + ("" if c["ok"] else f" {json.dumps(c['mismatches'])[:2000]} "
+                         f"older than the ttl); bhavstore's rows {order}." + ("" if c["ok"] else f" {json.dumps(c['mismatches'], default=str)[:2000]} "
                                                     f"{c['key_problems']}"))
         lines.append("")
     return "\n".join(lines)
