@@ -10,3 +10,11 @@ pub mod seaweed;
 pub mod serve;
 pub mod storage_roots;
 pub mod synthetic;
+
+/// This crate's directory (`tests/`). Read at run time, where cargo and nextest set it: a test
+/// binary cargo reuses from a build in another checkout keeps the compile-time path of that
+/// checkout, which may no longer exist.
+#[must_use]
+pub fn crate_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| env!("CARGO_MANIFEST_DIR").into(), Into::into)
+}

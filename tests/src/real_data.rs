@@ -6,13 +6,8 @@ use std::path::PathBuf;
 /// `BHAVSTORE_REAL_DATA` overrides the location.
 #[must_use]
 pub fn real_data_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("BHAVSTORE_REAL_DATA").map_or_else(
-        || {
-            PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()))
-                .join("../../shared/data/bse-real")
-        },
-        PathBuf::from,
-    );
+    let dir = std::env::var_os("BHAVSTORE_REAL_DATA")
+        .map_or_else(|| crate::crate_dir().join("../../shared/data/bse-real"), PathBuf::from);
     if dir.join("README.md").is_file() {
         Some(dir)
     } else {
@@ -66,13 +61,8 @@ pub fn files_2015(dir: &std::path::Path) -> Vec<PathBuf> {
 /// message saying the test is skipped). `BHAVSTORE_INTRADAY_DATA` overrides the location.
 #[must_use]
 pub fn intraday_bars_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("BHAVSTORE_INTRADAY_DATA").map_or_else(
-        || {
-            PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()))
-                .join("../../shared/data/intraday-real/nse-1min")
-        },
-        PathBuf::from,
-    );
+    let dir = std::env::var_os("BHAVSTORE_INTRADAY_DATA")
+        .map_or_else(|| crate::crate_dir().join("../../shared/data/intraday-real/nse-1min"), PathBuf::from);
     if dir.join("TCS_2026-07-14_1min.csv").is_file() {
         Some(dir)
     } else {

@@ -12,8 +12,7 @@ use crate::storage_roots::Root;
 /// The feature definitions of the repository.
 #[must_use]
 pub fn feature_defs() -> PathBuf {
-    PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()))
-        .join("../feature_defs")
+    crate::crate_dir().join("../feature_defs")
 }
 
 /// A running server and the addresses it bound.

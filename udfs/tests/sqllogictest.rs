@@ -92,11 +92,16 @@ fn format_float(v: f64) -> String {
     if trimmed == "-0" { "0".to_owned() } else { trimmed.to_owned() }
 }
 
+/// `tests/slt`, from the run-time `CARGO_MANIFEST_DIR` (a reused binary's compile-time one may
+/// name another checkout).
+fn slt_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| env!("CARGO_MANIFEST_DIR").into(), PathBuf::from)
+        .join("tests/slt")
+}
+
 async fn run_slt(name: &str) {
-    let path =
-        PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()))
-            .join("tests/slt")
-            .join(format!("{name}.slt"));
+    let path = slt_dir().join(format!("{name}.slt"));
     let mut runner = Runner::new(|| async { Ok(DataFusionDb::new()) });
     // `query TIR` must match the result's column types: every UDF returns Float64 (`R`).
     runner.with_column_validator(strict_column_validator);
@@ -120,9 +125,7 @@ slt_tests!(sma_sum, rolling_std, rolling_minmax, zscore, ema, rsi, wilder_mean, 
 
 #[test]
 fn every_slt_file_has_a_test() {
-    let dir =
-        PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()))
-            .join("tests/slt");
+    let dir = slt_dir();
     let mut files: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())

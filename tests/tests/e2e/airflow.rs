@@ -42,8 +42,7 @@ fn airflow_venv() -> Option<PathBuf> {
 }
 
 fn integration_dir() -> PathBuf {
-    PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()))
-        .join("../integrations/airflow")
+    bhavstore_e2e::crate_dir().join("../integrations/airflow")
 }
 
 /// BSE's zip of a legacy `EQ{DDMMYY}.CSV` file, and the name BSE gives it.

@@ -41,11 +41,7 @@ fn start(root: &Root, cfg: &tempfile::TempDir) -> Serve {
 }
 
 fn client_script(path: &str) -> std::path::PathBuf {
-    std::path::PathBuf::from(
-        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()),
-    )
-    .join("clients")
-    .join(path)
+    bhavstore_e2e::crate_dir().join("clients").join(path)
 }
 
 #[test]

@@ -29,10 +29,7 @@ fn fixture() -> Option<(Root, tempfile::TempDir)> {
 }
 
 fn clients_dir() -> PathBuf {
-    std::path::PathBuf::from(
-        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()),
-    )
-    .join("clients")
+    bhavstore_e2e::crate_dir().join("clients")
 }
 
 /// Runs one client program against a fresh server and asserts it passed every check.

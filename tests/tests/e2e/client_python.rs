@@ -26,10 +26,7 @@ fn python_client_every_call_against_a_live_server() {
     )
     .expect("config");
     let server = Serve::start(&root, Some(&cfg.path().join("bhavstore.yaml")), &[("TEST_PG_PASSWORD", PASSWORD)]);
-    let tests = std::path::PathBuf::from(
-        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()),
-    )
-    .join("../clients/python/tests");
+    let tests = bhavstore_e2e::crate_dir().join("../clients/python/tests");
     let o = Command::new("python3")
         .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs"])
         .arg(&tests)

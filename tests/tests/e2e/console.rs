@@ -17,8 +17,7 @@ use serde_json::Value;
 const TOKEN: &str = "console-token";
 
 fn client_dir() -> PathBuf {
-    PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()))
-        .join("clients/console")
+    bhavstore_e2e::crate_dir().join("clients/console")
 }
 
 /// Where the screenshots go: `$CARGO_TARGET_DIR/console-screenshots`, or beside the test binary's

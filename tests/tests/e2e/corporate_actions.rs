@@ -12,8 +12,7 @@ use bhavstore_e2e::real_data::{files_2015, real_data_dir};
 use bhavstore_e2e::storage_roots::Root;
 
 fn repo() -> PathBuf {
-    PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()))
-        .join("..")
+    bhavstore_e2e::crate_dir().join("..")
 }
 
 /// The real corporate-action exports, or `None` with a message saying the test is skipped.

@@ -10,8 +10,7 @@ use bhavstore_e2e::real_data::real_data_dir;
 use bhavstore_e2e::storage_roots::Root;
 
 fn repo() -> PathBuf {
-    PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()))
-        .join("..")
+    bhavstore_e2e::crate_dir().join("..")
 }
 
 fn feature_defs() -> PathBuf {

@@ -18,13 +18,11 @@ use bhavstore_e2e::storage_roots::Root;
 use serde_json::{Value, json};
 
 fn defs() -> PathBuf {
-    PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()))
-        .join("../feature_defs")
+    bhavstore_e2e::crate_dir().join("../feature_defs")
 }
 
 fn repo() -> PathBuf {
-    PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()))
-        .join("..")
+    bhavstore_e2e::crate_dir().join("..")
 }
 
 fn rt() -> tokio::runtime::Runtime {
@@ -669,12 +667,7 @@ fn the_stream_sends_every_update_and_drops_a_slow_consumer() {
 
 fn flight_ingest(server: &Serve, user: &str, password: &str, instrument: &str, n: usize, mode: &str) -> Value {
     let o = Command::new("python3")
-        .arg(
-            std::path::PathBuf::from(
-                std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()),
-            )
-            .join("py/flight_ingest.py"),
-        )
+        .arg(bhavstore_e2e::crate_dir().join("py/flight_ingest.py"))
         .args([&server.flight, user, password, instrument, &n.to_string(), mode])
         .output()
         .expect("python3");

@@ -17,8 +17,7 @@ use datafusion::arrow::array::{Array, ArrayRef};
 use datafusion::arrow::compute::concat_batches;
 
 fn repo() -> PathBuf {
-    PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()))
-        .join("..")
+    bhavstore_e2e::crate_dir().join("..")
 }
 
 fn feature_defs() -> PathBuf {

@@ -358,9 +358,7 @@ async fn materialize_logs_each_view_run_and_survives_mlflow_being_down() {
     let Some(data) = real_data_dir() else { return };
     let Some(server) = MlflowServer::start(true).await else { return };
     let root = Root::local();
-    let defs =
-        PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()))
-            .join("../feature_defs");
+    let defs = bhavstore_e2e::crate_dir().join("../feature_defs");
     let files = bhavstore_e2e::real_data::files_2015(&data.join("legacy-eq-14col/2015"));
     root.import(&files[..10]);
 

@@ -14,8 +14,7 @@ use chrono::{DateTime, Days, NaiveDate, Utc};
 use serde_json::Value;
 
 fn defs() -> PathBuf {
-    PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()))
-        .join("../feature_defs")
+    bhavstore_e2e::crate_dir().join("../feature_defs")
 }
 
 fn cli(root: &Root, args: &[&str]) -> String {

@@ -22,8 +22,7 @@ const VIEW: &str = "price_features";
 const FAIL_WITHIN: Duration = Duration::from_secs(120);
 
 fn feature_defs() -> PathBuf {
-    PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()))
-        .join("../feature_defs")
+    bhavstore_e2e::crate_dir().join("../feature_defs")
 }
 
 /// A `bhavstore` command on `root`; on S3 with short retries, so a dead server fails a request in

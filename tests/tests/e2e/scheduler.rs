@@ -2,7 +2,6 @@
 //! downloads the day's bhavcopy from a fake BSE on 127.0.0.1, materializes every view, and
 //! stops cleanly on SIGTERM.
 
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -64,9 +63,7 @@ fn serve_ingests_and_materializes_on_schedule_and_stops_on_sigterm() {
         "server:\n  http_addr: 127.0.0.1:0\n  pg_addr: 127.0.0.1:0\n  flight_addr: 127.0.0.1:0\nschedule:\n  timezone: Asia/Kolkata\n  jobs:\n    - name: every-3s\n      cron: \"*/3 * * * * *\"\n      retry_every: 1s\n      retry_until: \"23:59\"\n",
     )
     .expect("config");
-    let defs =
-        PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()))
-            .join("../feature_defs");
+    let defs = bhavstore_e2e::crate_dir().join("../feature_defs");
     let mut serve = bhavstore();
     root.apply(&mut serve);
     let mut child = serve

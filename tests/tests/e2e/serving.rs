@@ -57,11 +57,7 @@ fn start(root: &Root, cfg: &tempfile::TempDir) -> Serve {
 }
 
 fn python(script: &str, args: &[&str]) -> Value {
-    let path = std::path::PathBuf::from(
-        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()),
-    )
-    .join("py")
-    .join(script);
+    let path = bhavstore_e2e::crate_dir().join("py").join(script);
     let o = Command::new("python3").arg(&path).args(args).output().expect("python3");
     assert!(o.status.success(), "{script}: {}\n{}", stderr(&o), stdout(&o));
     let out = stdout(&o);

@@ -17,8 +17,7 @@ use bhavstore_e2e::real_data::{files_2015, real_data_dir};
 use serde_json::Value;
 
 fn script() -> PathBuf {
-    PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()))
-        .join("../scripts/stack")
+    bhavstore_e2e::crate_dir().join("../scripts/stack")
 }
 
 /// `scripts/stack ARGS --dir DIR` without the caller's `BHAVSTORE_*`/`AWS_*`/`PG*`, killed (and
