@@ -562,3 +562,104 @@ fn session_windows_count_exchange_sessions_for_a_scrip_that_trades_one_session_i
         with_defs(&root, &["query", "--format", "csv", all])
     );
 }
+
+/// Every reconciled table as CSV rows, in the order stored.
+fn reconciled(root: &Root) -> Vec<String> {
+    ["corporate_actions", "corporate_action_checks", "adjustment_epochs"]
+        .iter()
+        .flat_map(|t| {
+            let out = ok(root, &["query", "--format", "csv", &format!("select * from {t}")]);
+            out.lines().map(|l| format!("{t}: {l}")).collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Rows of `got` and `want` the other lacks, for a readable failure.
+fn same_rows(got: &[String], want: &[String], label: &str) {
+    let only = |a: &[String], b: &[String]| a.iter().filter(|l| !b.contains(l)).cloned().collect::<Vec<_>>();
+    let (extra, missing) = (only(got, want), only(want, got));
+    assert!(
+        extra.is_empty() && missing.is_empty() && got == want,
+        "[{label}] extra: {extra:#?}\nmissing: {missing:#?}"
+    );
+}
+
+/// The days the last reconciliation of a command read, from its log.
+fn days_read(log: &str) -> u64 {
+    let line =
+        log.lines().rev().find(|l| l.contains("corporate actions: sessions read")).unwrap_or_else(|| panic!("{log}"));
+    let days = line.split_whitespace().find_map(|w| w.strip_prefix("days=")).unwrap_or_else(|| panic!("{line}"));
+    days.parse().unwrap()
+}
+
+#[test]
+fn a_reconciliation_continued_day_by_day_equals_one_of_the_whole_history() {
+    let (Some(data), Some(actions)) = (real_data_dir(), actions_dir()) else { return };
+    let days = files_2015(&data.join("legacy-eq-14col/2015"));
+    let tmp = tempfile::tempdir().unwrap();
+    // A BSE list of many scrips (so it covers the market of its dates) with ex-dates early
+    // (re-anchoring read days), late (still to come when it is imported) and between sessions,
+    // and a real NSE list (its rows need the bhavcopies' ISINs and symbols).
+    let bse = tmp.path().join("Corporate_Actions.csv");
+    let mut rows = vec![
+        (500325, "RELIANCE", "08 Apr 2015", "Bonus issue 1:1"),
+        (500112, "SBIN", "14 Feb 2015", "Stock  Split From Rs.10/- to Rs.1/-"),
+        (532540, "TCS", "07 Mar 2015", "Interim Dividend - Rs. - 5.0000"),
+    ];
+    let filler: Vec<(u32, String)> = (0..10).map(|i| (500_010 + i, format!("FILL{i}"))).collect();
+    rows.extend(filler.iter().map(|(c, n)| (*c, n.as_str(), "20 Mar 2015", "Final Dividend - Rs. - 1.0000")));
+    std::fs::write(&bse, bse_export(&rows)).unwrap();
+    let exports = [bse.display().to_string(), actions.join("nse/nse_ca_2016-01.json").display().to_string()];
+    let import = |root: &Root, paths: &[String]| {
+        let mut args = vec!["import".to_string()];
+        args.extend(paths.iter().cloned());
+        let mut c = bhavstore();
+        root.apply(&mut c);
+        // The reconciliation says in its log what it read.
+        let out = run(c.env("RUST_LOG", "warn,bhavstore_lake=info").args(&args));
+        assert!(out.status.success(), "[{}] {}", root.label(), stderr(&out));
+        stderr(&out)
+    };
+    let paths = |range: std::ops::Range<usize>| days[range].iter().map(|p| p.display().to_string()).collect::<Vec<_>>();
+
+    // The whole history at once.
+    let whole = Root::local();
+    let mut all = paths(0..days.len());
+    all.extend(exports.iter().cloned());
+    import(&whole, &all);
+    let expected = reconciled(&whole);
+    for t in ["corporate_actions:", "corporate_action_checks:", "adjustment_epochs:"] {
+        assert!(expected.iter().filter(|l| l.starts_with(t)).count() > 1, "{t} {expected:?}");
+    }
+
+    // A corrected file of a day already read (one more blank line: other bytes, same rows).
+    let fixed = tmp.path().join(days[10].file_name().unwrap());
+    let original = std::fs::read(&days[10]).unwrap();
+    let mut bytes = original.clone();
+    bytes.extend_from_slice(b"\n");
+    std::fs::write(&fixed, &bytes).unwrap();
+    // Inferred actions of that day name the file they came from: now the corrected one.
+    let (was, now) = (bhavstore_storage::sha256_hex(&original), bhavstore_storage::sha256_hex(&bytes));
+    let corrected: Vec<String> = expected.iter().map(|l| l.replace(&was, &now)).collect();
+    assert_ne!(corrected, expected, "the day has an inferred action");
+
+    for root in Root::all("reconcile_continued") {
+        let l = root.label();
+        // Days, then action lists dated among them (read everything again: new anchors), then
+        // later days a few at a time and one by one (continued from the kept sessions).
+        import(&root, &paths(0..30));
+        let log = import(&root, &exports);
+        assert!(log.contains("reading the whole history"), "[{l}] {log}");
+        let log = import(&root, &paths(30..50));
+        assert_eq!(days_read(&log), 20, "[{l}] {log}");
+        for n in 50..days.len() {
+            let log = import(&root, &paths(n..n + 1));
+            assert_eq!(days_read(&log), 1, "[{l}] day {n}: {log}");
+        }
+        same_rows(&reconciled(&root), &expected, l);
+        let log = import(&root, &[fixed.display().to_string()]);
+        assert!(log.contains("reading the whole history"), "[{l}] {log}");
+        assert_eq!(days_read(&log), days.len() as u64, "[{l}] {log}");
+        same_rows(&reconciled(&root), &corrected, l);
+    }
+}

@@ -43,6 +43,23 @@ pub struct AdjustmentsManifest {
     /// Every stored action-list object (rows and downloaded ranges) it read.
     #[serde(default)]
     pub reference_keys: Vec<String>,
+    /// What the next reconciliation continues from instead of reading the whole history;
+    /// manifests of older versions lack it, and the next one reads everything.
+    #[serde(default)]
+    pub carried: Option<Carried>,
+}
+
+/// The sessions a reconciliation kept (see `adjust::sessions`) and what they cover.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Carried {
+    /// Kept sessions of every scrip, by scrip and date.
+    pub sessions: FileRef,
+    /// The bhavcopies' ISINs and symbols; `None` when no action needed them.
+    pub identifiers: Option<FileRef>,
+    /// The newest trade date read; a load of this date or an earlier one means reading
+    /// everything again.
+    pub through: Option<NaiveDate>,
 }
 
 /// Current layout version.

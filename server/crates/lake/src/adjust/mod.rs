@@ -11,6 +11,7 @@ pub mod basis;
 pub mod manifest;
 pub mod ratios;
 pub mod reconcile;
+mod sessions;
 pub mod tables;
 
 pub use basis::{PriceBasis, WindowUnit};

@@ -8,7 +8,7 @@
 //! changes a row before its ex-session: the factors are cumulative from the start of the data,
 //! so a price on day t is adjusted by what was effective on or before t and nothing later.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{NaiveDate, Utc};
@@ -19,11 +19,11 @@ use datafusion::arrow::array::{
 use datafusion::arrow::datatypes::{
     DataType, Date32Type, Field, Float64Type, Int32Type, Schema, SchemaRef, UInt64Type,
 };
-use datafusion::prelude::SessionContext;
 use tracing::{info, warn};
 
-use super::manifest::{self, AdjustmentsManifest};
+use super::manifest::{self, AdjustmentsManifest, Carried};
 use super::ratios::{self, Family};
+use super::sessions::{Condenser, DayRows, Identifiers, Session, day_files, scan, sessions_batch, sessions_from};
 use crate::LakeError;
 use crate::clock::{from_days, to_days};
 use crate::manifest::FileRef;
@@ -87,20 +87,6 @@ struct Action {
     applied: bool,
     note: Option<String>,
     superseded: bool,
-}
-
-/// One session of one scrip.
-#[derive(Debug, Clone)]
-struct Session {
-    date: NaiveDate,
-    open: Option<f64>,
-    close: Option<f64>,
-    prev_close: Option<f64>,
-    flag: Option<String>,
-    /// The raw file of a flagged session (empty otherwise: only a flag's inference names it).
-    raw_sha256: String,
-    source_line: u64,
-    has_flags: bool,
 }
 
 /// A check: a disagreement between an action list, the flags and the prices.
@@ -202,11 +188,18 @@ fn price_family(flag: &str) -> Option<Family> {
 
 /// Reconciles every stored action file with the bhavcopy and publishes the result if it
 /// differs from the newest reconciliation.
+///
+/// It continues from the sessions the newest reconciliation kept when every load since then is
+/// of a later day and every action's ex-date was already anchored there (see
+/// [`super::sessions`]); otherwise it reads the whole history. Both read what decides the
+/// result, so both publish the same tables.
 pub async fn reconcile(storage: &Storage) -> Result<ReconcileReport, LakeError> {
     // What the result depends on, listed before anything is read: the bhavcopy loads and the
     // stored action lists. Unchanged since the newest reconciliation, it still holds (a load
     // landing meanwhile moves the watermark, so the next call computes again).
-    let loads_watermark = storage.list(paths::LOADS).await?.into_iter().max();
+    let mut load_keys = storage.list(paths::LOADS).await?;
+    load_keys.sort();
+    let loads_watermark = load_keys.last().cloned();
     let mut reference_keys = storage.list(&paths::reference_table_dir(ACTIONS_KIND)).await?;
     reference_keys.sort();
     let latest = manifest::latest(storage).await?;
@@ -216,19 +209,86 @@ pub async fn reconcile(storage: &Storage) -> Result<ReconcileReport, LakeError> 
     {
         return Ok(ReconcileReport { seq: Some(l.seq), changed: false, counts: l.counts.clone() });
     }
+    let started = std::time::Instant::now();
     let (mut actions, sources, asked) = read_reported(storage).await?;
-    let ctx = crate::session(storage)?;
-    // Identifiers resolve reported actions to scrips: without any, the history is not read for them.
-    let ids = if actions.is_empty() { Identifiers::default() } else { identifiers(&ctx).await? };
+    // Identifiers resolve actions listed without a scrip code; without such actions the
+    // bhavcopies' ISINs and symbols are not read.
+    let needs_ids = actions.iter().any(|a| a.scrip_code.is_none());
+    let mut cont = match &latest {
+        Some(l) => continuation(storage, l, &load_keys, needs_ids).await?,
+        None => None,
+    };
+    let files = if cont.is_none() { Some(day_files(storage).await?) } else { None };
+    let ids = match (&mut cont, &files) {
+        (Some(c), _) => c.ids.take(),
+        (None, Some(files)) if needs_ids => {
+            let mut ids = Identifiers::default();
+            scan(storage, files, true, |day| day.identifiers(&mut ids)).await?;
+            Some(ids)
+        }
+        _ => None,
+    };
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
     counts.insert("reported".into(), actions.len() as u64);
-    resolve(&mut actions, &ids, &mut counts);
+    resolve(&mut actions, ids.as_ref(), &mut counts);
     supersede(&mut actions, &asked, &mut counts);
     let actions = dedup(actions, &mut counts);
     let coverage = coverage(&actions, &asked);
+    let mut anchors: BTreeMap<i32, BTreeSet<NaiveDate>> = BTreeMap::new();
+    for a in &actions {
+        if let Some(s) = a.scrip_code {
+            anchors.entry(s).or_default().insert(a.ex_date);
+        }
+    }
+    if let Some(c) = &cont
+        && let Some((scrip, date)) = c.unanchored(&anchors)
+    {
+        info!(scrip, %date, "an action now falls on a day the last reconciliation did not keep: reading the whole history");
+        cont = None;
+    }
 
-    let flagged = flagged_scrips(&ctx).await?;
-    let mut scrips: BTreeSet<i32> = flagged;
+    let mut condenser = Condenser::new(&anchors);
+    let (through, days_read, rows_read) = match cont {
+        Some(c) => {
+            for (scrip, s) in c.kept {
+                condenser.push(scrip, s);
+            }
+            let mut rows = 0;
+            for day in &c.new_days {
+                for i in 0..day.len() {
+                    let (scrip, s) = day.session(i);
+                    condenser.push(scrip, s);
+                }
+                rows += day.len() as u64;
+            }
+            (c.through, c.new_days.len(), rows)
+        }
+        None => {
+            let files = match files {
+                Some(f) => f,
+                None => day_files(storage).await?,
+            };
+            let rows = scan(storage, &files, false, |day| {
+                for i in 0..day.len() {
+                    let (scrip, s) = day.session(i);
+                    condenser.push(scrip, s);
+                }
+            })
+            .await?;
+            (files.keys().next_back().copied(), files.len(), rows)
+        }
+    };
+    let kept = condenser.finish();
+    info!(
+        days = days_read,
+        rows = rows_read,
+        kept = kept.values().map(Vec::len).sum::<usize>(),
+        secs = started.elapsed().as_secs_f64(),
+        "corporate actions: sessions read"
+    );
+    let carried_ids = ids;
+    let mut scrips: BTreeSet<i32> =
+        kept.iter().filter(|(_, days)| days.iter().any(|d| d.flag.is_some())).map(|(s, _)| *s).collect();
     // Every resolved scrip's actions are aligned to its sessions, rights and others included.
     scrips.extend(actions.iter().filter_map(|a| a.scrip_code));
     let mut by_scrip: BTreeMap<i32, Vec<Action>> = BTreeMap::new();
@@ -244,35 +304,23 @@ pub async fn reconcile(storage: &Storage) -> Result<ReconcileReport, LakeError> 
     let mut epochs: Vec<(i32, NaiveDate, NaiveDate, f64, f64, f64, f64)> = Vec::new();
     let mut digest_parts: BTreeMap<NaiveDate, Vec<String>> = BTreeMap::new();
     let empty = Vec::new();
-    // A bounded number of scrips' sessions in memory at a time, whatever the history's length;
-    // the history is read once, split into groups of SCRIPS_PER_READ consecutive scrips.
-    let scrips: Vec<i32> = scrips.into_iter().collect();
-    let split = split_sessions(&ctx, &scrips).await?;
-    for (group, chunk) in scrips.chunks(SCRIPS_PER_READ).enumerate() {
-        let sessions = match &split {
-            Some(s) => sessions(&s.batches(&[group])?)?,
-            None => HashMap::new(),
-        };
-        for scrip in chunk {
-            let days = sessions.get(scrip).unwrap_or(&empty);
-            let acts = by_scrip.remove(scrip).unwrap_or_default();
-            let steps = scrip_steps(*scrip, days, acts, &coverage, &mut out_actions, &mut checks);
-            let (mut adj, mut tr) = (1.0_f64, 1.0_f64);
-            let list: Vec<(usize, f64, f64)> = steps
-                .iter()
-                .map(|(idx, step)| {
-                    (*idx, step.price, step.price * dividend_step(*scrip, days, *idx, step, &mut checks))
-                })
-                .filter(|(_, p, t)| *p != 1.0 || *t != 1.0)
-                .collect();
-            for (n, (idx, p, t)) in list.iter().enumerate() {
-                adj *= p;
-                tr *= t;
-                let from = days[*idx].date;
-                let to = list.get(n + 1).map_or_else(open_end, |next| days[next.0].date);
-                epochs.push((*scrip, from, to, adj, tr, *p, *t));
-                digest_parts.entry(from).or_default().push(format!("{scrip}:{p:e}:{t:e}"));
-            }
+    for scrip in &scrips {
+        let days = kept.get(scrip).unwrap_or(&empty);
+        let acts = by_scrip.remove(scrip).unwrap_or_default();
+        let steps = scrip_steps(*scrip, days, acts, &coverage, &mut out_actions, &mut checks);
+        let (mut adj, mut tr) = (1.0_f64, 1.0_f64);
+        let list: Vec<(usize, f64, f64)> = steps
+            .iter()
+            .map(|(idx, step)| (*idx, step.price, step.price * dividend_step(*scrip, days, *idx, step, &mut checks)))
+            .filter(|(_, p, t)| *p != 1.0 || *t != 1.0)
+            .collect();
+        for (n, (idx, p, t)) in list.iter().enumerate() {
+            adj *= p;
+            tr *= t;
+            let from = days[*idx].date;
+            let to = list.get(n + 1).map_or_else(open_end, |next| days[next.0].date);
+            epochs.push((*scrip, from, to, adj, tr, *p, *t));
+            digest_parts.entry(from).or_default().push(format!("{scrip}:{p:e}:{t:e}"));
         }
     }
     // Actions of scrips that have no session at all, and those not matched to a scrip.
@@ -329,23 +377,25 @@ pub async fn reconcile(storage: &Storage) -> Result<ReconcileReport, LakeError> 
         text.push_str(&sources.join("\n"));
         sha256_hex(text.as_bytes())
     };
+    let seq = latest.as_ref().map_or(1, |l| l.seq + 1);
+    let carried = write_carried(storage, seq, &kept, carried_ids.as_ref(), through).await?;
     if let Some(l) = &latest
         && l.content_hash == content_hash
     {
-        if l.loads_watermark != loads_watermark || l.reference_keys != reference_keys {
-            // Same result from newer inputs: record them, so the next call can skip the work.
-            let mut again = l.clone();
-            again.seq = l.seq + 1;
-            again.computed_at = Utc::now();
-            again.loads_watermark = loads_watermark;
-            again.reference_keys = reference_keys;
-            if manifest::publish(storage, &again).await.is_ok() {
-                return Ok(ReconcileReport { seq: Some(again.seq), changed: false, counts: again.counts });
-            }
+        // Same result from newer inputs: record them and the sessions kept, so the next call
+        // continues from here.
+        let mut again = l.clone();
+        again.seq = seq;
+        again.computed_at = Utc::now();
+        again.loads_watermark = loads_watermark;
+        again.reference_keys = reference_keys;
+        again.carried = Some(carried);
+        if manifest::publish(storage, &again).await.is_ok() {
+            forget_carried(storage, l, again.carried.as_ref()).await;
+            return Ok(ReconcileReport { seq: Some(again.seq), changed: false, counts: again.counts });
         }
         return Ok(ReconcileReport { seq: Some(l.seq), changed: false, counts: l.counts.clone() });
     }
-    let seq = latest.as_ref().map_or(1, |l| l.seq + 1);
     // Each process writes under keys of its own content, create-only: two reconciliations
     // racing for one seq never mix files, and the loser's manifest put fails.
     let mut refs = Vec::new();
@@ -373,11 +423,161 @@ pub async fn reconcile(storage: &Storage) -> Result<ReconcileReport, LakeError> 
         counts: counts.clone(),
         loads_watermark,
         reference_keys,
+        carried: Some(carried),
     };
     manifest::publish(storage, &m).await?;
+    if let Some(l) = &latest {
+        forget_carried(storage, l, m.carried.as_ref()).await;
+    }
     let report = ReconcileReport { seq: Some(seq), changed: true, counts };
     info!(seq, "{}", report.describe());
     Ok(report)
+}
+
+/// What a reconciliation continues from: the sessions the newest one kept and the days loaded
+/// since.
+struct Continuation {
+    kept: Vec<(i32, Session)>,
+    new_days: Vec<DayRows>,
+    ids: Option<Identifiers>,
+    through: Option<NaiveDate>,
+    /// The (scrip, ex-date) pairs the kept sessions were anchored on.
+    anchored: HashSet<(i32, NaiveDate)>,
+    /// Each scrip's last kept session.
+    last: HashMap<i32, NaiveDate>,
+}
+
+impl Continuation {
+    /// An action's ex-date on or before its scrip's last kept session that was no anchor when
+    /// the sessions were kept: its first session on or after may not have been kept.
+    fn unanchored(&self, anchors: &BTreeMap<i32, BTreeSet<NaiveDate>>) -> Option<(i32, NaiveDate)> {
+        anchors.iter().find_map(|(scrip, dates)| {
+            let last = self.last.get(scrip)?;
+            dates.iter().find(|d| *d <= last && !self.anchored.contains(&(*scrip, **d))).map(|d| (*scrip, *d))
+        })
+    }
+}
+
+/// The continuation from `latest`, or `None` (and why, in the log) when the whole history must
+/// be read: nothing carried, a load of a day already read, identifiers needed but not carried,
+/// or a carried file gone.
+async fn continuation(
+    storage: &Storage,
+    latest: &AdjustmentsManifest,
+    load_keys: &[String],
+    needs_ids: bool,
+) -> Result<Option<Continuation>, LakeError> {
+    let whole = |why: &str| {
+        info!("corporate actions: reading the whole history ({why})");
+        Ok(None)
+    };
+    let Some(carried) = &latest.carried else { return whole("no sessions carried from the last reconciliation") };
+    let new_loads = load_keys.iter().filter(|k| latest.loads_watermark.as_ref().is_none_or(|w| *k > w));
+    let dates: BTreeSet<NaiveDate> = new_loads.filter_map(|k| paths::parse_load_entry(k)).map(|(d, _)| d).collect();
+    if let (Some(first), Some(through)) = (dates.first(), carried.through)
+        && *first <= through
+    {
+        return whole(&format!("{first} was loaded again or late; the last reconciliation read through {through}"));
+    }
+    if needs_ids && carried.identifiers.is_none() {
+        return whole("actions listed without a scrip code need the bhavcopies' ISINs and symbols");
+    }
+    let Some(kept) = storage.get(&carried.sessions.key).await? else {
+        return whole("the carried sessions were replaced by a newer reconciliation");
+    };
+    let kept = sessions_from(&super::tables::read_bytes(kept, &carried.sessions.key)?, &carried.sessions.key)?;
+    let ids = match &carried.identifiers {
+        Some(r) => match storage.get(&r.key).await? {
+            Some(b) => Some(Identifiers::from_batches(&super::tables::read_bytes(b, &r.key)?, &r.key)?),
+            None => return whole("the carried identifiers were replaced by a newer reconciliation"),
+        },
+        None => None,
+    };
+    let Some(actions) = storage.get(&latest.actions.key).await? else {
+        return whole("the last reconciliation's actions are gone");
+    };
+    let mut anchored = HashSet::new();
+    for b in super::tables::read_bytes(actions, &latest.actions.key)? {
+        let scrip = b.column(1).as_primitive::<Int32Type>();
+        let ex = b.column(5).as_primitive::<Date32Type>();
+        for i in 0..b.num_rows() {
+            if scrip.is_valid(i) {
+                anchored.insert((scrip.value(i), from_days(ex.value(i))));
+            }
+        }
+    }
+    let files: BTreeMap<NaiveDate, Vec<String>> = dates.iter().map(|d| (*d, vec![paths::bhavcopy_file(*d)])).collect();
+    let mut new_days = Vec::new();
+    let mut ids = ids;
+    let with_ids = ids.is_some();
+    if let Err(e) = scan(storage, &files, with_ids, |day| new_days.push(day)).await {
+        return whole(&format!("a newly loaded day could not be read: {e}"));
+    }
+    if let Some(ids) = &mut ids {
+        for day in &new_days {
+            day.identifiers(ids);
+        }
+    }
+    let mut last = HashMap::new();
+    for (scrip, s) in &kept {
+        last.insert(*scrip, s.date);
+    }
+    let through = carried.through.max(dates.last().copied());
+    Ok(Some(Continuation { kept, new_days, ids, through, anchored, last }))
+}
+
+/// Writes the sessions kept (and the identifiers, when read) for the next reconciliation.
+async fn write_carried(
+    storage: &Storage,
+    seq: u64,
+    kept: &BTreeMap<i32, Vec<Session>>,
+    ids: Option<&Identifiers>,
+    through: Option<NaiveDate>,
+) -> Result<Carried, LakeError> {
+    let sessions = crate::writer::batch_bytes(&sessions_batch(kept)?, Some(0))?;
+    let ids = ids.map(|i| i.to_batch().and_then(|b| crate::writer::batch_bytes(&b, None))).transpose()?;
+    let hash = {
+        let mut h = sha256_hex(&sessions);
+        if let Some(i) = &ids {
+            h.push_str(&sha256_hex(i));
+        }
+        sha256_hex(h.as_bytes())
+    };
+    let rows = kept.values().map(Vec::len).sum::<usize>() as u64;
+    let folder = format!("carried-{}", &hash[..16]);
+    let sessions = put_carried(storage, paths::adjustments_file(seq, &folder, "sessions"), sessions, rows).await?;
+    let identifiers = match ids {
+        Some(b) => Some(put_carried(storage, paths::adjustments_file(seq, &folder, "identifiers"), b, 0).await?),
+        None => None,
+    };
+    Ok(Carried { sessions, identifiers, through })
+}
+
+async fn put_carried(storage: &Storage, key: String, bytes: bytes::Bytes, rows: u64) -> Result<FileRef, LakeError> {
+    let size = bytes.len() as u64;
+    // Create-only: the same key holds the same bytes (its name is their hash).
+    storage.put_create(&key, bytes).await?;
+    Ok(FileRef { key, size, rows })
+}
+
+/// Deletes what `previous` carried once a newer manifest carries something else: only the
+/// newest reconciliation's sessions are ever read. A reconciliation still reading them reads the
+/// whole history instead.
+async fn forget_carried(storage: &Storage, previous: &AdjustmentsManifest, now: Option<&Carried>) {
+    let Some(old) = &previous.carried else { return };
+    let keep: Vec<&str> = now
+        .iter()
+        .flat_map(|c| [Some(&c.sessions), c.identifiers.as_ref()])
+        .flatten()
+        .map(|r| r.key.as_str())
+        .collect();
+    for r in [Some(&old.sessions), old.identifiers.as_ref()].into_iter().flatten() {
+        if !keep.contains(&r.key.as_str())
+            && let Err(e) = storage.delete(&r.key).await
+        {
+            warn!(key = %r.key, error = %e, "could not delete sessions carried by an older reconciliation");
+        }
+    }
 }
 
 fn hash_parts(parts: &mut [String]) -> String {
@@ -573,7 +773,7 @@ fn scrip_steps(
                         origin: "inferred".into(),
                         source_format: "bhavcopy".into(),
                         source_name: "bhavcopy".into(),
-                        raw_sha256: day.raw_sha256.clone(),
+                        raw_sha256: day.raw_sha256.clone().unwrap_or_default(),
                         source_line: day.source_line,
                         ex_session: Some(day.date),
                         applied: true,
@@ -655,18 +855,13 @@ fn jump(days: &[Session], idx: usize) -> Option<f64> {
 
 /// BSE rows carry a scrip code; NSE rows are matched by ISIN, then by symbol, against the
 /// identifiers the bhavcopies carry; an identifier two scrips share matches neither.
-fn resolve(actions: &mut [Action], ids: &Identifiers, counts: &mut BTreeMap<String, u64>) {
+fn resolve(actions: &mut [Action], ids: Option<&Identifiers>, counts: &mut BTreeMap<String, u64>) {
     let mut unresolved = 0u64;
     for a in actions.iter_mut() {
         if a.scrip_code.is_some() {
             continue;
         }
-        let unique = |m: &HashMap<String, Option<i32>>, k: &str| m.get(k).copied().flatten();
-        a.scrip_code = a
-            .isin
-            .as_deref()
-            .and_then(|i| unique(&ids.by_isin, i))
-            .or_else(|| a.symbol.as_deref().and_then(|s| unique(&ids.by_symbol, s)));
+        a.scrip_code = ids.and_then(|ids| ids.resolve(a.isin.as_deref(), a.symbol.as_deref()));
         if a.scrip_code.is_none() {
             unresolved += 1;
         }
@@ -760,116 +955,6 @@ fn coverage(actions: &[Action], asked: &[Asked]) -> Vec<Coverage> {
         out.push(Coverage { from, to, scrips: (!market).then_some(scrips) });
     }
     out
-}
-
-#[derive(Default)]
-struct Identifiers {
-    /// `None`: the identifier belongs to several scrips.
-    by_isin: HashMap<String, Option<i32>>,
-    by_symbol: HashMap<String, Option<i32>>,
-}
-
-async fn identifiers(ctx: &SessionContext) -> Result<Identifiers, LakeError> {
-    // Every pair: ISINs change at face-value splits, and a symbol may have been reused.
-    let batches = ctx
-        .sql(
-            "SELECT DISTINCT scrip_code, trim(isin), trim(symbol) FROM bhavcopy \
-             WHERE isin IS NOT NULL OR symbol IS NOT NULL",
-        )
-        .await?
-        .collect()
-        .await?;
-    let mut ids = Identifiers::default();
-    let add = |m: &mut HashMap<String, Option<i32>>, k: &str, scrip: i32| {
-        let e = m.entry(k.to_string()).or_insert(Some(scrip));
-        if *e != Some(scrip) {
-            *e = None;
-        }
-    };
-    for b in &batches {
-        let scrip = b.column(0).as_primitive::<Int32Type>();
-        let isin = b.column(1).as_string::<i32>();
-        let symbol = b.column(2).as_string::<i32>();
-        for i in 0..b.num_rows() {
-            if isin.is_valid(i) && !isin.value(i).is_empty() {
-                add(&mut ids.by_isin, isin.value(i), scrip.value(i));
-            }
-            if symbol.is_valid(i) && !symbol.value(i).is_empty() {
-                add(&mut ids.by_symbol, symbol.value(i), scrip.value(i));
-            }
-        }
-    }
-    Ok(ids)
-}
-
-async fn flagged_scrips(ctx: &SessionContext) -> Result<BTreeSet<i32>, LakeError> {
-    let batches = ctx
-        .sql("SELECT DISTINCT scrip_code FROM bhavcopy WHERE ex_flag IS NOT NULL AND trim(ex_flag) <> ''")
-        .await?
-        .collect()
-        .await?;
-    Ok(batches
-        .iter()
-        .flat_map(|b| b.column(0).as_primitive::<Int32Type>().iter().flatten().collect::<Vec<_>>())
-        .collect())
-}
-
-/// Scrips whose sessions one query reads: 500 scrips of 20 years is about 2.5 million rows.
-const SCRIPS_PER_READ: usize = 500;
-
-/// The sessions of `scrips` (sorted), split into groups of [`SCRIPS_PER_READ`] consecutive
-/// scrips in one pass over the history. `None` when there are no scrips.
-async fn split_sessions(ctx: &SessionContext, scrips: &[i32]) -> Result<Option<crate::spill::Spill>, LakeError> {
-    if scrips.is_empty() {
-        return Ok(None);
-    }
-    let list = scrips.iter().map(i32::to_string).collect::<Vec<_>>().join(",");
-    let sql = format!(
-        // The raw file of a row is named only by what a flag infers: every other row leaves it
-        // NULL, so the spill holds a few bytes per session instead of a 64-byte hash.
-        "SELECT scrip_code, trade_date, open, close, prev_close, trim(ex_flag), \
-         CASE WHEN trim(ex_flag) <> '' THEN raw_sha256 END, source_line, \
-         source_format IN ('bse_eq_legacy14', 'bse_eq_isincode18') FROM bhavcopy WHERE scrip_code IN ({list})"
-    );
-    let group_of: HashMap<i64, usize> =
-        scrips.iter().enumerate().map(|(i, s)| (i64::from(*s), i / SCRIPS_PER_READ)).collect();
-    let groups = scrips.len().div_ceil(SCRIPS_PER_READ);
-    let by: crate::spill::BucketOf = Arc::new(move |k| k.and_then(|k| group_of.get(&k).copied()).unwrap_or(0));
-    let dir = crate::spill::temp_dir("reconcile");
-    Ok(Some(crate::spill::spill(ctx.sql(&sql).await?, &dir, groups, "scrip_code", by).await?))
-}
-
-/// Each scrip's sessions in date order, from the rows [`split_sessions`] read.
-fn sessions(batches: &[RecordBatch]) -> Result<HashMap<i32, Vec<Session>>, LakeError> {
-    let mut out: HashMap<i32, Vec<Session>> = HashMap::new();
-    for b in batches {
-        let scrip = b.column(0).as_primitive::<Int32Type>();
-        let date = b.column(1).as_primitive::<Date32Type>();
-        let f = |i: usize| b.column(i).as_primitive::<Float64Type>().clone();
-        let (open, close, prev) = (f(2), f(3), f(4));
-        let flag = b.column(5).as_string::<i32>();
-        let sha = b.column(6).as_string::<i32>();
-        let line = b.column(7).as_primitive::<UInt64Type>();
-        let has_flags = b.column(8).as_boolean();
-        for i in 0..b.num_rows() {
-            let opt = |a: &datafusion::arrow::array::Float64Array| a.is_valid(i).then(|| a.value(i));
-            let flag = (flag.is_valid(i) && !flag.value(i).is_empty()).then(|| flag.value(i).to_string());
-            out.entry(scrip.value(i)).or_default().push(Session {
-                date: from_days(date.value(i)),
-                open: opt(&open),
-                close: opt(&close),
-                prev_close: opt(&prev),
-                raw_sha256: if flag.is_some() && sha.is_valid(i) { sha.value(i).to_string() } else { String::new() },
-                flag,
-                source_line: line.value(i),
-                has_flags: has_flags.is_valid(i) && has_flags.value(i),
-            });
-        }
-    }
-    for days in out.values_mut() {
-        days.sort_by_key(|d| d.date);
-    }
-    Ok(out)
 }
 
 /// Every stored action row (see `bhavstore_formats::actions::actions_schema`) and the sha256 of
@@ -1108,7 +1193,7 @@ mod tests {
             close: Some(close),
             prev_close: None,
             flag: flag.map(str::to_string),
-            raw_sha256: format!("sha-{date}"),
+            raw_sha256: Some(format!("sha-{date}")),
             source_line: 2,
             has_flags: true,
         }
@@ -1155,6 +1240,105 @@ mod tests {
 
     fn kinds(checks: &[Check]) -> Vec<&'static str> {
         checks.iter().map(|c| c.check).collect()
+    }
+
+    /// Everything a scrip's reconciliation decides, by date.
+    fn decided(days: &[Session], acts: &[Action], coverage: &[Coverage]) -> String {
+        let (mut out, mut checks) = (Vec::new(), Vec::new());
+        let steps = scrip_steps(1, days, acts.to_vec(), coverage, &mut out, &mut checks);
+        let steps: Vec<String> = steps
+            .iter()
+            .map(|(i, st)| {
+                let tr = dividend_step(1, days, *i, st, &mut checks);
+                format!("{} {:e} {:e} {:?} {tr:e}", days[*i].date, st.price, st.dividends, st.kinds)
+            })
+            .collect();
+        format!("{out:?}\n{checks:?}\n{steps:?}")
+    }
+
+    #[test]
+    fn the_kept_sessions_decide_what_the_whole_history_decides() {
+        // Scrambled histories: flags of every kind, jumps that snap and jumps that do not,
+        // actions on sessions, between sessions, before and after the data; then the same
+        // decided from the condensed sessions, and from a condensation continued with new days.
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move |m: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % m
+        };
+        let base = d("2015-01-01");
+        let flags = ["SS", "XB", "CS", "XD", "XR", "XI"];
+        let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+        for round in 0..400 {
+            let mut days = Vec::new();
+            let mut price = 1000.0;
+            for n in 0..(2 + next(80)) {
+                if next(6) == 0 {
+                    continue;
+                }
+                let jump = [1.0, 1.0, 1.0, 2.0, 5.0, 10.0, 0.1, 1.37][next(8) as usize];
+                price = price / jump * (1.0 + (next(21) as f64 - 10.0) / 1000.0);
+                let flag = (next(9) == 0).then(|| flags[next(6) as usize].to_string());
+                days.push(Session {
+                    date: base + chrono::Duration::days(n as i64),
+                    open: (next(20) != 0).then_some(price),
+                    close: Some(price * 1.001),
+                    prev_close: (next(3) == 0).then_some(price * 0.99),
+                    raw_sha256: flag.as_ref().map(|_| format!("sha{n}")),
+                    flag,
+                    source_line: n + 2,
+                    has_flags: next(10) != 0,
+                });
+            }
+            let mut acts = Vec::new();
+            for _ in 0..next(5) {
+                let ex = base + chrono::Duration::days(next(100) as i64 - 10);
+                let ex = ex.format("%Y-%m-%d").to_string();
+                acts.push(match next(4) {
+                    0 => act(&ex, "split", Some([2.0, 5.0, 10.0][next(3) as usize]), None),
+                    1 => act(&ex, "bonus", (next(4) != 0).then_some(2.0), None),
+                    2 => act(&ex, "dividend", None, (next(3) != 0).then_some(next(50) as f64)),
+                    _ => act(&ex, "rights", None, None),
+                });
+            }
+            let coverage = if next(2) == 0 {
+                vec![Coverage {
+                    from: base + chrono::Duration::days(next(40) as i64),
+                    to: base + chrono::Duration::days(40 + next(40) as i64),
+                    scrips: None,
+                }]
+            } else {
+                Vec::new()
+            };
+            let anchors = BTreeMap::from([(1, acts.iter().map(|a| a.ex_date).collect::<BTreeSet<_>>())]);
+            let condense = |sessions: &[Session]| {
+                let mut c = Condenser::new(&anchors);
+                for s in sessions {
+                    c.push(1, s.clone());
+                }
+                c.finish().remove(&1).unwrap_or_default()
+            };
+            let whole = decided(&days, &acts, &coverage);
+            for what in [
+                "inferred",
+                "flag_without_action",
+                "flag_without_move",
+                "action_without_move",
+                "total_return only",
+                "applied: true",
+            ] {
+                *seen.entry(what).or_default() += usize::from(whole.contains(what));
+            }
+            let kept = condense(&days);
+            assert_eq!(decided(&kept, &acts, &coverage), whole, "round {round}: {days:?}");
+            let cut = next(days.len() as u64 + 1) as usize;
+            let mut continued = condense(&days[..cut]);
+            continued.extend_from_slice(&days[cut..]);
+            assert_eq!(decided(&condense(&continued), &acts, &coverage), whole, "round {round}, cut at {cut}");
+        }
+        assert!(seen.values().all(|n| *n >= 10), "every kind of decision is exercised: {seen:?}");
     }
 
     #[test]

@@ -80,6 +80,11 @@ fn reconciled_table(storage: Storage, name: &'static str, part: Part) -> ScanTim
 /// Every batch of a small Parquet object.
 pub(crate) async fn read_file(storage: &Storage, key: &str) -> Result<Vec<RecordBatch>, LakeError> {
     let bytes = storage.get(key).await?.ok_or_else(|| LakeError::Corrupt(format!("{key} is named but missing")))?;
+    read_bytes(bytes, key)
+}
+
+/// Every batch of a small Parquet object already fetched (`key` names it in errors).
+pub(crate) fn read_bytes(bytes: bytes::Bytes, key: &str) -> Result<Vec<RecordBatch>, LakeError> {
     let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
         .and_then(|b| b.build())
         .map_err(|e| LakeError::Corrupt(format!("{key}: {e}")))?;
