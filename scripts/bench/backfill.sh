@@ -20,6 +20,8 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=scripts/bench/lib.sh
+. "$here/lib.sh"
 repo="$(cd "$here/../.." && pwd)"
 securities="${SECURITIES:-5000}"
 sessions="${SESSIONS:-5000}"
@@ -42,42 +44,11 @@ fi
 name="${securities}x${sessions}-seed${seed}"
 history="$cache/history-$name"
 echo "== history $name -> $history"
-if [ -f "$history.done" ]; then
-    echo "present (remove $history.done to regenerate): $(cat "$history.done")"
-else
-    rm -rf "$history"
-    mkdir -p "$cache"
-    "$bin/gen-history" --root "$history" --securities "$securities" --sessions "$sessions" --seed "$seed" \
-        | tee "$history.log"
-    tail -n 1 "$history.log" > "$history.done"
-fi
+ensure_history "$history" "$securities" "$sessions" "$seed"
 
 rm -rf "$out"
 mkdir -p "$out/logs"
 runs="$out/runs.jsonl"
-
-timed() {
-    local side="$1" round="$2"
-    shift 2
-    local tag="$out/logs/r$round-$side" load t0 t1 rc=0
-    load="$(cut -d' ' -f1-3 /proc/loadavg)"
-    t0="$(date +%s%N)"
-    /usr/bin/time -v -o "$tag.time" "$@" > "$tag.stdout" 2> "$tag.stderr" || rc=$?
-    t1="$(date +%s%N)"
-    if [ "$rc" != 0 ]; then
-        echo "!! $side (round $round) failed with exit status $rc: $*" >&2
-        tail -n 30 "$tag.stderr" "$tag.stdout" >&2
-        exit 1
-    fi
-    python3 "$py" record --runs "$runs" --side "$side" --round "$round" --time-file "$tag.time" \
-        --load "$load" --extra "wall_ns=$((t1 - t0))"
-    python3 - "$runs" <<'EOF'
-import json, sys
-r = json.loads(open(sys.argv[1]).read().splitlines()[-1])
-print(f"   {r['side']:<9} round {r['round']}: wall {r['wall_s']:.2f} s, CPU {r['user_s'] + r['sys_s']:.2f} s, "
-      f"peak RSS {r['max_rss_kib'] / 1024:.0f} MiB, load before {r['load_before']}")
-EOF
-}
 
 run_bhavstore() {
     local store="$out/work/store-$1"

@@ -26,6 +26,8 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=scripts/bench/lib.sh
+. "$here/lib.sh"
 repo="$(cd "$here/../.." && pwd)"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/bhavstore-target}"
 cache="${BENCH_CACHE:-$HOME/.cache/bhavstore-bench}"
@@ -53,15 +55,7 @@ fi
 name="${securities}x${sessions}-seed${seed}"
 history="$cache/history-$name"
 echo "== history $name -> $history"
-if [ -f "$history.done" ]; then
-    echo "present (remove $history.done to regenerate): $(cat "$history.done")"
-else
-    rm -rf "$history"
-    mkdir -p "$cache"
-    "$bin/gen-history" --root "$history" --securities "$securities" --sessions "$sessions" --seed "$seed" \
-        | tee "$history.log"
-    tail -n 1 "$history.log" > "$history.done"
-fi
+ensure_history "$history" "$securities" "$sessions" "$seed"
 
 rm -rf "$out"
 mkdir -p "$out/logs" "$out/results"
@@ -90,9 +84,11 @@ min_date="$(json_get "$meta" min_trade_date)"
 max_date="$(json_get "$meta" max_trade_date)"
 features="$(python3 -c "import json,sys; print(','.join(json.load(open(sys.argv[1]))['features']))" "$meta")"
 # Both servers answer with the newest session's values: Feast's online store holds only those,
-# bhavstore is asked as of 12:00 UTC that day (after the 10:00 UTC close). "Now" would be
-# refused by bhavstore as older than the view's ttl (the synthetic history is in the past).
-as_of="${max_date}T12:00:00Z"
+# bhavstore is asked as of 18:00 UTC that day (23:30 IST). Under bhavstore's default rule
+# `available` a day counts once its bhavcopy is published (20:00 IST, 14:30 UTC, for days
+# downloaded later than that); at 12:00 UTC it would still answer with the day before. "Now"
+# would be refused as older than the view's ttl (the synthetic history is in the past).
+as_of="${max_date}T18:00:00Z"
 (
     cd "$feast_repo"
     "$venv/bin/feast" apply > "$out/logs/feast_apply.log" 2>&1

@@ -17,6 +17,8 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=scripts/bench/lib.sh
+. "$here/lib.sh"
 repo="$(cd "$here/../.." && pwd)"
 securities="${SECURITIES:-5000}"
 sessions="${SESSIONS:-5000}"
@@ -33,15 +35,7 @@ echo "== build (release)"
 (cd "$repo" && cargo build --release -p bhavstore-bench)
 
 echo "== history $name -> $root"
-if [ -f "$root.done" ]; then
-    echo "present (remove $root.done to regenerate): $(cat "$root.done")"
-else
-    rm -rf "$root"
-    mkdir -p "$cache"
-    "$bin/gen-history" --root "$root" --securities "$securities" --sessions "$sessions" --seed "$seed" \
-        | tee "$root.log"
-    tail -n 1 "$root.log" > "$root.done"
-fi
+ensure_history "$root" "$securities" "$sessions" "$seed"
 generation="$(cat "$root.done")"
 
 # Peak resident memory of each engine's process, when GNU time is there.

@@ -22,6 +22,8 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=scripts/bench/lib.sh
+. "$here/lib.sh"
 repo="$(cd "$here/../.." && pwd)"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/bhavstore-target}"
 cache="${BENCH_CACHE:-$HOME/.cache/bhavstore-bench}"
@@ -42,15 +44,7 @@ fi
 
 history="$cache/history-$name"
 echo "== history $name -> $history"
-if [ -f "$history.done" ]; then
-    echo "present (remove $history.done to regenerate): $(cat "$history.done")"
-else
-    rm -rf "$history"
-    mkdir -p "$cache"
-    "$bin/gen-history" --root "$history" --securities "$securities" --sessions "$sessions" --seed "$seed" \
-        | tee "$history.log"
-    tail -n 1 "$history.log" > "$history.done"
-fi
+ensure_history "$history" "$securities" "$sessions" "$seed"
 
 rm -rf "$out"
 mkdir -p "$out/logs"

@@ -1261,13 +1261,7 @@ mod tests {
         // Scrambled histories: flags of every kind, jumps that snap and jumps that do not,
         // actions on sessions, between sessions, before and after the data; then the same
         // decided from the condensed sessions, and from a condensation continued with new days.
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move |m: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % m
-        };
+        let mut next = super::super::sessions::scramble(0x9e37_79b9_7f4a_7c15);
         let base = d("2015-01-01");
         let flags = ["SS", "XB", "CS", "XD", "XR", "XI"];
         let mut seen: BTreeMap<&str, usize> = BTreeMap::new();

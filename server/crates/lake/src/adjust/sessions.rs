@@ -454,6 +454,18 @@ pub(super) async fn scan(
     Ok(rows)
 }
 
+/// A deterministic generator of numbers below `m` (xorshift), for the property tests here and
+/// in `reconcile`.
+#[cfg(test)]
+pub(super) fn scramble(mut seed: u64) -> impl FnMut(u64) -> u64 {
+    move |m: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % m
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -497,13 +509,7 @@ mod tests {
     #[test]
     fn condensing_what_was_kept_plus_new_days_equals_condensing_everything() {
         // A deterministic scramble of flags, anchors and split points.
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move |m: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % m
-        };
+        let mut next = scramble(0x2545_f491_4f6c_dd1d);
         for _ in 0..500 {
             let len = 1 + next(60) as i64;
             let mut days = Vec::new();
