@@ -394,6 +394,8 @@ pub async fn reconcile(storage: &Storage) -> Result<ReconcileReport, LakeError> 
             forget_carried(storage, l, again.carried.as_ref()).await;
             return Ok(ReconcileReport { seq: Some(again.seq), changed: false, counts: again.counts });
         }
+        // Another reconciliation took the seq: what this one kept is read by no one.
+        forget_carried(storage, &again, None).await;
         return Ok(ReconcileReport { seq: Some(l.seq), changed: false, counts: l.counts.clone() });
     }
     // Each process writes under keys of its own content, create-only: two reconciliations
@@ -425,7 +427,10 @@ pub async fn reconcile(storage: &Storage) -> Result<ReconcileReport, LakeError> 
         reference_keys,
         carried: Some(carried),
     };
-    manifest::publish(storage, &m).await?;
+    if let Err(e) = manifest::publish(storage, &m).await {
+        forget_carried(storage, &m, None).await;
+        return Err(e);
+    }
     if let Some(l) = &latest {
         forget_carried(storage, l, m.carried.as_ref()).await;
     }
@@ -560,9 +565,10 @@ async fn put_carried(storage: &Storage, key: String, bytes: bytes::Bytes, rows: 
     Ok(FileRef { key, size, rows })
 }
 
-/// Deletes what `previous` carried once a newer manifest carries something else: only the
-/// newest reconciliation's sessions are ever read. A reconciliation still reading them reads the
-/// whole history instead.
+/// Deletes what `previous` carried, but for what `now` carries: only the newest
+/// reconciliation's sessions are ever read (a reconciliation still reading older ones finds them
+/// gone and reads the whole history instead), and those of a manifest that lost its seq to
+/// another process are read by no one.
 async fn forget_carried(storage: &Storage, previous: &AdjustmentsManifest, now: Option<&Carried>) {
     let Some(old) = &previous.carried else { return };
     let keep: Vec<&str> = now
