@@ -169,6 +169,9 @@ impl Config {
                 "BHAVSTORE_MATERIALIZE_CHUNK_ROWS" => {
                     self.materialize.chunk_rows = usize::try_from(int(&value)?).map_err(|e| bad(e.to_string()))?;
                 }
+                "BHAVSTORE_MATERIALIZE_COMPACT_AFTER" => {
+                    self.materialize.compact_after = usize::try_from(int(&value)?).map_err(|e| bad(e.to_string()))?;
+                }
                 "BHAVSTORE_SCHEDULE_TIMEZONE" => self.schedule.timezone = value.clone(),
                 "BHAVSTORE_MLFLOW_TRACKING_URI" => {
                     self.mlflow.tracking_uri = Some(value.clone()).filter(|v| !v.trim().is_empty());

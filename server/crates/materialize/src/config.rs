@@ -12,13 +12,17 @@ pub struct MaterializeConfig {
     /// Input rows a full recompute evaluates at once (whole entities, grouped up to about this
     /// many): the run's memory grows with it, and below ~100,000 the per-group overhead shows.
     pub chunk_rows: usize,
+    /// Daily runs each add a small segment (one file) to a version: once this many consecutive
+    /// segments lie in one calendar year, they are merged into one file sorted by entity and
+    /// date and published as the next manifest of the same rows. 0: never.
+    pub compact_after: usize,
     /// Thresholds that mark a run as `warning`.
     pub quality: QualityThresholds,
 }
 
 impl Default for MaterializeConfig {
     fn default() -> Self {
-        Self { keep_tails: 10, chunk_rows: 500_000, quality: QualityThresholds::default() }
+        Self { keep_tails: 10, chunk_rows: 500_000, compact_after: 20, quality: QualityThresholds::default() }
     }
 }
 

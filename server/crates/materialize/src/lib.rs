@@ -13,6 +13,7 @@
 //!   logged to MLflow when configured.
 
 mod chunked;
+mod compact;
 pub mod config;
 pub mod failpoint;
 pub mod lock;

@@ -318,6 +318,16 @@ async fn execute(
     tracing::info!(view = %view.name, version = %version, seq, rows = new_rows, total_rows = published.rows, "manifest published");
 
     cleanup(storage, &view.name, version, &published, m.cfg.keep_tails).await;
+    // Daily runs add one small segment each; merged once enough lie in one year. A failure
+    // leaves the published state as it is.
+    match super::compact::maybe_compact(storage, pv, &published, Arc::clone(&out_schema), m.cfg.compact_after).await {
+        Ok(Some(seq)) => record.manifest_seq = Some(seq),
+        Ok(None) => {}
+        Err(e) => {
+            tracing::warn!(view = %view.name, error = %e, "segments could not be compacted");
+            record.warnings.push(format!("segments not compacted: {e}"));
+        }
+    }
 
     // Quality is about the published data; a failure to compute it does not unpublish anything.
     match quality::assess(&ctx, storage, pv, &published, out_schema, &m.cfg.quality).await {
@@ -494,7 +504,7 @@ type Files = Vec<(FileRef, Option<(NaiveDate, NaiveDate)>)>;
 
 /// The column files are laid out and described by: the event time when it is a date, else the
 /// view's trade_date (intraday views are keyed by a bar's timestamp).
-fn date_column<'a>(schema: &SchemaRef, event_time: &'a str) -> &'a str {
+pub(super) fn date_column<'a>(schema: &SchemaRef, event_time: &'a str) -> &'a str {
     let is_date = |c: &str| {
         schema.field_with_name(c).is_ok_and(|f| f.data_type() == &datafusion::arrow::datatypes::DataType::Date32)
     };
