@@ -34,7 +34,21 @@ fn views() -> Vec<FeatureView> {
         .collect()
 }
 
-async fn ingest(storage: &Storage, files: &[(chrono::NaiveDate, String, Vec<u8>)]) {
+type DayFile = (chrono::NaiveDate, String, Vec<u8>);
+
+/// Every session of `market` as a bhavcopy file (date, name, bytes), and the dates.
+fn market_files(mut market: Market) -> (Vec<chrono::NaiveDate>, Vec<DayFile>) {
+    let days = market.days().to_vec();
+    let files = (0..days.len())
+        .map(|i| {
+            let (name, bytes) = market.session(i);
+            (days[i], name, bytes)
+        })
+        .collect();
+    (days, files)
+}
+
+async fn ingest(storage: &Storage, files: &[DayFile]) {
     let ingestor = Ingestor::new(storage.clone());
     for (date, name, bytes) in files {
         let prov = Provenance {
@@ -102,14 +116,7 @@ fn ordered(view: &str) -> String {
 async fn incremental_runs_equal_a_full_recompute_on_a_history_longer_than_the_carried_window() {
     // 700 sessions: longer than the ~614 rows the views carry, so the last runs start from a
     // tail, not from the first row; illiquid securities trade one session in five.
-    let mut market = Market::new(40, 700, 7);
-    let days = market.days().to_vec();
-    let files: Vec<_> = (0..days.len())
-        .map(|i| {
-            let (name, bytes) = market.session(i);
-            (days[i], name, bytes)
-        })
-        .collect();
+    let (days, files) = market_files(Market::new(40, 700, 7));
 
     let pieces = Root::local();
     let ps = pieces.open();
@@ -469,14 +476,7 @@ fn a_view_with_a_subquery_runs_in_full_and_its_pieces_equal_one_run() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn daily_segments_are_compacted_and_every_published_state_stays_readable() {
-    let mut market = Market::new(30, 90, 11);
-    let days = market.days().to_vec();
-    let files: Vec<_> = (0..days.len())
-        .map(|i| {
-            let (name, bytes) = market.session(i);
-            (days[i], name, bytes)
-        })
-        .collect();
+    let (days, files) = market_files(Market::new(30, 90, 11));
     let root = Root::local();
     let storage = root.open();
     let cfg = MaterializeConfig { compact_after: 4, ..MaterializeConfig::default() };
@@ -514,6 +514,9 @@ async fn daily_segments_are_compacted_and_every_published_state_stays_readable()
         assert!(compacted.len() >= 5, "{view}: {} compactions", compacted.len());
         let latest = manifests.last().unwrap();
         assert!(latest.segments.len() <= 4, "{view}: {} segments", latest.segments.len());
+        // Compactions leave no tail and take no kept tail's place.
+        let tails = storage.list(&bhavstore_storage::paths::state_dir(view, &version)).await.unwrap();
+        assert_eq!(tails.len(), MaterializeConfig::default().keep_tails, "{view}: {tails:?}");
         for pair in manifests.windows(2) {
             let (before, after) = (&pair[0], &pair[1]);
             if after.kind != "compact" {

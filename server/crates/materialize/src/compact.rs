@@ -50,8 +50,11 @@ pub(super) async fn maybe_compact(
     schema: SchemaRef,
     after: usize,
 ) -> Result<Option<u64>, MaterializeError> {
+    if after == 0 {
+        return Ok(None);
+    }
     let ranges = runs_to_merge(&published.segments, after);
-    if ranges.is_empty() || after == 0 {
+    if ranges.is_empty() {
         return Ok(None);
     }
     let spec = &pv.view.spec;
@@ -59,15 +62,15 @@ pub(super) async fn maybe_compact(
     let date_col = super::run::date_column(&schema, &spec.event_time).to_string();
     let mut segments: Vec<Segment> = Vec::new();
     let mut next = 0;
+    // Only the view's own files are read: a bare session holding their store is enough.
+    let ctx = datafusion::prelude::SessionContext::new();
     for (part, range) in ranges.iter().enumerate() {
         segments.extend_from_slice(&published.segments[next..range.start]);
         let merged = &published.segments[range.clone()];
         let files: Vec<_> = merged.iter().flat_map(|s| s.files.iter().cloned()).collect();
-        let ctx = bhavstore_lake::session(storage)?;
         let table = ParquetFilesTable::new(storage, Arc::clone(&schema), &files)?;
         table.register_store(&ctx);
-        ctx.register_table("__segments", Arc::new(table))?;
-        let df = ctx.table("__segments").await?.sort(vec![
+        let df = ctx.read_table(Arc::new(table))?.sort(vec![
             col(quote_ident(&spec.entity)).sort(true, false),
             col(quote_ident(&spec.event_time)).sort(true, false),
         ])?;

@@ -607,19 +607,32 @@ async fn finish_year_files(files: Arc<YearFiles>) -> Result<Files, MaterializeEr
 /// the view is writing. Failures are logged: they leave garbage, never damage.
 async fn cleanup(storage: &Storage, view: &str, version: &str, published: &Manifest, keep_tails: usize) {
     let referenced: BTreeSet<&str> = published.referenced_runs.iter().map(String::as_str).collect();
-    let kept_tails: BTreeSet<&str> =
-        published.referenced_runs.iter().rev().take(keep_tails.max(1)).map(String::as_str).collect();
-    for (dir, keep) in [(paths::data_dir(view, version), &referenced), (paths::state_dir(view, version), &kept_tails)] {
-        let keys = match storage.list(&dir).await {
-            Ok(k) => k,
-            Err(e) => {
-                tracing::warn!(dir, error = %e, "cleanup: listing failed");
-                continue;
-            }
-        };
+    let list = async |dir: &str| match storage.list(dir).await {
+        Ok(k) => Some(k),
+        Err(e) => {
+            tracing::warn!(dir, error = %e, "cleanup: listing failed");
+            None
+        }
+    };
+    let (data_dir, state_dir) = (paths::data_dir(view, version), paths::state_dir(view, version));
+    let (data, state) = (list(&data_dir).await, list(&state_dir).await);
+    // The newest `keep_tails` runs that left a tail: a compaction publishes no tail of its own,
+    // so counting every referenced run would keep one tail fewer after each one.
+    let with_tail: BTreeSet<String> =
+        state.iter().flatten().filter_map(|k| paths::run_of_file(&state_dir, k)).collect();
+    let kept_tails: BTreeSet<&str> = published
+        .referenced_runs
+        .iter()
+        .rev()
+        .filter(|r| with_tail.contains(r.as_str()))
+        .take(keep_tails.max(1))
+        .map(String::as_str)
+        .collect();
+    for (dir, keys, keep) in [(&data_dir, data, &referenced), (&state_dir, state, &kept_tails)] {
+        let Some(keys) = keys else { continue };
         let mut removed = 0usize;
         for key in keys {
-            let Some(run) = paths::run_of_file(&dir, &key) else { continue };
+            let Some(run) = paths::run_of_file(dir, &key) else { continue };
             if keep.contains(run.as_str()) {
                 continue;
             }

@@ -136,6 +136,14 @@ pub fn bhavcopy_partition(date: NaiveDate) -> String {
     format!("{BHAVCOPY_TABLE}/trade_date={}", date.format("%Y-%m-%d"))
 }
 
+/// The trade date of a key inside a day partition (`…/trade_date=YYYY-MM-DD/…`).
+#[must_use]
+pub fn trade_date_of(key: &str) -> Option<NaiveDate> {
+    key.split('/')
+        .find_map(|part| part.strip_prefix("trade_date="))
+        .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+}
+
 /// The single Parquet file of one day of the `bhavcopy` table.
 #[must_use]
 pub fn bhavcopy_file(date: NaiveDate) -> String {
@@ -387,6 +395,13 @@ pub fn adjustments_file(seq: u64, hash: &str, table: &str) -> String {
     format!("{ADJUSTMENTS}/{seq:010}-{hash}/{table}.parquet")
 }
 
+/// Key of one file (`sessions`, `identifiers`) a reconciliation carries for the next one; `hash`
+/// is of its bytes, so a reconciliation that loses its seq never overwrites the winner's.
+#[must_use]
+pub fn adjustments_carried_file(seq: u64, hash: &str, table: &str) -> String {
+    format!("{ADJUSTMENTS}/{seq:010}-carried-{hash}/{table}.parquet")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -409,6 +424,9 @@ mod tests {
         assert_eq!(rev, "20261127T030405.678Z-abcdef0123456789");
         assert_eq!(raw_object(d, &rev, "EQ050115.CSV"), format!("raw/bse/equity/2015/01/05/{rev}/EQ050115.CSV"));
         assert_eq!(bhavcopy_file(d), "parquet/bse/equity/trade_date=2015-01-05/bhavcopy.parquet");
+        assert_eq!(trade_date_of(&bhavcopy_file(d)), Some(d));
+        assert_eq!(trade_date_of("parquet/bse/equity/trade_date=2015-01-05/"), Some(d));
+        assert_eq!(trade_date_of("parquet/bse/equity/x.parquet"), None);
         assert_eq!(rejected_object(None, &rev, "../x y.zip"), format!("rejected/bse/equity/undated/{rev}/x_y.zip"));
         assert_eq!(date_of_day_state(&day_state(d)), Some(d));
         let load = load_entry(at, d, "ff00");

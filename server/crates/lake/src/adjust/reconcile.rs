@@ -23,7 +23,9 @@ use tracing::{info, warn};
 
 use super::manifest::{self, AdjustmentsManifest, Carried};
 use super::ratios::{self, Family};
-use super::sessions::{Condenser, DayRows, Identifiers, Session, day_files, scan, sessions_batch, sessions_from};
+use super::sessions::{
+    Condenser, DayRows, Identifiers, Session, column, day_files, scan, sessions_batch, sessions_from, string,
+};
 use crate::LakeError;
 use crate::clock::{from_days, to_days};
 use crate::manifest::FileRef;
@@ -210,7 +212,7 @@ pub async fn reconcile(storage: &Storage) -> Result<ReconcileReport, LakeError> 
         return Ok(ReconcileReport { seq: Some(l.seq), changed: false, counts: l.counts.clone() });
     }
     let started = std::time::Instant::now();
-    let (mut actions, sources, asked) = read_reported(storage).await?;
+    let (mut actions, sources, asked) = read_reported(storage, &reference_keys).await?;
     // Identifiers resolve actions listed without a scrip code; without such actions the
     // bhavcopies' ISINs and symbols are not read.
     let needs_ids = actions.iter().any(|a| a.scrip_code.is_none());
@@ -286,7 +288,6 @@ pub async fn reconcile(storage: &Storage) -> Result<ReconcileReport, LakeError> 
         secs = started.elapsed().as_secs_f64(),
         "corporate actions: sessions read"
     );
-    let carried_ids = ids;
     let mut scrips: BTreeSet<i32> =
         kept.iter().filter(|(_, days)| days.iter().any(|d| d.flag.is_some())).map(|(s, _)| *s).collect();
     // Every resolved scrip's actions are aligned to its sessions, rights and others included.
@@ -378,7 +379,7 @@ pub async fn reconcile(storage: &Storage) -> Result<ReconcileReport, LakeError> 
         sha256_hex(text.as_bytes())
     };
     let seq = latest.as_ref().map_or(1, |l| l.seq + 1);
-    let carried = write_carried(storage, seq, &kept, carried_ids.as_ref(), through).await?;
+    let carried = write_carried(storage, seq, &kept, ids.as_ref(), through).await?;
     if let Some(l) = &latest
         && l.content_hash == content_hash
     {
@@ -503,8 +504,8 @@ async fn continuation(
     };
     let mut anchored = HashSet::new();
     for b in super::tables::read_bytes(actions, &latest.actions.key)? {
-        let scrip = b.column(1).as_primitive::<Int32Type>();
-        let ex = b.column(5).as_primitive::<Date32Type>();
+        let scrip = column(&b, "scrip_code", &latest.actions.key)?.as_primitive::<Int32Type>();
+        let ex = column(&b, "ex_date", &latest.actions.key)?.as_primitive::<Date32Type>();
         for i in 0..b.num_rows() {
             if scrip.is_valid(i) {
                 anchored.insert((scrip.value(i), from_days(ex.value(i))));
@@ -549,10 +550,10 @@ async fn write_carried(
         sha256_hex(h.as_bytes())
     };
     let rows = kept.values().map(Vec::len).sum::<usize>() as u64;
-    let folder = format!("carried-{}", &hash[..16]);
-    let sessions = put_carried(storage, paths::adjustments_file(seq, &folder, "sessions"), sessions, rows).await?;
+    let key = |table: &str| paths::adjustments_carried_file(seq, &hash[..16], table);
+    let sessions = put_carried(storage, key("sessions"), sessions, rows).await?;
     let identifiers = match ids {
-        Some(b) => Some(put_carried(storage, paths::adjustments_file(seq, &folder, "identifiers"), b, 0).await?),
+        Some(b) => Some(put_carried(storage, key("identifiers"), b, 0).await?),
         None => None,
     };
     Ok(Carried { sessions, identifiers, through })
@@ -965,8 +966,10 @@ fn coverage(actions: &[Action], asked: &[Asked]) -> Vec<Coverage> {
 
 /// Every stored action row (see `bhavstore_formats::actions::actions_schema`) and the sha256 of
 /// each raw file behind them.
-async fn read_reported(storage: &Storage) -> Result<(Vec<Action>, Vec<String>, Vec<Asked>), LakeError> {
-    let mut keys = storage.list(&paths::reference_table_dir(ACTIONS_KIND)).await?;
+async fn read_reported(
+    storage: &Storage,
+    keys: &[String],
+) -> Result<(Vec<Action>, Vec<String>, Vec<Asked>), LakeError> {
     let mut asked = Vec::new();
     for key in keys.iter().filter(|k| k.ends_with(".coverage.json")) {
         #[derive(serde::Deserialize)]
@@ -980,16 +983,13 @@ async fn read_reported(storage: &Storage) -> Result<(Vec<Action>, Vec<String>, V
         let revision = name.split('.').next().unwrap_or_default().to_string();
         asked.push(Asked { revision, from: r.from, to: r.to });
     }
-    keys.retain(|k| k.ends_with(".parquet"));
-    keys.sort();
     let mut out = Vec::new();
     let mut sources = BTreeSet::new();
-    for key in keys {
-        for b in super::tables::read_file(storage, &key).await? {
-            let col = |name: &str| {
-                b.column_by_name(name).ok_or_else(|| LakeError::Corrupt(format!("{key}: no column {name}")))
-            };
-            let s = |name: &str| col(name).map(|c| c.as_string::<i32>().clone());
+    // `keys` are sorted.
+    for key in keys.iter().filter(|k| k.ends_with(".parquet")) {
+        for b in super::tables::read_file(storage, key).await? {
+            let col = |name: &str| column(&b, name, key);
+            let s = |name: &str| string(&b, name, key);
             let (exchange, isin, symbol, company, kind) =
                 (s("exchange")?, s("isin")?, s("symbol")?, s("company")?, s("kind")?);
             let (ptext, purpose, origin, fmt, name, sha) = (

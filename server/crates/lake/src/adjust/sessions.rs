@@ -204,11 +204,13 @@ impl Identifiers {
     }
 }
 
-fn column<'a>(b: &'a RecordBatch, name: &str, key: &str) -> Result<&'a ArrayRef, LakeError> {
+/// Column `name` of a stored batch (`key` names the object in the error).
+pub(super) fn column<'a>(b: &'a RecordBatch, name: &str, key: &str) -> Result<&'a ArrayRef, LakeError> {
     b.column_by_name(name).ok_or_else(|| LakeError::Corrupt(format!("{key}: no column {name}")))
 }
 
-fn string(b: &RecordBatch, name: &str, key: &str) -> Result<StringArray, LakeError> {
+/// Text column `name` of a stored batch.
+pub(super) fn string(b: &RecordBatch, name: &str, key: &str) -> Result<StringArray, LakeError> {
     let c = cast(column(b, name, key)?, &DataType::Utf8).map_err(|e| LakeError::Corrupt(format!("{key}: {e}")))?;
     Ok(c.as_string::<i32>().clone())
 }
@@ -301,11 +303,7 @@ pub(super) async fn day_files(storage: &Storage) -> Result<BTreeMap<NaiveDate, V
         if !key.ends_with(".parquet") {
             continue;
         }
-        let date = key
-            .split('/')
-            .find_map(|part| part.strip_prefix("trade_date="))
-            .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
-        if let Some(d) = date {
+        if let Some(d) = paths::trade_date_of(&key) {
             out.entry(d).or_default().push(key);
         }
     }

@@ -285,8 +285,7 @@ pub async fn calendar(storage: &Storage) -> Result<BTreeMap<NaiveDate, DayStatus
     }
     let mut last: Option<NaiveDate> = None;
     for folder in storage.list_folders(paths::BHAVCOPY_TABLE).await? {
-        let name = folder.trim_end_matches('/').rsplit('/').next().unwrap_or_default();
-        if let Some(d) = name.strip_prefix("trade_date=").and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()) {
+        if let Some(d) = paths::trade_date_of(&folder) {
             out.insert(d, DayStatus::Session);
             last = last.max(Some(d));
         }
