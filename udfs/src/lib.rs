@@ -37,6 +37,7 @@ mod args;
 pub mod cumulative;
 mod functions;
 pub mod kernels;
+pub mod resumable;
 mod udwf;
 
 use datafusion_expr::WindowUDF;
@@ -67,6 +68,13 @@ pub fn is_cumulative(name: &str) -> bool {
 #[must_use]
 pub fn lookback_rows(name: &str, n: usize) -> Option<usize> {
     functions::FUNCTIONS.iter().find(|f| f.name == name).map(|f| f.lookback.rows(n))
+}
+
+/// Like [`lookback_rows`], for a run that resumes the recursive functions from their saved
+/// states ([`resumable`]): a resumed recursion needs only the current row.
+#[must_use]
+pub fn resumed_lookback_rows(name: &str, n: usize) -> Option<usize> {
+    if resumable::is_resumable(name) { Some(1) } else { lookback_rows(name, n) }
 }
 
 /// Whether every result of `name(x, n)` is a function of its window's values alone, bit for bit,
@@ -107,6 +115,10 @@ mod lookback_tests {
         assert!((13.0f64 / 14.0).powi(h as i32 - 1) >= HORIZON_WEIGHT);
         assert_eq!(lookback_rows("rsi", 14), Some(14 + 1 + h));
         assert_eq!(function_version("ema"), Some(1));
+        assert_eq!(resumed_lookback_rows("ema", 26), Some(1));
+        assert_eq!(resumed_lookback_rows("rsi", 14), Some(1));
+        assert_eq!(resumed_lookback_rows("sma", 50), Some(50));
+        assert_eq!(resumed_lookback_rows("nope", 3), None);
         assert!(start_independent("sma", 1024) && !start_independent("sma", 1025) && start_independent("ema", 5000));
     }
 }

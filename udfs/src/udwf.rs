@@ -30,6 +30,8 @@ pub(crate) struct FunctionSpec {
     pub(crate) arg: IntArg,
     /// The computation.
     pub(crate) kernel: Kernel,
+    /// For a recursive function, the computation continued from a saved state.
+    pub(crate) resume: Option<crate::kernels::Resume>,
     /// One-paragraph description for `Documentation`, semantics included.
     pub(crate) description: &'static str,
 }
@@ -174,6 +176,6 @@ impl PartitionEvaluator for KernelEvaluator {
 }
 
 /// NaN and ±∞ are NULL on the way in and on the way out.
-fn finite(v: Option<f64>) -> Option<f64> {
+pub(crate) fn finite(v: Option<f64>) -> Option<f64> {
     v.filter(|x| x.is_finite())
 }

@@ -114,8 +114,10 @@ fn ordered(view: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn incremental_runs_equal_a_full_recompute_on_a_history_longer_than_the_carried_window() {
-    // 700 sessions: longer than the ~614 rows the views carry, so the last runs start from a
-    // tail, not from the first row; illiquid securities trade one session in five.
+    // 700 sessions: far longer than the rows the views carry (50 and 61: the plain windows;
+    // ema, rsi and wilder_mean continue from saved states), so every incremental run starts
+    // from a tail and saved states, not from the first row; illiquid securities trade one
+    // session in five.
     let (days, files) = market_files(Market::new(40, 700, 7));
 
     let pieces = Root::local();
@@ -129,6 +131,24 @@ async fn incremental_runs_equal_a_full_recompute_on_a_history_longer_than_the_ca
         assert_eq!(runs[0].min_trade_date, Some(days[i]), "only the new day is computed");
     }
     assert_eq!(modes(&materialize(&ps, false).await), ["none", "none"], "nothing new: nothing done");
+    // The tails carry the plain windows' rows only, and the recursions' states beside them.
+    let m = Materializer::new(ps.clone(), views(), MaterializeConfig::default(), None).await.expect("materializer");
+    for pv in m.views() {
+        let latest = bhavstore_lake::manifest::latest(&ps, &pv.view.spec.name, &pv.version.id)
+            .await
+            .expect("manifest")
+            .expect("published");
+        let tail = latest.tail.expect("a tail");
+        let expected = if pv.view.spec.name == "price_features" { 50 } else { 61 };
+        assert_eq!(tail.lookback_rows, expected, "{}", pv.view.spec.name);
+        let states = tail.recursions.expect("saved states");
+        // One state per resumed call and security: ema 12, ema 26, rsi 14; wilder_mean 14.
+        let calls = if pv.view.spec.name == "price_features" { 3 } else { 1 };
+        let securities = columns(&ps, &format!("select count(distinct scrip_code) from {}", pv.view.spec.name)).await;
+        let securities =
+            securities[0].as_any().downcast_ref::<datafusion::arrow::array::Int64Array>().unwrap().value(0);
+        assert_eq!(states.rows, calls * u64::try_from(securities).unwrap(), "{}", pv.view.spec.name);
+    }
     ingest(&ps, &files[643..]).await;
     assert_eq!(modes(&materialize(&ps, false).await), ["incremental", "incremental"]);
 
@@ -515,8 +535,13 @@ async fn daily_segments_are_compacted_and_every_published_state_stays_readable()
         let latest = manifests.last().unwrap();
         assert!(latest.segments.len() <= 4, "{view}: {} segments", latest.segments.len());
         // Compactions leave no tail and take no kept tail's place.
-        let tails = storage.list(&bhavstore_storage::paths::state_dir(view, &version)).await.unwrap();
-        assert_eq!(tails.len(), MaterializeConfig::default().keep_tails, "{view}: {tails:?}");
+        // Each kept run has its tail and the states of its recursions beside it.
+        let state_dir = bhavstore_storage::paths::state_dir(view, &version);
+        let kept = storage.list(&state_dir).await.unwrap();
+        let runs: std::collections::BTreeSet<String> =
+            kept.iter().filter_map(|k| bhavstore_storage::paths::run_of_file(&state_dir, k)).collect();
+        assert_eq!(runs.len(), MaterializeConfig::default().keep_tails, "{view}: {kept:?}");
+        assert_eq!(kept.len(), 2 * runs.len(), "{view}: {kept:?}");
         for pair in manifests.windows(2) {
             let (before, after) = (&pair[0], &pair[1]);
             if after.kind != "compact" {

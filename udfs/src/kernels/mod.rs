@@ -13,10 +13,12 @@
 //!   order: a missing trading day is not a gap, the previous row is the previous value.
 //! * Warm-up rows are `None`.
 //! * Window functions (`sma`, `rolling_*`, `zscore`) give `None` while any of the last `n`
-//!   values is `None`; recursive ones (`ema`, `rsi`, `wilder_mean`) restart their warm-up after a `None`.
+//!   values is `None`; recursive ones (`ema`, `rsi`, `wilder_mean`) restart their warm-up after a `None`, and
+//!   each has a `*_from` form that continues from a saved [`Recursion`] state.
 
 mod compensated;
 mod ema;
+mod recursion;
 mod returns;
 mod rolling_minmax;
 mod rolling_std;
@@ -27,12 +29,13 @@ mod window_moments;
 mod window_running;
 mod zscore;
 
-pub use ema::ema;
+pub use ema::{ema, ema_from};
+pub use recursion::{Recursion, Resume};
 pub use returns::{log_return, pct_change};
 pub use rolling_minmax::{rolling_max, rolling_min};
 pub use rolling_std::rolling_std;
-pub use rsi::rsi;
+pub use rsi::{rsi, rsi_from};
 pub use sma_sum::{rolling_sum, sma};
-pub use wilder::wilder_mean;
+pub use wilder::{wilder_mean, wilder_mean_from};
 pub use window_moments::FRESH_MAX;
 pub use zscore::zscore;

@@ -1,5 +1,7 @@
 //! Wilder's relative strength index.
 
+use super::recursion::Recursion;
+
 /// Wilder's RSI over `n` periods.
 ///
 /// With diffs `d_t = x_t - x_{t-1}`, gains `g_t = max(d_t, 0)` and losses
@@ -18,48 +20,45 @@
 /// * `n == 0` gives all `None`.
 #[must_use]
 pub fn rsi(values: &[Option<f64>], n: usize) -> Vec<Option<f64>> {
+    rsi_from(values, n, &mut Recursion::default())
+}
+
+/// [`rsi`] continued from `state`, which it leaves at the state after the last value: the
+/// previous value, the number of diffs and the average gain and loss (plain sums during the
+/// warm-up).
+pub fn rsi_from(values: &[Option<f64>], n: usize, state: &mut Recursion) -> Vec<Option<f64>> {
     if n == 0 {
         return vec![None; values.len()];
     }
-    let n_f = n as f64;
-    let mut state = Wilder::default();
+    let (n_u, n_f) = (n as u64, n as f64);
     values
         .iter()
         .map(|&value| {
             let Some(x) = value else {
-                state = Wilder::default();
+                *state = Recursion::default();
                 return None;
             };
             let previous = state.previous.replace(x)?;
             let diff = x - previous;
             let (gain, loss) = (diff.max(0.0), (-diff).max(0.0));
-            state.diffs += 1;
-            if state.diffs <= n {
-                state.avg_gain += gain;
-                state.avg_loss += loss;
-                if state.diffs < n {
+            state.count += 1;
+            if state.count <= n_u {
+                state.value += gain;
+                state.second += loss;
+                if state.count < n_u {
                     return None;
                 }
-                state.avg_gain /= n_f;
-                state.avg_loss /= n_f;
+                state.value /= n_f;
+                state.second /= n_f;
             } else {
-                state.avg_gain = (state.avg_gain * (n_f - 1.0) + gain) / n_f;
-                state.avg_loss = (state.avg_loss * (n_f - 1.0) + loss) / n_f;
+                state.value = (state.value * (n_f - 1.0) + gain) / n_f;
+                state.second = (state.second * (n_f - 1.0) + loss) / n_f;
             }
-            Some(rsi_from_averages(state.avg_gain, state.avg_loss))
+            Some(rsi_from_averages(state.value, state.second))
         })
         .collect()
 }
 
 fn rsi_from_averages(avg_gain: f64, avg_loss: f64) -> f64 {
     if avg_loss == 0.0 { 100.0 } else { 100.0 - 100.0 / (1.0 + avg_gain / avg_loss) }
-}
-
-/// Running state of one NULL-free run; during warm-up the averages hold plain sums.
-#[derive(Debug, Default)]
-struct Wilder {
-    previous: Option<f64>,
-    diffs: usize,
-    avg_gain: f64,
-    avg_loss: f64,
 }

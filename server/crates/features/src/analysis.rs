@@ -24,8 +24,14 @@ pub struct Analysis {
     pub functions: BTreeMap<String, u32>,
     /// Tables the view reads.
     pub tables: BTreeSet<String>,
-    /// Rows per entity an incremental run carries, or why it cannot run incrementally.
+    /// Rows per entity an incremental run carries, or why it cannot run incrementally. The
+    /// recursive calls it counts as one row are resumed from saved states ([`Analysis::resumed`]).
     pub incremental: Result<usize, String>,
+    /// Calls of a recursive function (`ema`, `rsi`, `wilder_mean`) an incremental run resumes
+    /// from the state the previous run saved instead of recomputing them from carried rows:
+    /// those windowed by the entity and event time whose results no other window reads (see
+    /// [`crate::resume`]).
+    pub resumed: usize,
     /// For a view over `intraday_bars`: rows per instrument the live computation carries before
     /// the session of the first new bar (that session is always carried whole), or why the view
     /// cannot be computed live.
@@ -124,7 +130,9 @@ pub fn analyse(plan: &LogicalPlan, entity: &str, event_time: &str) -> Result<Ana
         }
         Ok(TreeNodeRecursion::Continue)
     })?;
-    let lookback = rows_needed(plan, entity, event_time, &mut functions, &mut blockers)?;
+    let live_lookback = rows_needed(plan, &mut Walk::new(entity, event_time, false), &mut functions, &mut blockers)?;
+    let mut resumed = Walk::new(entity, event_time, true);
+    let lookback = rows_needed(plan, &mut resumed, &mut BTreeMap::new(), &mut Blockers::default())?;
     let daily = tables.len() == 1 && tables.iter().all(|t| bhavstore_lake::adjust::PriceBasis::of_table(t).is_some());
     if !daily {
         blockers.incremental.push(format!(
@@ -139,23 +147,46 @@ pub fn analyse(plan: &LogicalPlan, entity: &str, event_time: &str) -> Result<Ana
         functions,
         tables,
         incremental: verdict(lookback, blockers.incremental),
-        live: verdict(lookback, blockers.live),
+        resumed: resumed.resumed,
+        live: verdict(live_lookback, blockers.live),
     })
+}
+
+/// How [`rows_needed`] walks a plan: the view's keys, and whether recursive calls that can be
+/// resumed count one row (an incremental run) or their horizon (a live run, which has no
+/// saved states).
+struct Walk<'a> {
+    entity: &'a str,
+    event_time: &'a str,
+    resume: bool,
+    /// Whether the node being walked is read by no window above it.
+    top: bool,
+    /// Calls counted as resumed.
+    resumed: usize,
+}
+
+impl<'a> Walk<'a> {
+    fn new(entity: &'a str, event_time: &'a str, resume: bool) -> Self {
+        Self { entity, event_time, resume, top: true, resumed: 0 }
+    }
 }
 
 /// Rows of history (current row included) one output row of `plan` depends on. Stacked window
 /// levels add up: a 20-row window over a column that itself looks 2 rows back needs 21.
 fn rows_needed(
     plan: &LogicalPlan,
-    entity: &str,
-    event_time: &str,
+    walk: &mut Walk<'_>,
     functions: &mut BTreeMap<String, u32>,
     blockers: &mut Blockers,
 ) -> Result<usize, AnalysisError> {
+    let top = walk.top;
+    // Below a window, or anything that combines rows, results are read by more than their row.
+    walk.top = top && crate::resume::passes_rows_through(plan);
     let mut below = 1;
     for input in plan.inputs() {
-        below = below.max(rows_needed(input, entity, event_time, functions, blockers)?);
+        below = below.max(rows_needed(input, walk, functions, blockers)?);
     }
+    walk.top = top;
     // Subqueries in expressions (IN (SELECT ...)) hide their plans from inputs().
     if let LogicalPlan::Window(window) = plan {
         let mut level = 1;
@@ -168,7 +199,7 @@ fn rows_needed(
                 Ok(TreeNodeRecursion::Continue)
             })?;
             for wf in found {
-                level = level.max(window_rows(&wf, entity, event_time, functions, blockers)?);
+                level = level.max(window_rows(&wf, walk, functions, blockers)?);
             }
         }
         return Ok(below + level - 1);
@@ -179,11 +210,11 @@ fn rows_needed(
 /// Rows one window function call reads back, current row included.
 fn window_rows(
     wf: &WindowFunction,
-    entity: &str,
-    event_time: &str,
+    walk: &mut Walk<'_>,
     functions: &mut BTreeMap<String, u32>,
     blockers: &mut Blockers,
 ) -> Result<usize, AnalysisError> {
+    let (entity, event_time) = (walk.entity, walk.event_time);
     let name = wf.fun.name().to_string();
     let p = &wf.params;
     let is_col = |e: &Expr, n: &str| matches!(e, Expr::Column(c) if c.name == n);
@@ -233,6 +264,10 @@ fn window_rows(
                     "{name}(…, {n}) sums its window with a running accumulator whose last bit depends on where the \
                      partition starts"
                 ));
+            }
+            if walk.resume && walk.top && crate::resume::resumable_call(wf, entity, event_time) {
+                walk.resumed += 1;
+                return Ok(bhavstore_udfs::resumed_lookback_rows(udf.name(), n).unwrap_or(n));
             }
             return Ok(bhavstore_udfs::lookback_rows(udf.name(), n).unwrap_or(n));
         }

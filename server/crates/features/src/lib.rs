@@ -8,6 +8,7 @@
 pub mod analysis;
 mod prepared;
 pub mod registry;
+pub mod resume;
 mod spec;
 pub mod version;
 

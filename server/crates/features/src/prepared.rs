@@ -82,7 +82,7 @@ pub async fn prepare_in(
             (Ok(needed), Some(declared)) if (declared as usize) < *needed => {
                 return Err(PrepareError::Definition(format!(
                     "{}: lookback_rows {declared} is less than the {needed} rows per {} its SQL reads back \
-                     (recursive functions such as ema/rsi count until older rows weigh < 2^-64)",
+                     (a recursive function such as ema/rsi counts one row when resumed from its saved state, else until older rows weigh < 2^-64)",
                     view.yaml_path.display(),
                     view.spec.entity
                 )));

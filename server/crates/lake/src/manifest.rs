@@ -100,6 +100,10 @@ pub struct TailRef {
     pub file: FileRef,
     /// Rows kept per entity.
     pub lookback_rows: u64,
+    /// The states of the view's resumed recursive calls after each entity's last row, when it
+    /// has any (the next run continues them instead of recomputing from carried rows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recursions: Option<FileRef>,
 }
 
 /// Current layout version.

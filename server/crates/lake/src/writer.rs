@@ -77,7 +77,14 @@ pub async fn write_stream(
     let mut writer: Option<AsyncArrowWriter<BufWriter>> = None;
     let mut rows = 0u64;
     let mut range: Option<(i32, i32)> = None;
-    let werr = |e: datafusion::parquet::errors::ParquetError| LakeError::Write(format!("{key}: {e}"));
+    // The upload happens inside the Parquet writer: a failed PUT comes back as its External
+    // error and is reported as the object store's, like every other storage failure.
+    let werr = |e: datafusion::parquet::errors::ParquetError| match e {
+        datafusion::parquet::errors::ParquetError::External(source) => {
+            LakeError::Write(format!("object store put {key}: {source}"))
+        }
+        e => LakeError::Write(format!("{key}: {e}")),
+    };
     while let Some(batch) = stream.next().await {
         let batch = batch?;
         if batch.num_rows() == 0 {

@@ -18,6 +18,7 @@ pub mod config;
 pub mod failpoint;
 pub mod lock;
 pub mod quality;
+mod recursions;
 mod run;
 mod tail;
 

@@ -4,9 +4,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Instant;
 
+use bhavstore_udfs::resumable::{RecursionStates, StatesByCall};
 use bytes::Bytes;
 use chrono::{NaiveDate, Utc};
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::ScalarValue;
 use datafusion::prelude::{DataFrame, SessionContext, col, lit};
 
@@ -44,6 +45,8 @@ struct DecideInputs<'a> {
     full: bool,
     /// Rows per entity carried between runs (None: the view runs in full only).
     lookback_rows: Option<usize>,
+    /// Recursive calls an incremental run resumes from saved states: a base must have saved them.
+    resumed: usize,
     /// The view's analysis: rows it reads back, or why it cannot run incrementally.
     incremental: &'a Result<usize, String>,
     /// States of the version, newest first, down to the first one that predates
@@ -89,6 +92,14 @@ impl DecideInputs<'_> {
         });
         loaded.into_iter().chain(adjusted).min()
     }
+}
+
+/// Why a view with resumed recursive calls runs in full over a state that saved none.
+const NO_STATES: &str = "the latest state saved no states of the recursive functions (written by an older bhavstore)";
+
+/// Whether continuing from `m` can resume `resumed` recursive calls: it saved their states.
+fn carries_states(m: &Manifest, resumed: usize) -> bool {
+    resumed == 0 || m.tail.as_ref().is_some_and(|t| t.recursions.is_some())
 }
 
 /// Whether state `m` holds nothing from `day` on, so a recompute of `day` can start from it.
@@ -234,7 +245,9 @@ async fn execute(
     ctx.state_ref().write().config_mut().options_mut().execution.sort_in_place_threshold_bytes = SORT_IN_PLACE_BYTES;
     if let Some(b) = &base {
         let tail = b.tail.as_ref().ok_or_else(|| MaterializeError::Corrupt("base manifest has no tail".into()))?;
-        narrow_input(&ctx, storage, pv.input_table(), &tail.file, after, &pv.input_columns).await?;
+        let new_days = changes.by_date.keys().filter(|d| after.is_none_or(|a| **d > a)).count();
+        let in_memory = new_days <= IN_MEMORY_DAYS;
+        narrow_input(&ctx, storage, pv.input_table(), &tail.file, after, &pv.input_columns, in_memory).await?;
     }
     // An incremental input holds only this view's columns (and incremental views read only
     // bhavcopy), so only this view is planned on it; a full run may read other views.
@@ -242,8 +255,18 @@ async fn execute(
         if base.is_some() { vec![pv.view.clone()] } else { m.all_views.to_vec() };
     bhavstore_features::register_views(&ctx, &to_register).await.map_err(bhavstore_features::PrepareError::from)?;
 
+    // The recursive calls continue from the states the base saved (a full run starts fresh).
+    let seeds = match base.as_ref().and_then(|b| b.tail.as_ref()).and_then(|t| t.recursions.as_ref()) {
+        Some(file) => super::recursions::read(storage, file).await?,
+        None => StatesByCall::new(),
+    };
+    let states = Arc::new(RecursionStates::new(seeds));
     let t0 = Instant::now();
-    let mut df = ctx.table(view.name.as_str()).await?;
+    let mut df = if pv.lookback_rows.is_some() {
+        super::recursions::view_frame(&ctx, pv, &states).await?
+    } else {
+        ctx.table(view.name.as_str()).await?
+    };
     if let Some(d) = after {
         df = df.filter(col(quote_ident(&view.event_time)).gt(lit(date_scalar(d))))?;
     }
@@ -251,7 +274,7 @@ async fn execute(
     // Views whose windows are all per entity over one daily table run in groups of entities.
     let chunkable = base.is_none() && pv.lookback_rows.is_some() && pv.analysis.daily_input().is_some();
     let files = if chunkable {
-        write_chunked(&ctx, storage, pv, &record.run_id, &out_schema, m.cfg.chunk_rows).await?
+        write_chunked(&ctx, storage, pv, &record.run_id, &out_schema, m.cfg.chunk_rows, &states).await?
     } else {
         write_output(storage, &view.name, version, &record.run_id, df, &view.event_time, base.is_none()).await?
     };
@@ -260,7 +283,20 @@ async fn execute(
 
     let t1 = Instant::now();
     let tail = match pv.lookback_rows {
-        Some(rows) => Some(super::tail::write_tail(&ctx, storage, pv, &record.run_id, rows).await?),
+        Some(rows) => {
+            let mut tail = super::tail::write_tail(&ctx, storage, pv, &record.run_id, rows).await?;
+            if pv.analysis.resumed > 0 {
+                let input = ctx.table(pv.input_table()).await?;
+                let type_of = |c: &str| -> Result<DataType, MaterializeError> {
+                    Ok(input.schema().field_with_unqualified_name(c)?.data_type().clone())
+                };
+                let types = (type_of(&view.entity)?, type_of(&view.event_time)?);
+                let finals = states.finals();
+                tail.recursions =
+                    Some(super::recursions::write(storage, pv, &record.run_id, &finals, (&types.0, &types.1)).await?);
+            }
+            Some(tail)
+        }
         None => None,
     };
     record.tail_ms = Some(ms(t1));
@@ -376,6 +412,7 @@ async fn gather<'a>(
         changes: &changes.by_date,
         full,
         lookback_rows: pv.lookback_rows,
+        resumed: pv.analysis.resumed,
         incremental: &pv.analysis.incremental,
         earlier: Vec::new(),
         intraday_seq,
@@ -447,6 +484,9 @@ fn decide(inputs: &DecideInputs<'_>) -> Decision {
     let Some(first_revised) = inputs.first_revised() else {
         let last = latest.max_trade_date;
         let new_days = inputs.changes.keys().any(|d| last.is_none_or(|l| *d > l));
+        if new_days && !carries_states(latest, inputs.resumed) {
+            return Decision::Full { why: NO_STATES.into() };
+        }
         return if new_days {
             Decision::FromBase { base: Box::new(latest.clone()), revised_from: None }
         } else {
@@ -458,7 +498,7 @@ fn decide(inputs: &DecideInputs<'_>) -> Decision {
         if !predates(&state.manifest, first_revised) {
             continue;
         }
-        if state.manifest.tail.is_none() || !state.tail_kept {
+        if state.manifest.tail.is_none() || !state.tail_kept || !carries_states(&state.manifest, inputs.resumed) {
             break;
         }
         return Decision::FromBase { base: Box::new(state.manifest.clone()), revised_from: Some(first_revised) };
@@ -473,8 +513,14 @@ const SORT_IN_PLACE_BYTES: usize = 8 << 30;
 /// narrowed to tail + new days.
 pub(super) const FULL_INPUT: &str = "__bhavcopy_all";
 
+/// An incremental run over at most this many new days holds its narrowed input in memory.
+const IN_MEMORY_DAYS: usize = 31;
+
 /// Replaces the view's input table `input` in `ctx` by the tail plus the days after `after`,
-/// both with only the columns the view reads.
+/// both with only the columns the view reads. `in_memory`: read once into memory (a tail and a
+/// few days are a few MB), since the run reads it three times (the view, then the new tail's
+/// cut-offs and rows), and each read of the stored days lists every day folder and joins the
+/// adjustment epochs again.
 async fn narrow_input(
     ctx: &SessionContext,
     storage: &Storage,
@@ -482,6 +528,7 @@ async fn narrow_input(
     tail: &FileRef,
     after: Option<NaiveDate>,
     columns: &[String],
+    in_memory: bool,
 ) -> Result<(), MaterializeError> {
     let all = ctx.table(input).await?;
     ctx.deregister_table(input)?;
@@ -496,7 +543,13 @@ async fn narrow_input(
     let schema: SchemaRef = Arc::new(newer.schema().as_arrow().clone());
     ctx.register_table("__tail", Arc::new(ParquetFilesTable::new(storage, schema, std::slice::from_ref(tail))?))?;
     let narrowed = ctx.table("__tail").await?.union(newer)?;
-    ctx.register_table(input, narrowed.into_view())?;
+    if in_memory {
+        let schema: SchemaRef = Arc::new(narrowed.schema().as_arrow().clone());
+        let batches = narrowed.collect_partitioned().await?;
+        ctx.register_table(input, Arc::new(datafusion::datasource::MemTable::try_new(schema, batches)?))?;
+    } else {
+        ctx.register_table(input, narrowed.into_view())?;
+    }
     Ok(())
 }
 
@@ -543,6 +596,7 @@ async fn write_chunked(
     run_id: &str,
     schema: &SchemaRef,
     chunk_rows: usize,
+    states: &Arc<RecursionStates>,
 ) -> Result<Files, MaterializeError> {
     let spec = &pv.view.spec;
     let tmp = bhavstore_lake::spill::temp_dir(&format!("materialize-{run_id}-{}", spec.name));
@@ -560,7 +614,7 @@ async fn write_chunked(
         bhavstore_features::register_views(&chunk_ctx, std::slice::from_ref(&pv.view))
             .await
             .map_err(bhavstore_features::PrepareError::from)?;
-        let df = chunk_ctx.table(spec.name.as_str()).await?;
+        let df = super::recursions::view_frame(&chunk_ctx, pv, states).await?;
         drain_all(&files, df.execute_stream_partitioned().await?).await?;
     }
     finish_year_files(files).await
@@ -750,6 +804,7 @@ mod tests {
             tail: tail.then(|| TailRef {
                 file: FileRef { key: paths::tail_file("v", "v1", &format!("run{seq}")), size: 1, rows: 1 },
                 lookback_rows: 20,
+                recursions: None,
             }),
             inputs: days.iter().map(|d| (day(d), sha(d))).collect(),
             loads_watermark: None,
@@ -771,6 +826,7 @@ mod tests {
             changes,
             full: false,
             lookback_rows: Some(20),
+            resumed: 0,
             incremental: &INCREMENTAL,
             earlier: Vec::new(),
             intraday_seq: None,
@@ -788,6 +844,36 @@ mod tests {
 
     fn from(base: &Manifest, revised_from: Option<&str>) -> Decision {
         Decision::FromBase { base: Box::new(base.clone()), revised_from: revised_from.map(day) }
+    }
+
+    /// A view whose recursive calls are resumed continues only from a state that saved theirs;
+    /// a state written before states were saved (or without its file) means a full run.
+    #[test]
+    fn resumed_recursions_continue_only_from_a_state_that_saved_them() {
+        let with_states = |seq, days: &[&str]| {
+            let mut m = state(seq, days, true);
+            if let Some(t) = m.tail.as_mut() {
+                t.recursions = Some(FileRef { key: paths::recursions_file("v", "v1", &m.run_id), size: 1, rows: 1 });
+            }
+            m
+        };
+        let new = changes(&[("2024-03-04", "a")]);
+        let old = state(1, &["2024-03-01"], true);
+        let mut i = inputs(Some(&old), &new);
+        i.resumed = 2;
+        assert_eq!(decide(&i), full(NO_STATES));
+        let saved = with_states(2, &["2024-03-01"]);
+        i.latest = Some(&saved);
+        assert_eq!(decide(&i), from(&saved, None));
+        // A revision restarts only from an earlier state that saved them too.
+        let revised = changes(&[("2024-03-04", "b")]);
+        let latest = with_states(3, &["2024-03-01", "2024-03-04"]);
+        let mut i = inputs(Some(&latest), &revised);
+        i.resumed = 2;
+        i.earlier = vec![kept(latest.clone()), kept(old.clone())];
+        assert_eq!(decide(&i), full("2024-03-04 was revised and no kept state predates it"));
+        i.earlier = vec![kept(latest.clone()), kept(saved.clone())];
+        assert_eq!(decide(&i), from(&saved, Some("2024-03-04")));
     }
 
     #[test]

@@ -83,7 +83,7 @@ pub(super) async fn write_tail(
             FileRef { key: key.clone(), size: storage.size(&key).await?.unwrap_or(0), rows: 0 }
         }
     };
-    Ok(TailRef { file, lookback_rows: rows as u64 })
+    Ok(TailRef { file, lookback_rows: rows as u64, recursions: None })
 }
 
 /// Per entity: the oldest date its tail keeps and its newest date. `None` entities (a NULL key)

@@ -278,6 +278,13 @@ pub fn tail_file(view: &str, version: &str, run_id: &str) -> String {
     format!("{}/{run_id}/tail.parquet", state_dir(view, version))
 }
 
+/// The states of a run's resumed recursive calls (`ema`, `rsi`, `wilder_mean`), saved beside its
+/// tail for the next run.
+#[must_use]
+pub fn recursions_file(view: &str, version: &str, run_id: &str) -> String {
+    format!("{}/{run_id}/recursions.parquet", state_dir(view, version))
+}
+
 /// Run id of a key under `data/` or `state/` of a version.
 #[must_use]
 pub fn run_of_file(dir: &str, key: &str) -> Option<String> {
