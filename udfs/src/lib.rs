@@ -64,7 +64,8 @@ pub fn is_cumulative(name: &str) -> bool {
 /// Rows of one partition that a call `name(x, n)` reads back, current row included, or `None`
 /// if `name` is not a function of this crate. For the recursive functions (`ema`, `rsi`,
 /// `wilder_mean`) it is the horizon beyond which older rows cannot change the result (see
-/// [`HORIZON_WEIGHT`]); incremental materialization keeps this many rows per entity.
+/// [`HORIZON_WEIGHT`]): what a run that cannot resume them from a saved state carries (the live
+/// path, or a recursion another window reads; see [`resumed_lookback_rows`]).
 #[must_use]
 pub fn lookback_rows(name: &str, n: usize) -> Option<usize> {
     functions::FUNCTIONS.iter().find(|f| f.name == name).map(|f| f.lookback.rows(n))

@@ -18,7 +18,8 @@ use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
-use datafusion_common::arrow::array::{Array, ArrayRef, Float64Array};
+use datafusion_common::arrow::array::{ArrayRef, Float64Array};
+use datafusion_common::arrow::compute::kernels::cmp::lt_eq;
 use datafusion_common::arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion_common::cast::as_float64_array;
 use datafusion_common::{Result, ScalarValue, exec_err, plan_err};
@@ -190,7 +191,7 @@ impl PartitionEvaluator for ResumableEvaluator {
         // Rows come in window order (ascending order key): the rows a seed covers are a prefix.
         let (skip, mut state) = match seed {
             None => (0, Recursion::default()),
-            Some(saved) => (covered(order.as_ref(), &saved.upto)?, saved.state),
+            Some(saved) => (covered(order, &saved.upto)?, saved.state),
         };
         let mut out: Vec<Option<f64>> = vec![None; skip];
         out.extend((self.resume)(&x[skip..], self.n, &mut state));
@@ -206,20 +207,10 @@ impl PartitionEvaluator for ResumableEvaluator {
     }
 }
 
-/// Rows at the start of `order` whose key is not after `upto`.
-fn covered(order: &dyn Array, upto: &ScalarValue) -> Result<usize> {
-    let mut n = 0;
-    while n < order.len() {
-        if order.is_null(n) {
-            break;
-        }
-        let key = ScalarValue::try_from_array(order, n)?;
-        match key.partial_cmp(upto) {
-            Some(std::cmp::Ordering::Less | std::cmp::Ordering::Equal) => n += 1,
-            _ => break,
-        }
-    }
-    Ok(n)
+/// Rows at the start of `order` whose key is not after `upto` (a NULL key ends them).
+fn covered(order: &ArrayRef, upto: &ScalarValue) -> Result<usize> {
+    let not_after = lt_eq(order, &upto.to_scalar()?)?;
+    Ok(not_after.iter().take_while(|v| *v == Some(true)).count())
 }
 
 #[cfg(test)]
@@ -230,9 +221,10 @@ mod tests {
 
     fn run(states: &Arc<RecursionStates>, name: &str, xs: &[Option<f64>], dates: &[i32]) -> Vec<Option<f64>> {
         assert!(is_resumable(name) && resumable_udwf(name, "c".into(), Arc::clone(states)).is_some());
+        let spec = FUNCTIONS.iter().find(|f| f.name == name).expect("known");
         let mut ev = ResumableEvaluator {
-            name: FUNCTIONS.iter().find(|f| f.name == name).expect("known").name,
-            resume: FUNCTIONS.iter().find(|f| f.name == name).and_then(|f| f.resume).expect("resumable"),
+            name: spec.name,
+            resume: spec.resume.expect("resumable"),
             n: 3,
             call: "c".into(),
             states: Arc::clone(states),

@@ -76,26 +76,18 @@ fn rewrite(plan: LogicalPlan, top: bool, cx: &mut Rewrite<'_>) -> Result<Transfo
     if window.transformed { window.map_data(LogicalPlan::recompute_schema) } else { Ok(window) }
 }
 
-/// One expression of a window node: the call itself, or the call under an alias.
+/// One expression of a window node: the call itself (renamed to its old name), or the call
+/// under an alias (which keeps the name).
 fn resume_expr(e: Expr, cx: &mut Rewrite<'_>) -> Result<Transformed<Expr>> {
-    match e {
+    let named = matches!(e, Expr::Alias(_));
+    e.transform_up(|e| match e {
         Expr::WindowFunction(wf) if resumable_call(&wf, cx.entity, cx.event_time) => {
             let name = Expr::WindowFunction(wf.clone()).schema_name().to_string();
-            Ok(Transformed::yes(Expr::WindowFunction(Box::new(resumed(*wf, &name, cx))).alias(name)))
+            let twin = Expr::WindowFunction(Box::new(resumed(*wf, &name, cx)));
+            Ok(Transformed::yes(if named { twin } else { twin.alias(name) }))
         }
-        Expr::Alias(mut alias) => match *alias.expr {
-            Expr::WindowFunction(wf) if resumable_call(&wf, cx.entity, cx.event_time) => {
-                let name = Expr::WindowFunction(wf.clone()).schema_name().to_string();
-                alias.expr = Box::new(Expr::WindowFunction(Box::new(resumed(*wf, &name, cx))));
-                Ok(Transformed::yes(Expr::Alias(alias)))
-            }
-            other => {
-                alias.expr = Box::new(other);
-                Ok(Transformed::no(Expr::Alias(alias)))
-            }
-        },
         other => Ok(Transformed::no(other)),
-    }
+    })
 }
 
 fn resumed(mut wf: WindowFunction, name: &str, cx: &mut Rewrite<'_>) -> WindowFunction {

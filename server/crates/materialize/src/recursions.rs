@@ -10,11 +10,9 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Array, RecordBatch, StringArray, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, Field, Float64Type, Schema, UInt64Type};
 use datafusion::common::ScalarValue;
-use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use datafusion::prelude::{DataFrame, SessionContext};
 
@@ -62,43 +60,44 @@ fn schema(entity: &DataType, order: &DataType) -> Arc<Schema> {
     ]))
 }
 
-/// Writes `states` to the run's states file.
+/// Writes `states` to the run's states file. The key columns take the types of the keys the
+/// states hold; with no state at all, those of the view's `output` columns of the same names.
 pub(super) async fn write(
     storage: &Storage,
     pv: &PreparedView,
     run_id: &str,
     states: &StatesByCall,
-    types: (&DataType, &DataType),
+    output: &Schema,
 ) -> Result<FileRef, MaterializeError> {
+    let spec = &pv.view.spec;
     let mut rows: Vec<(&String, &ScalarValue, &Saved)> =
         states.iter().flat_map(|(call, by)| by.iter().map(move |(e, s)| (call, e, s))).collect();
     // A stable order, so the same states give the same file.
     rows.sort_by(|a, b| a.0.cmp(b.0).then(a.1.partial_cmp(b.1).unwrap_or(std::cmp::Ordering::Equal)));
-    let scalars = |it: Vec<ScalarValue>, t: &DataType| -> Result<ArrayRef, MaterializeError> {
+    let keys = |it: Vec<ScalarValue>, column: &str| -> Result<ArrayRef, MaterializeError> {
         if it.is_empty() {
-            Ok(datafusion::arrow::array::new_empty_array(t))
+            Ok(datafusion::arrow::array::new_empty_array(output.field_with_name(column)?.data_type()))
         } else {
             Ok(ScalarValue::iter_to_array(it)?)
         }
     };
-    let schema = schema(types.0, types.1);
+    let entity = keys(rows.iter().map(|r| r.1.clone()).collect(), &spec.entity)?;
+    let upto = keys(rows.iter().map(|r| r.2.upto.clone()).collect(), &spec.event_time)?;
+    let schema = schema(entity.data_type(), upto.data_type());
     let columns: Vec<ArrayRef> = vec![
         Arc::new(rows.iter().map(|r| Some(r.0.as_str())).collect::<StringArray>()),
-        scalars(rows.iter().map(|r| r.1.clone()).collect(), types.0)?,
-        scalars(rows.iter().map(|r| r.2.upto.clone()).collect(), types.1)?,
+        entity,
+        upto,
         Arc::new(rows.iter().map(|r| r.2.state.count).collect::<UInt64Array>()),
         Arc::new(rows.iter().map(|r| r.2.state.value).collect::<Float64Array>()),
         Arc::new(rows.iter().map(|r| r.2.state.second).collect::<Float64Array>()),
         Arc::new(rows.iter().map(|r| r.2.state.previous).collect::<Float64Array>()),
     ];
-    let batch = RecordBatch::try_new(Arc::clone(&schema), columns)?;
-    let mut buf = Vec::new();
-    let mut w = ArrowWriter::try_new(&mut buf, schema, None).map_err(|e| MaterializeError::Write(e.to_string()))?;
-    w.write(&batch).map_err(|e| MaterializeError::Write(e.to_string()))?;
-    w.close().map_err(|e| MaterializeError::Write(e.to_string()))?;
-    let key = paths::recursions_file(&pv.view.spec.name, &pv.version.id, run_id);
-    let size = buf.len() as u64;
-    storage.put(&key, Bytes::from(buf)).await?;
+    let batch = RecordBatch::try_new(schema, columns)?;
+    let bytes = bhavstore_lake::writer::batch_bytes(&batch, None)?;
+    let key = paths::recursions_file(&spec.name, &pv.version.id, run_id);
+    let size = bytes.len() as u64;
+    storage.put(&key, bytes).await?;
     Ok(FileRef { key, size, rows: batch.num_rows() as u64 })
 }
 

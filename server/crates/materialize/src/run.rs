@@ -7,7 +7,7 @@ use std::time::Instant;
 use bhavstore_udfs::resumable::{RecursionStates, StatesByCall};
 use bytes::Bytes;
 use chrono::{NaiveDate, Utc};
-use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::ScalarValue;
 use datafusion::prelude::{DataFrame, SessionContext, col, lit};
 
@@ -286,14 +286,9 @@ async fn execute(
         Some(rows) => {
             let mut tail = super::tail::write_tail(&ctx, storage, pv, &record.run_id, rows).await?;
             if pv.analysis.resumed > 0 {
-                let input = ctx.table(pv.input_table()).await?;
-                let type_of = |c: &str| -> Result<DataType, MaterializeError> {
-                    Ok(input.schema().field_with_unqualified_name(c)?.data_type().clone())
-                };
-                let types = (type_of(&view.entity)?, type_of(&view.event_time)?);
                 let finals = states.finals();
                 tail.recursions =
-                    Some(super::recursions::write(storage, pv, &record.run_id, &finals, (&types.0, &types.1)).await?);
+                    Some(super::recursions::write(storage, pv, &record.run_id, &finals, &out_schema).await?);
             }
             Some(tail)
         }
